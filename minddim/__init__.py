@@ -1,0 +1,18 @@
+"""minddim: the DDPM and DDIM papers, built step by step (see README.md and DESIGN.md).
+
+Time follows the DDPM paper: t = 0..T, x_0 is data, ``Schedule.alpha_bars[t]`` is DDPM's bar-alpha_t
+(DDIM's alpha_t).  A model is any callable ``model(x_t, t) -> eps_hat``.
+"""
+
+from .analytic import GaussianDenoiser, GaussianMixtureDenoiser
+from .bound import bits_per_dim, discretized_gaussian_log_likelihood, normal_kl, prior_term, vlb, vlb_terms
+from .data import TOY_SETS, toy_data, toy_mixture
+from .diffusion import p_mean, predict_eps, predict_x0, q_posterior, q_sample, q_sigma_posterior, q_step
+from .losses import eps_from_mu, epsilon_loss, objective
+from .metrics import mmd, sliced_wasserstein
+from .models import MLP, timestep_embedding
+from .sampling import Trajectory, ddim, ddim_sigma, ddim_step, ddpm, encode, sample, slerp, timesteps
+from .schedules import Schedule
+from .train import EMA, TrainResult, train
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""Argument checks shared by the package: every bad input gets a ValueError or TypeError
+that names the argument and the allowed range, before it reaches torch."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def as_time(t, T: int, name: str = "t", low: int = 1) -> torch.Tensor:
+    """Return ``t`` as a long tensor after checking that it holds integers in ``low..T``.
+
+    ``t`` may be a Python/numpy integer or an integer tensor of shape ``()`` or ``(B,)``.
+    """
+    if isinstance(t, bool) or isinstance(t, torch.Tensor) and t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integers in {low}..{T}, got a bool")
+    if isinstance(t, numbers.Integral):
+        t = torch.tensor(int(t), dtype=torch.long)
+    elif isinstance(t, torch.Tensor):
+        if t.is_floating_point() or t.is_complex():
+            raise TypeError(f"{name} must be an integer tensor (time steps {low}..{T}), got dtype {t.dtype}")
+        if t.dim() > 1:
+            raise ValueError(f"{name} must have shape () or (batch,), got {tuple(t.shape)}")
+        t = t.long()
+    else:
+        raise TypeError(f"{name} must be an int or an integer tensor, got {type(t).__name__}")
+    if t.numel() and (int(t.min()) < low or int(t.max()) > T):
+        raise ValueError(f"{name} must lie in {low}..{T}, got values from {int(t.min())} to {int(t.max())}")
+    return t
+
+
+def check_batch(t: torch.Tensor, x: torch.Tensor, name: str = "t", x_name: str = "x") -> None:
+    """A time tensor of shape (B,) must match the batch dimension of ``x``."""
+    if t.dim() == 1 and (x.dim() == 0 or x.shape[0] != t.shape[0]):
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)} but {x_name} has shape {tuple(x.shape)}: "
+            f"a per-sample {name} needs one entry per row of {x_name}"
+        )
+
+
+def check_tensor(x, name: str, finite: bool = True) -> torch.Tensor:
+    """A floating-point tensor, optionally required to be finite."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if finite and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, a_name: str, b_name: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{a_name} must have the shape of {b_name} {tuple(b.shape)}, got {tuple(a.shape)}")
+
+
+def check_nonneg_real(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {v!r}")
+    v = float(v)
+    if not v >= 0 or v != v or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+def check_positive_int(v, name: str, high: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    v = int(v)
+    if v < 1 or (high is not None and v > high):
+        rng = f"1..{high}" if high is not None else ">= 1"
+        raise ValueError(f"{name} must lie in {rng}, got {v}")
+    return v

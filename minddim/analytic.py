@@ -1,0 +1,149 @@
+"""Exact denoisers for Gaussian and Gaussian-mixture data: the Bayes-optimal model.
+
+If x_0 ~ sum_k w_k N(m_k, C_k), then x_t = sqrt(bar-alpha_t) x_0 + sqrt(1 - bar-alpha_t) eps has the
+closed-form marginal
+
+    q(x_t) = sum_k w_k N(sqrt(bar-alpha_t) m_k, Sigma_{k,t}),   Sigma_{k,t} = bar-alpha_t C_k + (1 - bar-alpha_t) I,
+
+and the minimum-mean-squared-error noise estimate is (Tweedie's formula, score = -E[eps|x_t]/sqrt(1-bar-alpha_t))
+
+    E[eps | x_t] = sqrt(1 - bar-alpha_t) sum_k r_k(x_t) Sigma_{k,t}^{-1} (x_t - sqrt(bar-alpha_t) m_k),
+
+with r_k(x_t) the posterior probability of component k.  These models plug into every sampler and loss
+of the package as ``model(x_t, t)``: they give the loss floor, the exact bound and the sampler error of a
+perfect network.  Computations run in float64; results come back in the dtype of ``x_t``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validate import as_time, check_batch, check_tensor
+from .schedules import Schedule, as_schedule
+
+
+class GaussianMixtureDenoiser:
+    """The exact E[eps | x_t] (and density and score of q(x_t)) for Gaussian-mixture data.
+
+    ``weights`` (K,) positive, summing to 1; ``means`` (K, D); ``covs`` (K, D, D) symmetric positive
+    definite.  Call it as a model: ``eps_hat = denoiser(x_t, t)``.
+    """
+
+    def __init__(self, weights, means, covs, schedule: Schedule):
+        self.schedule = as_schedule(schedule)
+        w = torch.as_tensor(weights, dtype=torch.float64)
+        m = torch.as_tensor(means, dtype=torch.float64)
+        c = torch.as_tensor(covs, dtype=torch.float64)
+        if w.dim() != 1 or (w <= 0).any() or not torch.isfinite(w).all():
+            raise ValueError("weights must be a 1-D tensor of positive numbers")
+        if abs(float(w.sum()) - 1) > 1e-6:
+            raise ValueError(f"weights must sum to 1, got {float(w.sum()):.6g}")
+        if m.dim() != 2 or m.shape[0] != w.shape[0] or not torch.isfinite(m).all():
+            raise ValueError(f"means must have shape (K, D) = ({w.shape[0]}, D) and be finite, got {tuple(m.shape)}")
+        D = m.shape[1]
+        if c.shape != (w.shape[0], D, D) or not torch.isfinite(c).all():
+            raise ValueError(f"covs must have shape (K, D, D) = ({w.shape[0]}, {D}, {D}), got {tuple(c.shape)}")
+        if not torch.allclose(c, c.transpose(1, 2), atol=1e-10):
+            raise ValueError("covs must be symmetric")
+        if (torch.linalg.eigvalsh(c) <= 0).any():
+            raise ValueError("covs must be positive definite")
+        self.weights, self.means, self.covs = w, m, c
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    # -- the data and its noisy marginals -------------------------------------------------------
+    def sample_data(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+        """Draw n points x_0 from the mixture."""
+        return sample_mixture(self.weights, self.means, self.covs, n, generator).to(dtype)
+
+    def marginal(self, t):
+        """Parameters (weights, means, covs) of q(x_t) for a single time t in 0..T."""
+        t = as_time(t, self.schedule.T, "t", low=0)
+        if t.dim() != 0:
+            raise ValueError("t must be a single time step here")
+        ab = self.schedule.alpha_bars[t]
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        return self.weights, ab.sqrt() * self.means, ab * self.covs + (1 - ab) * eye
+
+    def _components(self, x_t: torch.Tensor, t, low: int):
+        """Per-sample, per-component quantities: log responsibilities-to-be and Sigma^{-1}(x - mean)."""
+        check_tensor(x_t, "x_t")
+        if x_t.dim() != 2 or x_t.shape[1] != self.dim:
+            raise ValueError(f"x_t must have shape (batch, {self.dim}), got {tuple(x_t.shape)}")
+        t = as_time(t, self.schedule.T, "t", low)
+        check_batch(t, x_t, "t", "x_t")
+        x = x_t.to(torch.float64)
+        ab = self.schedule.alpha_bars[t].reshape(-1, 1, 1, 1)                       # (B|1, 1, 1, 1)
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        sigma = ab * self.covs + (1 - ab) * eye                                     # (B|1, K, D, D)
+        L = torch.linalg.cholesky(sigma)
+        diff = (x[:, None, :] - ab[..., 0].sqrt() * self.means).unsqueeze(-1)      # (B, K, D, 1)
+        sol = torch.cholesky_solve(diff, L)                                         # Sigma^{-1} diff
+        logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)         # (B|1, K)
+        maha = (diff * sol).sum((-2, -1))                                          # (B, K)
+        log_comp = -0.5 * (maha + logdet + self.dim * math.log(2 * math.pi)) + self.weights.log()
+        return log_comp, sol.squeeze(-1), ab.reshape(-1, 1)
+
+    def log_prob(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """log q(x_t) for t in 0..T (t = 0: the data density), shape (B,), float64."""
+        log_comp, _, _ = self._components(x_t, t, low=0)
+        return torch.logsumexp(log_comp, 1)
+
+    def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """grad_x log q(x_t) = -sum_k r_k Sigma_{k,t}^{-1} (x_t - sqrt(bar-alpha_t) m_k), for t in 0..T."""
+        log_comp, sol, _ = self._components(x_t, t, low=0)
+        r = torch.softmax(log_comp, 1)
+        return (-(r.unsqueeze(-1) * sol).sum(1)).to(x_t.dtype)
+
+    def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """E[eps | x_t] = -sqrt(1 - bar-alpha_t) score(x_t), for t in 1..T."""
+        log_comp, sol, ab = self._components(x_t, t, low=1)
+        r = torch.softmax(log_comp, 1)
+        return ((1 - ab).sqrt() * (r.unsqueeze(-1) * sol).sum(1)).to(x_t.dtype)
+
+    def entropy(self, n: int = 200_000, generator: torch.Generator | None = None) -> float:
+        """Differential entropy H(x_0) in nats: exact for one component, Monte Carlo otherwise."""
+        if len(self.weights) == 1:
+            return gaussian_entropy(self.covs[0])
+        x = self.sample_data(n, generator, dtype=torch.float64)
+        return float(-self.log_prob(x, 0).mean())
+
+
+class GaussianDenoiser(GaussianMixtureDenoiser):
+    """The exact model for Gaussian data x_0 ~ N(mean, cov): a mixture with one component, for which
+
+    E[eps | x_t] = sqrt(1 - bar-alpha_t) (bar-alpha_t C + (1 - bar-alpha_t) I)^{-1} (x_t - sqrt(bar-alpha_t) m)
+    is linear in x_t."""
+
+    def __init__(self, mean, cov, schedule: Schedule):
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        cov = torch.as_tensor(cov, dtype=torch.float64)
+        if mean.dim() != 1:
+            raise ValueError(f"mean must have shape (D,), got {tuple(mean.shape)}")
+        super().__init__(torch.ones(1, dtype=torch.float64), mean[None], cov[None], schedule)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.means[0]
+
+    @property
+    def cov(self) -> torch.Tensor:
+        return self.covs[0]
+
+
+def sample_mixture(weights, means, covs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n float64 draws from sum_k w_k N(m_k, C_k): a component, then its Cholesky factor times N(0, I)."""
+    k = torch.multinomial(weights, n, replacement=True, generator=generator)
+    z = torch.randn(n, means.shape[1], dtype=torch.float64, generator=generator)
+    return means[k] + (torch.linalg.cholesky(covs)[k] @ z.unsqueeze(-1)).squeeze(-1)
+
+
+def gaussian_entropy(cov: torch.Tensor) -> float:
+    """H(N(m, C)) = 0.5 log det(2 pi e C) in nats."""
+    cov = torch.as_tensor(cov, dtype=torch.float64)
+    D = cov.shape[-1]
+    return float(0.5 * (D * math.log(2 * math.pi * math.e) + torch.logdet(cov)))

@@ -1,0 +1,128 @@
+"""The variational bound on the negative log-likelihood (DDPM eq. 5, appendix A):
+
+    L = E_q[ L_T + sum_{t=2}^T L_{t-1} + L_0 ],
+    L_T     = KL(q(x_T | x_0) || N(0, I)),
+    L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)),     x_t ~ q(x_t | x_0),
+    L_0     = -log p_theta(x_0 | x_1),
+
+with p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), mu_theta from eq. 11.  For 8-bit images
+scaled to [-1, 1], L_0 is the discretized Gaussian decoder (eq. 13); for continuous data it is a Gaussian
+density.  All quantities are in nats, summed over dimensions, one value per sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validate import check_tensor
+from .diffusion import p_mean, predict_x0, q_posterior, q_sample
+from .schedules import Schedule, as_schedule
+
+VARIANCES = ("beta_tilde", "beta")
+DECODERS = ("discretized", "gaussian")
+
+
+def normal_kl(mean1, var1, mean2, var2) -> torch.Tensor:
+    """KL(N(mean1, var1) || N(mean2, var2)) elementwise, in nats:
+    0.5 (log(var2/var1) + (var1 + (mean1 - mean2)^2) / var2 - 1)."""
+    mean1, var1, mean2, var2 = (torch.as_tensor(v) for v in (mean1, var1, mean2, var2))
+    if (var1 <= 0).any() or (var2 <= 0).any():
+        raise ValueError("variances must be > 0")
+    return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+
+
+def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, var) -> torch.Tensor:
+    """log p(x) for 8-bit data on the grid {-1, -1 + 2/255, ..., 1} under N(mean, var) integrated over
+    each pixel's bin [x - 1/255, x + 1/255], the outermost bins extended to -inf and +inf (DDPM eq. 13).
+    Elementwise; the probabilities of the 256 bins sum to one."""
+    check_tensor(x, "x")
+    if (x.abs() > 1 + 1e-6).any():
+        raise ValueError("x must be scaled to [-1, 1]")
+    std = torch.as_tensor(var, dtype=x.dtype, device=x.device).sqrt()
+    if (std <= 0).any():
+        raise ValueError("var must be > 0")
+    centered = x - mean
+    upper = torch.special.ndtr((centered + 1 / 255) / std)
+    lower = torch.special.ndtr((centered - 1 / 255) / std)
+    log_cdf_upper = torch.special.log_ndtr((centered + 1 / 255) / std)
+    log_sf_lower = torch.special.log_ndtr(-(centered - 1 / 255) / std)
+    log_mid = torch.log((upper - lower).clamp(min=1e-12))
+    return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_sf_lower, log_mid))
+
+
+def reverse_variance(schedule: Schedule, t, x: torch.Tensor, variance: str = "beta_tilde") -> torch.Tensor:
+    """sigma_t^2 of p_theta(x_{t-1} | x_t) (DDPM sec. 3.2): ``"beta"`` (sigma_t^2 = beta_t) or
+    ``"beta_tilde"`` (sigma_t^2 = tilde-beta_t, with tilde-beta_1 = 0 replaced by tilde-beta_2 so that the
+    decoder at t = 1 has a positive variance, as in the reference code)."""
+    if variance == "beta":
+        return schedule.at(schedule.betas, t, x)
+    if variance != "beta_tilde":
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    bt = schedule.beta_tildes.clone()
+    bt[1] = bt[2] if schedule.T >= 2 else schedule.betas[1]
+    return schedule.at(bt, t, x)
+
+
+def prior_term(x0: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """L_T = KL(q(x_T | x_0) || N(0, I)), summed over dimensions, shape (B,)."""
+    schedule = as_schedule(schedule)
+    check_tensor(x0, "x0")
+    ab = schedule.alpha_bars[-1].to(x0.dtype)
+    kl = normal_kl(ab.sqrt() * x0, (1 - ab).expand_as(x0), torch.zeros_like(x0), torch.ones_like(x0))
+    return kl.reshape(x0.shape[0], -1).sum(1)
+
+
+def vlb_terms(model, x0: torch.Tensor, schedule: Schedule, *, variance: str = "beta_tilde",
+              decoder: str = "discretized", generator: torch.Generator | None = None,
+              clip_x0: float | None = None, progress: bool = False) -> torch.Tensor:
+    """All terms of the bound for each sample: shape (B, T + 1), column k holding L_k in nats
+    (L_0 the decoder, L_1 .. L_{T-1} the KL terms, L_T the prior).  Each L_{t-1} uses its own draw
+    x_t ~ q(x_t | x_0), so every column is an unbiased single-sample estimate and their sum estimates
+    the bound.  ``clip_x0`` clamps the predicted x_0 (images)."""
+    schedule = as_schedule(schedule)
+    check_tensor(x0, "x0")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    B, T = x0.shape[0], schedule.T
+    terms = x0.new_zeros(B, T + 1, dtype=torch.float64)
+    ts = range(1, T + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        ts = tqdm(ts, desc="bound terms", leave=False)
+    with torch.no_grad():
+        for t in ts:
+            x_t = q_sample(x0, t, schedule, generator=generator)
+            tb = torch.full((B,), t, dtype=torch.long, device=x0.device)
+            eps = model(x_t, tb)
+            if clip_x0 is not None:
+                x0_hat = predict_x0(x_t, eps, t, schedule).clamp(-clip_x0, clip_x0)
+                mean = q_posterior(x0_hat, x_t, t, schedule)[0]
+            else:
+                mean = p_mean(x_t, eps, t, schedule)
+            var = reverse_variance(schedule, t, x0, variance)
+            if t == 1:
+                if decoder == "discretized":
+                    ll = discretized_gaussian_log_likelihood(x0, mean, var)
+                else:
+                    ll = -0.5 * (math.log(2 * math.pi) + var.log() + (x0 - mean) ** 2 / var)
+                terms[:, 0] = -ll.reshape(B, -1).sum(1).double()
+            else:
+                q_mean, q_var = q_posterior(x0, x_t, t, schedule)
+                kl = normal_kl(q_mean, q_var.expand_as(q_mean), mean, var.expand_as(mean))
+                terms[:, t - 1] = kl.reshape(B, -1).sum(1).double()
+    terms[:, T] = prior_term(x0, schedule).double()
+    return terms
+
+
+def vlb(model, x0: torch.Tensor, schedule: Schedule, **kwargs) -> torch.Tensor:
+    """The bound L (DDPM eq. 5) for each sample in nats, shape (B,): the sum of :func:`vlb_terms`."""
+    return vlb_terms(model, x0, schedule, **kwargs).sum(1)
+
+
+def bits_per_dim(nats: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Convert per-sample nats to bits per dimension: nats / (D ln 2), D = number of elements per sample."""
+    D = x0[0].numel()
+    return nats / (D * math.log(2))

@@ -1,0 +1,258 @@
+"""The generative process: DDIM's generalized step, and DDPM as its eta = 1 special case.
+
+DDIM (Song et al., 2021) sec. 4: for a decreasing walk tau_S > ... > tau_1 > 0 through ``1..T``,
+each step is eq. 12,
+
+    x_{t_prev} = sqrt(bar-alpha_prev) * x0_hat                      ("predicted x_0")
+               + sqrt(1 - bar-alpha_prev - sigma^2) * eps_theta       ("direction pointing to x_t")
+               + sigma * z,                                            z ~ N(0, I)
+
+with sigma = eta * sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) * sqrt(1 - bar-alpha_t/bar-alpha_prev)
+(eq. 16).  eta = 0 is the deterministic DDIM sampler; eta = 1 over all T steps is DDPM's ancestral
+sampler (Ho et al., Algorithm 2, with sigma_t^2 = tilde-beta_t).  ``eta="sigma_hat"`` is DDIM's
+sigma-hat (Table 1): the eta = 1 mean with DDPM's larger variance sigma^2 = 1 - bar-alpha_t/bar-alpha_prev
+(beta_t for unit strides), and no noise on the last step to t = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from ._validate import as_time, check_nonneg_real, check_positive_int, check_same_shape, check_tensor
+from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, predict_x0
+from .schedules import Schedule, as_schedule
+
+SIGMA_HAT = "sigma_hat"
+TIMESTEP_KINDS = ("uniform", "quadratic", "trailing")
+
+
+def timesteps(T: int, S: int, kind: str = "uniform") -> torch.Tensor:
+    """The increasing subsequence tau_1 < ... < tau_S of 1..T that the sampler visits (DDIM sec. 4.2).
+
+    - ``"uniform"``: tau_i = floor((i - 1) T / S) + 1, i.e. 1, 1 + T/S, ...; this is the official DDIM
+      code's ``range(0, T, T // S)`` shifted to 1-based time when S divides T, and always has S entries.
+    - ``"quadratic"``: tau_i = floor(0.8 T ((i - 1)/(S - 1))^2) + 1 (DDIM's CIFAR-10 experiments), with
+      collisions pushed up so the sequence stays strictly increasing.
+    - ``"trailing"``: tau_i = round(i T / S), which ends at tau_S = T (Lin et al., 2024).
+    With S = T every kind gives 1, 2, ..., T.
+    """
+    T = check_positive_int(T, "T")
+    S = check_positive_int(S, "S", high=T)
+    if kind == "uniform":
+        tau = [(i * T) // S + 1 for i in range(S)]
+    elif kind == "quadratic":
+        raw = [int(0.8 * T * (i / (S - 1)) ** 2) + 1 if S > 1 else 1 for i in range(S)]
+        tau = []
+        for i, q in enumerate(raw):
+            lo = tau[-1] + 1 if tau else 1
+            tau.append(min(max(q, lo), T - (S - 1 - i)))
+    elif kind == "trailing":
+        tau = [int(math.floor(i * T / S + 0.5)) for i in range(1, S + 1)]
+    else:
+        raise ValueError(f"kind must be one of {TIMESTEP_KINDS}, got {kind!r}")
+    return torch.tensor(tau, dtype=torch.long)
+
+
+def check_timesteps(tau, T: int, name: str = "timesteps") -> torch.Tensor:
+    """A 1-D, strictly increasing integer sequence inside 1..T."""
+    if isinstance(tau, torch.Tensor):
+        if tau.is_floating_point() or tau.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integers, got dtype {tau.dtype}")
+    else:
+        try:
+            tau = torch.as_tensor(list(tau))
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a sequence of integers") from None
+        if tau.is_floating_point() or tau.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integers")
+    if tau.dim() != 1 or tau.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {tuple(tau.shape)}")
+    tau = as_time(tau.long(), T, name)
+    if (tau[1:] <= tau[:-1]).any():
+        raise ValueError(f"{name} must be strictly increasing (tau_1 < ... < tau_S); the sampler walks it backwards")
+    return tau
+
+
+def check_eta(eta):
+    """eta is a number >= 0 or the string "sigma_hat"."""
+    if isinstance(eta, str):
+        if eta != SIGMA_HAT:
+            raise ValueError(f"eta must be a number >= 0 or {SIGMA_HAT!r}, got {eta!r}")
+        return eta
+    return check_nonneg_real(eta, "eta")
+
+
+def ddim_sigma(schedule: Schedule, t, t_prev, eta) -> torch.Tensor:
+    """sigma_{tau_i}(eta) = eta sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) sqrt(1 - bar-alpha_t/bar-alpha_prev)
+    (DDIM eq. 16), in float64; with ``eta="sigma_hat"``, sigma-hat = sqrt(1 - bar-alpha_t/bar-alpha_prev)
+    (DDIM sec. 5.1), set to 0 on the final step to t_prev = 0."""
+    schedule = as_schedule(schedule)
+    eta = check_eta(eta)
+    tt, tp = _time_pair(schedule, t, t_prev)
+    ab, ab_prev = schedule.alpha_bars[tt], schedule.alpha_bars[tp]
+    step_var = 1 - ab / ab_prev
+    if eta == SIGMA_HAT:
+        return torch.where(tp > 0, step_var.sqrt(), torch.zeros_like(step_var))
+    return eta * ((1 - ab_prev) / (1 - ab) * step_var).sqrt()
+
+
+def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: Schedule, eta=0.0,
+              noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+              clip_x0: float | None = None):
+    """One step of DDIM's generative process from t to t_prev < t (DDIM eq. 12).
+
+    Returns ``(x_prev, x0_hat)``. ``noise`` (shape of ``x_t``) is drawn from ``generator`` when omitted
+    and unused when sigma = 0. ``clip_x0`` clamps the predicted x_0 to [-clip_x0, clip_x0] (images).
+    """
+    schedule = as_schedule(schedule)
+    check_tensor(x_t, "x_t")
+    check_tensor(eps, "eps")
+    check_same_shape(eps, x_t, "eps", "x_t")
+    eta = check_eta(eta)
+    ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x_t)
+    x0_hat = predict_x0(x_t, eps, t, schedule)
+    if clip_x0 is not None:
+        x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
+        eps = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+    sigma = _against(ddim_sigma(schedule, t, t_prev, eta), x_t)
+    # sigma-hat keeps the eta = 1 mean and only enlarges the noise
+    sigma_mean = sigma if eta != SIGMA_HAT else _against(ddim_sigma(schedule, t, t_prev, 1.0), x_t)
+    x_prev = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma_mean**2).clamp(min=0).sqrt() * eps
+    if bool((sigma > 0).any()):
+        x_prev = x_prev + sigma * _noise_like(noise, x_t, generator=generator)
+    elif noise is not None:
+        _noise_like(noise, x_t)
+    return x_prev, x0_hat
+
+
+class Trajectory(NamedTuple):
+    """What :func:`sample` returns with ``trajectory=True``.
+
+    ``x0`` is the final sample; ``xs[k]`` is x at time ``times[k]`` (from tau_S down to 0) and
+    ``x0_preds[k]`` the x_0 predicted at that step (one fewer entry than ``xs``)."""
+
+    x0: torch.Tensor
+    xs: torch.Tensor
+    x0_preds: torch.Tensor
+    times: torch.Tensor
+
+
+def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
+           generator: torch.Generator | None = None, trajectory: bool = False, progress: bool = False,
+           clip_x0: float | None = None):
+    """Run the generative process x_{tau_S} -> ... -> x_{tau_1} -> x_0 (DDIM sec. 4.2, eq. 12).
+
+    ``model(x_t, t) -> eps_hat`` with ``t`` of shape ``(B,)``; ``timesteps`` is the increasing tau from
+    :func:`timesteps`; ``eta`` a number >= 0 or ``"sigma_hat"``. DDPM ancestral sampling is
+    ``sample(model, x_T, schedule, timesteps(T, T), eta=1)``. Returns x_0, or a :class:`Trajectory`
+    when ``trajectory=True``. Runs under ``torch.no_grad()``.
+    """
+    schedule = as_schedule(schedule)
+    check_tensor(x_T, "x_T")
+    if x_T.dim() < 1:
+        raise ValueError("x_T must have a batch dimension, got a scalar")
+    tau = check_timesteps(timesteps, schedule.T)
+    eta = check_eta(eta)
+    walk = torch.cat([tau.new_zeros(1), tau]).flip(0)  # tau_S, ..., tau_1, 0
+    steps = zip(walk[:-1].tolist(), walk[1:].tolist())
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(list(steps), desc=f"sampling ({len(tau)} steps)", leave=False)
+    x, xs, x0s = x_T, [x_T], []
+    B = x_T.shape[0]
+    with torch.no_grad():
+        for t, t_prev in steps:
+            t_batch = torch.full((B,), t, dtype=torch.long, device=x.device)
+            eps = model(x, t_batch)
+            if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+                raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
+                                 f"got {getattr(eps, 'shape', type(eps).__name__)}")
+            x, x0_hat = ddim_step(x, eps, t, t_prev, schedule, eta, generator=generator, clip_x0=clip_x0)
+            if trajectory:
+                xs.append(x)
+                x0s.append(x0_hat)
+    if trajectory:
+        return Trajectory(x, torch.stack(xs), torch.stack(x0s), walk)
+    return x
+
+
+def ddpm(model, x_T: torch.Tensor, schedule: Schedule, **kwargs):
+    """DDPM ancestral sampling (Ho et al., Algorithm 2): the DDIM step with eta = 1 over all T steps."""
+    return sample(model, x_T, schedule, timesteps(schedule.T, schedule.T), eta=1.0, **kwargs)
+
+
+def ddim(model, x_T: torch.Tensor, schedule: Schedule, S: int, eta=0.0, kind: str = "uniform", **kwargs):
+    """DDIM sampling on S steps of the subsequence ``timesteps(T, S, kind)``."""
+    return sample(model, x_T, schedule, timesteps(schedule.T, S, kind), eta=eta, **kwargs)
+
+
+def encode(model, x0: torch.Tensor, schedule: Schedule, timesteps, *, progress: bool = False,
+           trajectory: bool = False):
+    """Deterministic inversion x_0 -> x_{tau_S} (DDIM sec. 5.4): the eta = 0 step of eq. 12 run forwards,
+    i.e. Euler steps of the ODE (eq. 14) in increasing t.
+
+    Going from t_prev to t, the noise estimate is ``model(x_{t_prev}, t_prev)`` (explicit Euler); on the
+    first step, from t_prev = 0, it is ``model(x_0, tau_1)``.  Decoding the result with
+    ``sample(..., eta=0)`` on the same ``timesteps`` reconstructs x_0 up to the discretization error,
+    which shrinks as S grows.  Returns x_{tau_S} (or the list of visited x as a tensor with
+    ``trajectory=True``).
+    """
+    schedule = as_schedule(schedule)
+    check_tensor(x0, "x0")
+    tau = check_timesteps(timesteps, schedule.T)
+    walk = torch.cat([tau.new_zeros(1), tau])
+    steps = list(zip(walk[:-1].tolist(), walk[1:].tolist()))
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc=f"encoding ({len(tau)} steps)", leave=False)
+    ab = schedule.alpha_bars
+    x, xs = x0, [x0]
+    B = x0.shape[0]
+    with torch.no_grad():
+        for t_prev, t in steps:
+            t_eval = t_prev if t_prev > 0 else int(tau[0])
+            eps = model(x, torch.full((B,), t_eval, dtype=torch.long, device=x.device))
+            a_t, a_p = float(ab[t]), float(ab[t_prev])
+            x0_hat = (x - math.sqrt(1 - a_p) * eps) / math.sqrt(a_p)
+            x = math.sqrt(a_t) * x0_hat + math.sqrt(1 - a_t) * eps
+            if trajectory:
+                xs.append(x)
+    return torch.stack(xs) if trajectory else x
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, w) -> torch.Tensor:
+    """Spherical linear interpolation between latents (DDIM sec. 5.3, Shoemake 1985), per sample:
+    sin((1 - w) theta)/sin(theta) z0 + sin(w theta)/sin(theta) z1, theta the angle between z0 and z1
+    (flattened over all but the batch dimension). ``w`` is a number in [0, 1] or a tensor of such
+    numbers of shape ``(K,)``, which gives K interpolants stacked along a new leading dimension.
+    """
+    check_tensor(z0, "z0")
+    check_tensor(z1, "z1")
+    check_same_shape(z1, z0, "z1", "z0")
+    w_t = torch.as_tensor(w, dtype=z0.dtype, device=z0.device)
+    if not torch.isfinite(w_t).all() or (w_t < 0).any() or (w_t > 1).any():
+        raise ValueError("w must lie in [0, 1]")
+    if w_t.dim() == 1:
+        return torch.stack([slerp(z0, z1, wi) for wi in w_t])
+    if z0.dim() < 2:
+        a, b = z0.reshape(1, -1), z1.reshape(1, -1)
+    else:
+        a, b = z0.reshape(z0.shape[0], -1), z1.reshape(z1.shape[0], -1)
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    theta = torch.arccos(cos.clamp(-1, 1)).unsqueeze(1)
+    small = theta < 1e-6
+    sin = torch.where(small, torch.ones_like(theta), theta.sin())
+    c0 = torch.where(small, 1 - w_t, ((1 - w_t) * theta).sin() / sin)
+    c1 = torch.where(small, w_t.expand_as(theta), (w_t * theta).sin() / sin)
+    return (c0 * a + c1 * b).reshape(z0.shape)
+
+
+def _against(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A float64 scalar or (B,) tensor cast and shaped to broadcast against x."""
+    v = v.to(dtype=x.dtype, device=x.device)
+    return v.reshape(-1, *([1] * (x.dim() - 1))) if v.dim() == 1 else v
