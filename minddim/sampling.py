@@ -66,6 +66,8 @@ def check_timesteps(tau, T: int, name: str = "timesteps") -> torch.Tensor:
             tau = torch.as_tensor(list(tau))
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(f"{name} must be a sequence of integers") from None
+        if tau.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D sequence of time steps in 1..{T}")
         if tau.is_floating_point() or tau.dtype == torch.bool:
             raise TypeError(f"{name} must hold integers")
     if tau.dim() != 1 or tau.numel() == 0:
