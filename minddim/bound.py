@@ -89,7 +89,7 @@ def vlb_terms(model, x0: torch.Tensor, schedule: Schedule, *, variance: str = "b
     terms = x0.new_zeros(B, T + 1, dtype=torch.float64)
     ts = range(1, T + 1)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         ts = tqdm(ts, desc="bound terms", leave=False)
     with torch.no_grad():

@@ -161,7 +161,7 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
     walk = torch.cat([tau.new_zeros(1), tau]).flip(0)  # tau_S, ..., tau_1, 0
     steps = zip(walk[:-1].tolist(), walk[1:].tolist())
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         steps = tqdm(list(steps), desc=f"sampling ({len(tau)} steps)", leave=False)
     x, xs, x0s = x_T, [x_T], []
@@ -209,7 +209,7 @@ def encode(model, x0: torch.Tensor, schedule: Schedule, timesteps, *, progress: 
     walk = torch.cat([tau.new_zeros(1), tau])
     steps = list(zip(walk[:-1].tolist(), walk[1:].tolist()))
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         steps = tqdm(steps, desc=f"encoding ({len(tau)} steps)", leave=False)
     ab = schedule.alpha_bars

@@ -59,7 +59,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     losses = []
     it = range(steps)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         it = tqdm(it, desc="training", leave=False)
     model.train()

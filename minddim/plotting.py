@@ -1,0 +1,74 @@
+"""Figures the notebooks share: 2-D scatter panels, reverse trajectories, and animations."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _np(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def scatter_panels(points, titles=None, lim: float = 3.5, size: float = 2.2, s: float = 1.0, color="C0",
+                   reference=None, suptitle: str | None = None):
+    """One square scatter panel per entry of ``points`` (each (n, 2)), side by side, on the same axes
+    limits; ``reference`` (n, 2) is drawn in light grey behind every panel. Returns the figure."""
+    n = len(points)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    for i, (ax, p) in enumerate(zip(axes[0], points)):
+        if reference is not None:
+            r = _np(reference)
+            ax.scatter(r[:, 0], r[:, 1], s=s, color="0.85", rasterized=True)
+        p = _np(p)
+        ax.scatter(p[:, 0], p[:, 1], s=s, color=color, rasterized=True)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def trajectories(xs, ax=None, n: int = 30, lim: float = 3.5, reference=None, title: str | None = None):
+    """Draw the paths of ``n`` samples through a trajectory ``xs`` of shape (steps, batch, 2): start
+    (x_T) in grey, end (x_0) in red. Returns the axes."""
+    xs = _np(xs)[:, :n]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3.2))
+    if reference is not None:
+        r = _np(reference)
+        ax.scatter(r[:, 0], r[:, 1], s=1, color="0.85", rasterized=True)
+    for k in range(xs.shape[1]):
+        ax.plot(xs[:, k, 0], xs[:, k, 1], lw=0.6, color="C0", alpha=0.7)
+    ax.scatter(xs[0, :, 0], xs[0, :, 1], s=6, color="0.4", label="$x_T$", zorder=3)
+    ax.scatter(xs[-1, :, 0], xs[-1, :, 1], s=6, color="C3", label="$x_0$", zorder=3)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=7, markerscale=2)
+    return ax
+
+
+def animate_points(frames, titles=None, lim: float = 3.5, interval: int = 120, size: float = 3.0):
+    """An animation of 2-D point clouds (one (n, 2) array per frame) as a matplotlib ``FuncAnimation``;
+    show it in a notebook with ``IPython.display.HTML(anim.to_jshtml())``."""
+    from matplotlib import animation
+
+    frames = [_np(f) for f in frames]
+    fig, ax = plt.subplots(figsize=(size, size))
+    sc = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=1)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    title = ax.set_title(titles[0] if titles else "", fontsize=9)
+
+    def update(i):
+        sc.set_offsets(frames[i])
+        if titles:
+            title.set_text(titles[i])
+        return sc, title
+
+    anim = animation.FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
+    plt.close(fig)
+    return anim
