@@ -13,6 +13,6 @@ from .metrics import mmd, sliced_wasserstein
 from .models import MLP, timestep_embedding
 from .sampling import Trajectory, ddim, ddim_sigma, ddim_step, ddpm, encode, sample, slerp, timesteps
 from .schedules import Schedule
-from .train import EMA, TrainResult, train
+from .train import EMA, TrainResult, train, train_toy
 
 __version__ = "0.1.0"

@@ -71,10 +71,7 @@ def test_true_bound_weighting_is_ddpm_eq_12_and_agrees_across_parameterizations(
 def test_mlp_learns_the_eight_gaussians_to_within_5_percent_of_the_exact_floor(mixture, schedule):
     """3000 Adam steps (about 20 s on 2 CPU cores); the EMA model's L_simple on 20k fixed (x0, t, eps) draws is
     compared with the Bayes-optimal GaussianMixtureDenoiser's on the same draws (measured: about 1.3% above)."""
-    torch.manual_seed(0)
-    data = md.toy_data("eight_gaussians", 100_000, seed=1)
-    result = md.train(md.MLP(), data, schedule, steps=3000, batch_size=512, lr=3e-3, ema_decay=0.995, seed=0,
-                      progress=False)
+    result = md.train_toy("eight_gaussians", steps=3000, seed=0, progress=False)
     assert len(result.losses) == 3000 and np.mean(result.losses[-200:]) < np.mean(result.losses[:200])
     g = torch.Generator().manual_seed(123)
     x0 = mixture.sample_data(20_000, g)
