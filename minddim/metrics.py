@@ -47,13 +47,24 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
     x, y = _check_pair(x, y)
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError("x and y need at least two samples each")
-    h2 = torch.as_tensor(bandwidths, dtype=torch.float64) ** 2
+    h2 = [float(h) ** 2 for h in bandwidths]
 
-    def k(a, b):
-        d2 = torch.cdist(a, b) ** 2
-        return torch.exp(-d2[..., None] / (2 * h2)).sum(-1)
+    def mean_k(a, b, same: bool):
+        d2 = torch.cdist(a, b).square_()
+        total = sum(torch.exp(-d2 / (2 * h)).sum() for h in h2)
+        if same:  # unbiased: leave out the diagonal k(a_i, a_i) = len(h2)
+            return (total - len(h2) * a.shape[0]) / (a.shape[0] * (a.shape[0] - 1))
+        return total / (a.shape[0] * b.shape[0])
 
-    n, m = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-                 + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+    return float(mean_k(x, x, True) + mean_k(y, y, True) - 2 * mean_k(x, y, False))
+
+def reference_spread(draw, reference: torch.Tensor, metric, repeats: int = 5):
+    """How large ``metric(samples, reference)`` is for *perfect* samples: the mean and standard deviation
+    of ``metric(draw(seed), reference)`` over ``repeats`` seeds, where ``draw(seed)`` returns fresh data
+    of the size the model's samples have.  A model's score is only meaningfully worse than the data's when
+    it exceeds this mean by a few standard deviations."""
+    repeats = check_positive_int(repeats, "repeats")
+    if repeats < 2:
+        raise ValueError("repeats must be >= 2 to estimate a spread")
+    vals = torch.tensor([float(metric(draw(seed), reference)) for seed in range(repeats)], dtype=torch.float64)
+    return float(vals.mean()), float(vals.std())

@@ -83,3 +83,14 @@ def test_mlp_shapes_and_time_dependence():
     out1, out2 = net(x, torch.full((5,), 10)), net(x, torch.full((5,), 900))
     assert out1.shape == (5, 2) and not torch.allclose(out1, out2)
     assert net(x.double(), torch.full((5,), 3)).dtype == torch.float64
+
+
+def test_reference_spread_measures_the_metric_on_perfect_samples():
+    ref = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+    draw = lambda seed: torch.randn(500, 2, generator=torch.Generator().manual_seed(100 + seed))  # noqa: E731
+    mean, std = md.reference_spread(draw, ref, md.mmd, repeats=6)
+    assert abs(mean) < 3 * std + 1e-3 and 0 < std < 0.01
+    shifted = md.mmd(draw(0) + 0.5, ref)
+    assert shifted > mean + 10 * std
+    with pytest.raises(ValueError, match="repeats"):
+        md.reference_spread(draw, ref, md.mmd, repeats=1)

@@ -1,0 +1,87 @@
+"""The exercise checks: the reference passes, every listed learner mistake is rejected with its own hint,
+and malformed answers (not implemented, exceptions, wrong shape, dtype, NaN) get one readable line."""
+
+import pytest
+import torch
+
+from minddim import grading
+
+MISTAKES = [(name, hint) for name, spec in grading.CHECKS.items() for hint in spec.mistakes]
+
+
+@pytest.mark.parametrize("name", sorted(grading.CHECKS))
+def test_the_reference_passes(name):
+    v = grading.run_check(name, grading.CHECKS[name].reference)
+    assert v.passed, v.line()
+    assert v.cases == len(grading.CHECKS[name].cases()) >= 2
+
+
+@pytest.mark.parametrize("name,hint", MISTAKES, ids=[f"{n}:{h[:40]}" for n, h in MISTAKES])
+def test_each_known_mistake_is_rejected_with_its_hint(name, hint):
+    v = grading.run_check(name, grading.CHECKS[name].mistakes[hint])
+    assert not v.passed
+    assert hint in v.message, v.message
+    assert "expected" in v.message and "got" in v.message
+    assert "\n" not in v.line()
+
+
+def test_every_check_knows_at_least_one_mistake():
+    assert all(len(spec.mistakes) >= 1 for spec in grading.CHECKS.values())
+    assert len(grading.CHECKS) == 15
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("name", sorted(grading.CHECKS))
+def test_a_stub_is_not_implemented_yet(name):
+    v = grading.run_check(name, _stub)
+    assert not v.passed and "not implemented yet" in v.message
+
+
+def test_forgetting_to_broadcast_over_the_batch_gets_the_broadcast_hint():
+    def q_sample(x0, t, schedule, noise):  # coefficient of shape (batch,) against x of shape (batch, D)
+        ab = schedule.alpha_bars[t].to(x0.dtype)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+    v = grading.run_check("q_sample", q_sample)
+    assert not v.passed and "broadcast" in v.message and "raised RuntimeError" in v.message
+
+    def q_sample_2d_only(x0, t, schedule, noise):  # works for (B, D), not for images
+        ab = schedule.alpha_bars[t].to(x0.dtype)[:, None]
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+    v = grading.run_check("q_sample", q_sample_2d_only)
+    assert not v.passed and "image-shaped" in v.message and "broadcast" in v.message
+
+
+def test_wrong_dtype_shape_and_nan_are_reported():
+    good = grading.CHECKS["q_sample"].reference
+    v = grading.run_check("q_sample", lambda **kw: good(**kw).float())
+    assert not v.passed and "float64" in v.message and "dtype" in v.message
+    v = grading.run_check("q_sample", lambda **kw: good(**kw).sum(-1))
+    assert not v.passed and "shape" in v.message
+    v = grading.run_check("q_sample", lambda **kw: good(**kw) * float("nan"))
+    assert not v.passed and "NaN" in v.message
+    v = grading.run_check("q_posterior", lambda **kw: grading.CHECKS["q_posterior"].reference(**kw)[0])
+    assert not v.passed and "tuple" in v.message
+
+
+def test_check_prints_on_success_and_raises_one_line_on_failure(capsys):
+    v = grading.check("alpha_bars", lambda betas: torch.cumprod(1 - betas, 0))
+    assert v.passed and capsys.readouterr().out.startswith("PASS alpha_bars")
+    with pytest.raises(grading.CheckFailed) as info:
+        grading.check("alpha_bars", lambda betas: torch.cumprod(betas, 0))
+    rendered = info.value._render_traceback_()
+    assert len(rendered) == 1 and rendered[0].startswith("FAIL alpha_bars") and "Hint:" in rendered[0]
+
+
+def test_missing_and_non_callable_answers():
+    assert "no function called q_step" in grading.run_check("q_step", None).message
+    assert "must be a function" in grading.run_check("q_step", 3).message
+    with pytest.raises(ValueError, match="name"):
+        grading.run_check("q_smaple", _stub)
+
+
+def test_check_json_never_raises():
+    line = grading.check_json("q_step", _stub)
+    assert line.startswith("MINDDIM_VERDICT ") and '"passed": false' in line
