@@ -179,16 +179,20 @@ for eta in (0.3, 1.0):
 
 # %%
 mlp = md.train_toy("eight_gaussians", steps=3000, seed=0).ema
-fresh = exact.sample_data(2000, torch.Generator().manual_seed(5))
-x_T = torch.randn(2000, 2, generator=torch.Generator().manual_seed(7))
+n = 2000
+reference = exact.sample_data(n, torch.Generator().manual_seed(5))
+spread = md.reference_spread(lambda seed: exact.sample_data(n, torch.Generator().manual_seed(100 + seed)), reference,
+                             lambda x, ref: 1000 * md.mmd(x, ref))
+print(f"perfect samples: MMD^2 x 1000 = {spread[0]:.2f} +- {spread[1]:.2f}")
+x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
 panels, titles = [], []
 for eta in (0.0, 0.5, 1.0):
     x = md.sample(mlp, x_T, schedule, md.timesteps(T, T), eta=eta, generator=torch.Generator().manual_seed(8))
-    sw = md.sliced_wasserstein(x, fresh)
+    score = 1000 * md.mmd(x, reference)
     panels.append(x)
-    titles.append(f"eta = {eta}, SW = {sw:.3f}")
-    print(f"eta = {eta}: SW to fresh data {sw:.3f}")
-plotting.scatter_panels(panels, titles, size=2.8, reference=fresh)
+    titles.append(f"eta = {eta}, MMD^2 x 1000 = {score:.2f}")
+    print(f"eta = {eta}: MMD^2 x 1000 to fresh data {score:.2f}")
+plotting.scatter_panels(panels, titles, size=2.8, reference=reference)
 plt.show()
 
 # %% [markdown]
@@ -202,7 +206,7 @@ fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
 for ax, eta in zip(axes, (0.0, 1.0)):
     traj = md.sample(mlp, x_T[:25], schedule, md.timesteps(T, T), eta=eta, trajectory=True,
                      generator=torch.Generator().manual_seed(9))
-    plotting.trajectories(traj.xs, ax=ax, reference=fresh, title=f"eta = {eta}")
+    plotting.trajectories(traj.xs, ax=ax, reference=reference, title=f"eta = {eta}")
 plt.tight_layout()
 plt.show()
 

@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   minddim:
+#     assignment: 01_forward_process
+# ---
+
+# %% [markdown]
+# # Exercise 01 · The forward process
+#
+# Implement three functions from notebook `01_forward_process`. Each check cell compares your function
+# with the package on random inputs and edge cases ($t = 1$, $t = T$, batch size 1, float64, image-shaped
+# $x$) and answers in one line. Conventions: time is **1-based** (`schedule.betas[t]` is $\beta_t$,
+# `schedule.alpha_bars[t]` is $\bar\alpha_t$, index 0 is $t = 0$); `t` is an integer tensor of shape
+# `(batch,)`, one time per row of `x`. Do not call the `minddim` function of the same name.
+#
+# Points: `alpha_bars` 1, `q_sample` 2, `q_step` 1.
+
+# %%
+import math
+
+import torch
+
+import minddim as md
+from minddim import grading
+
+schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
+
+# %% [markdown]
+# **1.** $\bar\alpha_t = \prod_{s=1}^t (1-\beta_s)$ for every $t = 0..T$, from `betas` of shape `(T+1,)` with
+# `betas[0] = 0` (so $\bar\alpha_0 = 1$).
+
+# %% nbgrader={"grade": false, "grade_id": "alpha_bars", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def alpha_bars(betas):
+    """alpha-bar_t = prod_{s <= t} (1 - beta_s) for t = 0..T; betas has shape (T+1,) with betas[0] = 0."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_alpha_bars", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+grading.check("alpha_bars", alpha_bars)
+
+# %% [markdown]
+# **2.** A draw from $q(x_t\mid x_0)$ (DDPM eq. 4) with the given noise. Per-sample coefficients have shape
+# `(batch,)`: reshape them so they broadcast over the other dimensions of `x0`.
+
+# %% nbgrader={"grade": false, "grade_id": "q_sample", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def q_sample(x0, t, schedule, noise):
+    """x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise; t has shape (batch,). Return x0's dtype."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_q_sample", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("q_sample", q_sample)
+
+# %% [markdown]
+# **3.** One Markov step $q(x_t\mid x_{t-1})$ (DDPM eq. 2) with the given noise.
+
+# %% nbgrader={"grade": false, "grade_id": "q_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def q_step(x_prev, t, schedule, noise):
+    """x_t = sqrt(1 - beta_t) x_prev + sqrt(beta_t) noise; t has shape (batch,)."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_q_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+grading.check("q_step", q_step)

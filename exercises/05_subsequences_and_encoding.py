@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   minddim:
+#     assignment: 05_subsequences_and_encoding
+# ---
+
+# %% [markdown]
+# # Exercise 05 · Subsequences, interpolation and encoding
+#
+# Implement three tools of notebook `05_fast_sampling`.
+#
+# Points: `uniform_timesteps` 1, `slerp` 2, `encode` 2.
+
+# %%
+import math
+
+import torch
+
+import minddim as md
+from minddim import grading
+
+schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
+
+# %% [markdown]
+# **1.** The uniform subsequence of $1..T$ with exactly $S$ entries, increasing:
+# $\tau_i = \lfloor (i-1)T/S \rfloor + 1$ for $i = 1..S$ (a Python list of ints).
+
+# %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def uniform_timesteps(T, S):
+    """[tau_1, ..., tau_S], tau_i = floor((i - 1) T / S) + 1."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_uniform_timesteps", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+grading.check("uniform_timesteps", uniform_timesteps)
+
+# %% [markdown]
+# **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample (flatten all but the first
+# dimension to measure the angle $\theta$ between `z0[i]` and `z1[i]`):
+# $\frac{\sin((1-w)\theta)}{\sin\theta}z_0 + \frac{\sin(w\theta)}{\sin\theta}z_1$.
+
+# %% nbgrader={"grade": false, "grade_id": "slerp", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def slerp(z0, z1, w):
+    """Spherical interpolation between z0 and z1 (same shape), w a number in [0, 1]."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_slerp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("slerp", slerp)
+
+# %% [markdown]
+# **3.** Deterministic encoding $x_0 \to x_{\tau_S}$: walk $0 \to \tau_1 \to \dots \to \tau_S$; from $t_\text{prev}$ to $t$,
+# take $\epsilon$ = `model(x, t_prev)` (on the first step, from $t_\text{prev} = 0$, use `model(x, tau_1)`), form
+# $\hat x_0 = (x - \sqrt{1-\bar\alpha_{t_\text{prev}}}\,\epsilon)/\sqrt{\bar\alpha_{t_\text{prev}}}$, then
+# $x \leftarrow \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
+
+# %% nbgrader={"grade": false, "grade_id": "encode", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def encode(model, x0, schedule, timesteps):
+    """x_{tau_S} from x_0 by the deterministic DDIM step run forwards."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_encode", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("encode", encode)

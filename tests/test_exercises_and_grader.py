@@ -1,0 +1,123 @@
+"""Exercises are generated from solutions; the grader scores solutions fully, untouched exercises at
+zero, and survives hostile notebooks (raising, looping, flooding, wrong answers, deleted check cells)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from minddim import exercises, grading
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py"))
+
+
+def test_there_are_five_solution_notebooks_with_2_to_4_graded_questions():
+    assert len(SOLUTIONS) == 5
+    for sol in SOLUTIONS:
+        qs = grading.questions(sol)
+        assert 2 <= len(qs) <= 4, sol.name
+        assert all(name in grading.CHECKS and pts >= 1 for name, pts in qs)
+
+
+@pytest.mark.parametrize("sol", SOLUTIONS, ids=lambda p: p.stem)
+def test_committed_exercises_are_what_the_generator_makes(sol):
+    py, ipynb = exercises.render(sol)
+    ex = ROOT / "exercises" / sol.name
+    assert ex.read_text() == py, f"exercises/{sol.name} is stale: run `python -m minddim exercises`"
+    made, stored = nbformat.reads(ipynb, as_version=4), nbformat.read(ex.with_suffix(".ipynb"), as_version=4)
+    assert [(c.cell_type, c.source, c.metadata) for c in made.cells] == \
+           [(c.cell_type, c.source, c.metadata) for c in stored.cells]
+    assert all(not c.get("outputs") for c in stored.cells), "exercises are stored without outputs"
+
+
+def test_stubs_keep_signature_and_docstring_and_change_nothing_else():
+    src = (ROOT / "solutions" / "01_forward_process.py").read_text()
+    out = exercises.strip_solutions(src)
+    assert "### BEGIN SOLUTION" not in out and "torch.cumprod" not in out
+    assert 'def alpha_bars(betas):\n    """alpha-bar_t' in out
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError(" in out
+    before, after = src.split("### BEGIN SOLUTION")[0], out.split("# YOUR CODE HERE")[0]
+    assert before.rstrip(" ") == after.rstrip(" ")
+    with pytest.raises(ValueError, match="markers"):
+        exercises.strip_solutions("### BEGIN SOLUTION\nx = 1\n")
+
+
+def test_generator_writes_nothing_when_a_source_is_broken(tmp_path):
+    (tmp_path / "sol").mkdir()
+    (tmp_path / "sol" / "01_ok.py").write_text("# %%\nx = 1\n")
+    (tmp_path / "sol" / "02_bad.py").write_text("# %%\n### BEGIN SOLUTION\nx = 1\n")
+    with pytest.raises(ValueError):
+        exercises.make_exercises(tmp_path / "sol", tmp_path / "ex")
+    assert not (tmp_path / "ex").exists() or not any((tmp_path / "ex").iterdir())
+
+
+@pytest.mark.parametrize("sol", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_scores_full_marks_and_exercise_scores_zero(sol):
+    full = grading.grade_notebook(sol.with_suffix(".ipynb"), timeout=120)
+    assert full["score"] == full["max_score"] > 0, grading.format_report([full])
+    zero = grading.grade_notebook(ROOT / "exercises" / sol.with_suffix(".ipynb").name, timeout=120)
+    assert zero["score"] == 0 and zero["max_score"] == full["max_score"]
+    assert all("not implemented yet" in q["reason"] for q in zero["questions"]), grading.format_report([zero])
+
+
+def _cell_index(nb, grade_id):
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def test_grader_survives_a_hostile_notebook(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
+    nb.cells[_cell_index(nb, "q_sample")].source = (
+        "def q_sample(x0, t, schedule, noise):\n    return (x0 + noise).sum(-1)\n")          # wrong shape
+    nb.cells[_cell_index(nb, "q_step")].source = (
+        "def q_step(x_prev, t, schedule, noise):\n    while True:\n        pass\n")            # endless loop
+    del nb.cells[_cell_index(nb, "check_alpha_bars")]                                        # deleted check
+    nb.cells.insert(3, nbformat.v4.new_code_cell("1 / 0"))                                   # raises
+    nb.cells.insert(4, nbformat.v4.new_code_cell("for i in range(200000):\n    print('flood', i)"))
+    nb.cells.insert(5, nbformat.v4.new_code_cell("while True:\n    pass"))                  # loops at top level
+    path = tmp_path / "01_forward_process_alice.ipynb"
+    nbformat.write(nb, path)
+    report = grading.grade_notebook(path, timeout=5)
+    by = {q["name"]: q for q in report["questions"]}
+    assert report["score"] == 0 and report["max_score"] == 4
+    assert "deleted" in by["alpha_bars"]["reason"]
+    assert "shape" in by["q_sample"]["reason"]
+    assert "timed out" in by["q_step"]["reason"]
+    errors = " | ".join(report["errors"])
+    assert "ZeroDivisionError" in errors and "timed out" in errors
+
+
+def test_nan_and_wrong_dtype_answers_score_zero_with_the_reason(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
+    nb.cells[_cell_index(nb, "q_step")].source = (
+        "def q_step(x_prev, t, schedule, noise):\n    return x_prev * float('nan')\n")
+    nb.cells[_cell_index(nb, "q_sample")].source = (
+        "def q_sample(x0, t, schedule, noise):\n    return md.q_sample(x0, t, schedule, noise).half()\n")
+    nbformat.write(nb, tmp_path / "sub.ipynb")
+    report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
+    by = {q["name"]: q for q in report["questions"]}
+    assert by["alpha_bars"]["points"] == 1 and report["score"] == 1
+    assert "NaN" in by["q_step"]["reason"] and "dtype" in by["q_sample"]["reason"]
+
+
+def test_grader_reports_unreadable_and_unknown_notebooks(tmp_path):
+    bad = tmp_path / "01_forward_process.ipynb"
+    bad.write_text("{ not json")
+    assert "cannot read" in grading.grade_notebook(bad)["errors"][0]
+    other = tmp_path / "99_other.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), other)
+    assert "cannot tell which assignment" in grading.grade_notebook(other)["errors"][0]
+
+
+def test_grade_command_prints_a_table_and_json():
+    path = str(ROOT / "exercises" / "05_subsequences_and_encoding.ipynb")
+    out = subprocess.run([sys.executable, "-m", "minddim", "grade", path, "--json"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    report = json.loads(out)
+    assert report[0]["score"] == 0 and report[0]["max_score"] == 5
+    table = subprocess.run([sys.executable, "-m", "minddim", "grade", path], capture_output=True, text=True,
+                           check=True, cwd=ROOT).stdout
+    assert "total" in table and "0/5" in table
