@@ -107,9 +107,13 @@ for k, metric in enumerate(metrics):
 # Sampling cost is linear in $S$: the network call is the whole cost.
 
 # %%
-print("MLP, eta = 0: seconds per 1,000 samples and speed-up over S = 1000")
-for S in Ss:
-    print(f"S = {S:>4}: {seconds['MLP', 0.0, S]:.3f} s, {seconds['MLP', 0.0, 1000] / seconds['MLP', 0.0, S]:.1f}x")
+for name in ("MLP", "exact"):
+    print(f"{name}: wall-clock per setting, seconds for 1,000 samples (rows: eta, columns: S)")
+    print(f"{'eta':>10}" + "".join(f"{S:>10}" for S in Ss))
+    for eta in etas:
+        print(f"{str(eta):>10}" + "".join(f"{seconds[name, eta, S]:>8.3f} s" for S in Ss))
+    print("speed-up of S steps over S = 1000 (eta = 0): " + ", ".join(
+        f"S = {S}: {seconds[name, 0.0, 1000] / seconds[name, 0.0, S]:.1f}x" for S in Ss[:-1]) + "\n")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
