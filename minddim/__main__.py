@@ -1,4 +1,4 @@
-"""Command line: ``python -m minddim exercises`` and ``python -m minddim grade PATH... [--json]``."""
+"""Command line: ``python -m minddim exercises``, ``grade PATH... [--json]``, ``train ...``, ``sample ...``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,47 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
     p.add_argument("--solutions", default=None, help="folder of the solution notebooks (default: the repository's)")
 
+    p = sub.add_parser("train", help="train a U-Net on MNIST or CIFAR-10 (checkpoints; --resume continues)")
+    p.add_argument("--data", choices=("mnist", "cifar10"), default="mnist")
+    p.add_argument("--out", default="runs/mnist", help="run folder: config, checkpoint, loss.csv, ema.pt + ema.json")
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--ema-decay", type=float, default=0.9995)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", type=int, default=32, help="U-Net width")
+    p.add_argument("--mults", default="1,2,2", help="width multipliers per resolution, e.g. 1,2,2")
+    p.add_argument("--num-res", type=int, default=1, help="residual blocks per resolution")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--root", default=None, help="data folder (default: $MINDDIM_DATA or ~/.cache/minddim)")
+
+    p = sub.add_parser("sample", help="sample a PNG grid from trained weights (DDIM, or DDPM with --steps 1000 --eta 1)")
+    p.add_argument("--weights", required=True, help="ema.pt written by `train` (ema.json beside it)")
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--eta", default="0", help='a number >= 0, or "sigma_hat"')
+    p.add_argument("--seed", type=int, default=0)
+
     args = parser.parse_args(argv)
+    if args.command == "train":
+        from .train import train_images
+
+        train_images(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                     ema_decay=args.ema_decay, seed=args.seed, base=args.base,
+                     mults=tuple(int(m) for m in args.mults.split(",")), num_res=args.num_res,
+                     checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root,
+                     command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
+        return 0
+    if args.command == "sample":
+        from .train import sample_images
+
+        eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
+        sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed)
+        print(f"wrote {args.out}")
+        return 0
     if args.command == "exercises":
         from .exercises import make_exercises
 

@@ -46,3 +46,98 @@ class MLP(nn.Module):
         for block in self.blocks:
             h = h + block["f"](h + block["t"](temb))
         return self.out(h).to(x_t.dtype)
+
+
+class ResidualBlock(nn.Module):
+    """DDPM's residual block: GroupNorm, SiLU, 3x3 conv, plus a projection of the time embedding, then
+    GroupNorm, SiLU, dropout, 3x3 conv; a 1x1 conv on the skip path when the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(min(groups, c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(min(groups, c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(nn.functional.silu(self.norm1(x)))
+        h = h + self.emb(nn.functional.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(nn.functional.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over the spatial positions, with a residual connection (DDPM appendix B)."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(groups, channels), channels)
+        self.qkv, self.proj = nn.Conv2d(channels, 3 * channels, 1), nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)
+        attn = torch.softmax(q.transpose(1, 2) @ k / C**0.5, dim=-1)           # (B, HW, HW)
+        return x + self.proj((v @ attn.transpose(1, 2)).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    """eps_theta for images: DDPM's U-Net (appendix B) scaled for a CPU.
+
+    ``base`` channels, multiplied by ``mults`` at each resolution (one downsampling by 2 between levels),
+    ``num_res`` residual blocks per level, self-attention at the lowest resolution, a sinusoidal time
+    embedding through a 2-layer MLP. Works for 1 or 3 channels and 28x28 or 32x32 images (28 -> 14 -> 7
+    with the default three levels).
+    """
+
+    def __init__(self, channels: int = 1, base: int = 32, mults=(1, 2, 2), num_res: int = 1, groups: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.config = {"channels": channels, "base": base, "mults": list(mults), "num_res": num_res,
+                       "groups": groups, "dropout": dropout}
+        emb_dim = 4 * base
+        self.base = base
+        self.time = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.inp = nn.Conv2d(channels, base, 3, padding=1)
+        widths = [base * m for m in mults]
+        self.down, skips, c = nn.ModuleList(), [base], base
+        for level, w in enumerate(widths):
+            for _ in range(num_res):
+                self.down.append(ResidualBlock(c, w, emb_dim, groups, dropout))
+                c = w
+                skips.append(c)
+            if level < len(widths) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid = nn.ModuleList([ResidualBlock(c, c, emb_dim, groups, dropout), SelfAttention(c, groups),
+                                  ResidualBlock(c, c, emb_dim, groups, dropout)])
+        self.up = nn.ModuleList()
+        for level, w in reversed(list(enumerate(widths))):
+            for _ in range(num_res + 1):
+                self.up.append(ResidualBlock(c + skips.pop(), w, emb_dim, groups, dropout))
+                c = w
+            if level > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
+        self.out = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        emb = self.time(timestep_embedding(t.to(x_t.device), self.base))
+        if emb.shape[0] == 1 and x_t.shape[0] != 1:
+            emb = emb.expand(x_t.shape[0], -1)
+        h = self.inp(x_t.float())
+        hs = [h]
+        for layer in self.down:
+            h = layer(h, emb) if isinstance(layer, ResidualBlock) else layer(h)
+            hs.append(h)
+        for layer in self.mid:
+            h = layer(h, emb) if isinstance(layer, ResidualBlock) else layer(h)
+        for layer in self.up:
+            if isinstance(layer, ResidualBlock):
+                skip = hs.pop()
+                if skip.shape[-2:] != h.shape[-2:]:      # 7 -> 14 upsampling of odd sizes
+                    h = nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest")
+                h = layer(torch.cat([h, skip], 1), emb)
+            else:
+                h = layer(h)
+        return self.out(h).to(x_t.dtype)

@@ -72,3 +72,36 @@ def animate_points(frames, titles=None, lim: float = 3.5, interval: int = 120, s
     anim = animation.FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
     plt.close(fig)
     return anim
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """Images (N, C, H, W) in [-1, 1] tiled into one uint8 array (rows, cols, C) with ``pad`` pixels between."""
+    x = ((images.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    N, C, H, W = x.shape
+    nrow = nrow or int(np.ceil(np.sqrt(N)))
+    ncol = int(np.ceil(N / nrow))
+    grid = np.full((ncol * (H + pad) + pad, nrow * (W + pad) + pad, C), 255, dtype=np.uint8)
+    for k in range(N):
+        r, c = divmod(k, nrow)
+        grid[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = \
+            x[k].permute(1, 2, 0).numpy()
+    return grid
+
+
+def save_image_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
+    """Write :func:`image_grid` as a PNG (via a temporary file renamed into place)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    grid = image_grid(images, nrow)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        plt.imsave(tmp, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None,
+                   vmin=0, vmax=255)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,9 @@ weights (DDPM appendix B uses decay 0.9999), a seed, a progress bar and the loss
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
@@ -38,12 +41,18 @@ class TrainResult(NamedTuple):
 
 def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch_size: int = 256,
           lr: float = 1e-3, ema_decay: float = 0.999, seed: int = 0, prediction: str = "eps",
-          weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None) -> TrainResult:
+          weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
+          checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None) -> TrainResult:
     """Train ``model`` on ``data`` for ``steps`` Adam steps of the objective (default L_simple).
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
     ``data(n, generator) -> tensor`` giving fresh draws.  Everything random comes from ``seed``.
     ``loss_fn(model, x0, schedule, generator)`` replaces the objective if given.
+
+    With ``checkpoint`` (a path), the model, its EMA, the optimizer, the step, the loss history and both
+    random states are written there every ``checkpoint_every`` steps and at the end, to a temporary file
+    renamed into place; ``resume=True`` continues from that file, so a run killed and resumed ends exactly
+    where an uninterrupted run ends.  ``log_csv`` (a path) receives the loss history as ``step,loss``.
     """
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
@@ -52,18 +61,28 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         raise TypeError("data must be a tensor of examples or a callable (n, generator) -> tensor")
     if isinstance(data, torch.Tensor) and data.shape[0] == 0:
         raise ValueError("data must hold at least one example")
+    if (resume or checkpoint_every) and checkpoint is None:
+        raise ValueError("checkpoint must be a path when resume or checkpoint_every is set")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     ema = EMA(model, ema_decay)
-    losses = []
-    it = range(steps)
+    losses, start = [], 0
+    if resume and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        g.set_state(state["data_rng"])
+        losses, start = list(state["losses"]), int(state["step"])
+    it = range(start, steps)
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc="training", leave=False)
+        it = tqdm(it, desc="training", initial=start, total=steps, leave=False)
     model.train()
-    for _ in it:
+    for step in it:
         if isinstance(data, torch.Tensor):
             x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g)]
         else:
@@ -79,8 +98,39 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         losses.append(float(loss.detach()))
         if progress and len(losses) % 50 == 0:
             it.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
+        done = step + 1
+        if checkpoint is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0)):
+            _save_atomic({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(),
+                          "torch_rng": torch.get_rng_state(), "data_rng": g.get_state(), "losses": losses,
+                          "step": done}, checkpoint)
+            if log_csv is not None:
+                _write_csv(losses, log_csv)
+    if log_csv is not None and checkpoint is None:
+        _write_csv(losses, log_csv)
     model.eval()
     return TrainResult(model, ema.model, losses)
+
+
+def _save_atomic(obj, path) -> None:
+    """torch.save to a temporary file beside ``path``, then rename: never a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_csv(losses, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("step,loss\n" + "".join(f"{i + 1},{v:.6f}\n" for i, v in enumerate(losses)))
+    os.replace(tmp, path)
 
 
 def train_toy(name: str = "eight_gaussians", steps: int = 3000, seed: int = 0, progress: bool = True,
@@ -98,3 +148,101 @@ def train_toy(name: str = "eight_gaussians", steps: int = 3000, seed: int = 0, p
     data = toy_data(name, 100_000, seed=seed + 1)
     return train(model, data, Schedule.linear(), steps=steps, batch_size=512, lr=3e-3, ema_decay=0.995, seed=seed,
                  progress=progress, **kwargs)
+
+
+DATASETS = ("mnist", "cifar10")
+
+
+def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, batch_size: int = 64,
+                 lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
+                 num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
+                 progress: bool = True, command: str | None = None) -> TrainResult:
+    """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
+    (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
+    (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
+    ``ema.pt`` (a state_dict) with ``ema.json`` (command, steps, wall-clock of each session, machine)."""
+    import json
+    import platform
+    import time
+
+    from .data import load_cifar10, load_mnist, to_model_range
+    from .models import UNet
+
+    if data not in DATASETS:
+        raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
+    out = Path(out)
+    images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
+    x = to_model_range(images)
+    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+              "model": {"channels": x.shape[1], "base": base, "mults": list(mults), "num_res": num_res},
+              "schedule": {"kind": "linear", "T": 1000}}
+    config_path = out / "config.json"
+    sessions = []
+    if resume and config_path.exists():
+        stored = json.loads(config_path.read_text())
+        if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
+            raise ValueError(f"resume: the arguments differ from the run's {config_path}")
+        sessions = stored.get("sessions", [])
+    _write_json(config_path, {**config, "sessions": sessions})
+    torch.manual_seed(seed)
+    model = UNet(**{k: v for k, v in config["model"].items()})
+    started = time.time()
+    result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
+                   seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
+                   resume=resume, log_csv=out / "loss.csv")
+    sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
+    _write_json(out / "config.json", {**config, "sessions": sessions})
+    _save_atomic(result.ema.state_dict(), out / "ema.pt")
+    _write_json(out / "ema.json", {
+        "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
+                              f"--batch-size {batch_size} --lr {lr} --ema-decay {ema_decay} --seed {seed} --base {base} "
+                              f"--mults {','.join(map(str, mults))} --num-res {num_res}",
+        "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
+            sum(result.losses[-100:]) / len(result.losses[-100:]), 5)})
+    return result
+
+
+def _write_json(path, obj) -> None:
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def load_unet(weights) -> torch.nn.Module:
+    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it."""
+    import json
+
+    from .models import UNet
+
+    weights = Path(weights)
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    model = UNet(**meta["model"])
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    return model.eval()
+
+
+def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, eta=0.0, seed: int = 0,
+                  kind: str = "uniform", progress: bool = True) -> torch.Tensor:
+    """Sample ``n`` images from trained weights with DDIM (``steps``, ``eta``; DDPM is steps=1000, eta=1)
+    and write them to ``out`` as a PNG grid; returns the images in [-1, 1]. What ``python -m minddim sample``
+    runs."""
+    from .plotting import save_image_grid
+    from .sampling import sample, timesteps
+
+    model = load_unet(weights)
+    schedule = Schedule.linear()
+    size = 28 if model.config["channels"] == 1 else 32
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn(n, model.config["channels"], size, size, generator=g)
+    x = sample(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g, progress=progress,
+               clip_x0=1.0)
+    save_image_grid(x, out)
+    return x

@@ -1,0 +1,98 @@
+"""The U-Net, checkpointed training that resumes exactly, and the train / sample commands on tiny configs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+import minddim as md
+from minddim.__main__ import main
+from tests.test_data_images import _cifar_archive, has_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_unet_shapes_and_time_dependence(channels, size):
+    torch.manual_seed(0)
+    net = md.UNet(channels, base=8, mults=(1, 2, 2), num_res=1, groups=4)
+    x = torch.randn(2, channels, size, size)
+    a, b = net(x, torch.tensor([1, 1])), net(x, torch.tensor([900, 900]))
+    assert a.shape == x.shape and not torch.allclose(a, b)
+    assert net(x.double(), torch.tensor([5, 5])).dtype == torch.float64
+
+
+def test_default_unet_size():
+    assert 0.9e6 < sum(p.numel() for p in md.UNet(1).parameters()) < 1.2e6   # 4.2 MB of float32 weights
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    return md.UNet(1, base=8, mults=(1, 2), num_res=1, groups=4)
+
+
+def test_a_killed_run_resumes_exactly_where_an_uninterrupted_run_ends(tmp_path):
+    data = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    s = md.Schedule.linear()
+    kw = dict(steps=6, batch_size=4, lr=1e-3, ema_decay=0.9, seed=3, progress=False)
+    straight = md.train(_tiny(), data, s, **kw)
+
+    calls = {"n": 0}
+
+    def dies_at_step_5(model, x0, schedule, g):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        return md.objective(model, x0, schedule, generator=g)
+
+    ck = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        md.train(_tiny(), data, s, **kw, loss_fn=dies_at_step_5, checkpoint=ck, checkpoint_every=2)
+    assert torch.load(ck, weights_only=True)["step"] == 4
+    assert [p.name for p in ck.parent.iterdir()] == ["checkpoint.pt"], "no temporary files left behind"
+    resumed = md.train(_tiny(seed=99), data, s, **kw, checkpoint=ck, checkpoint_every=2, resume=True,
+                       log_csv=tmp_path / "run" / "loss.csv")
+    assert resumed.losses == straight.losses
+    for a, b in zip(resumed.ema.state_dict().values(), straight.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (tmp_path / "run" / "loss.csv").read_text().splitlines()[0] == "step,loss"
+    with pytest.raises(ValueError, match="checkpoint"):
+        md.train(_tiny(), data, s, **kw, resume=True)
+
+
+def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "cifar10"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(md.data, "CIFAR10_MD5", _cifar_archive(folder / md.data.CIFAR10_FILE, n_train=4))
+    run = tmp_path / "run"
+    args = ["train", "--data", "cifar10", "--root", str(tmp_path / "data"), "--out", str(run), "--steps", "3",
+            "--batch-size", "2", "--base", "8", "--mults", "1,2", "--checkpoint-every", "2"]
+    assert main(args) == 0
+    meta = json.loads((run / "ema.json").read_text())
+    assert meta["steps"] == 3 and meta["command"].startswith("python -m minddim train --data cifar10")
+    assert meta["model"]["channels"] == 3 and meta["machine"]["cpu_count"] >= 1
+    assert len((run / "loss.csv").read_text().splitlines()) == 4
+    assert main(args[:8] + ["6"] + args[9:] + ["--resume"]) == 0            # extend the run to 6 steps
+    assert json.loads((run / "ema.json").read_text())["steps"] == 6
+    assert len(json.loads((run / "config.json").read_text())["sessions"]) == 2
+    assert main(["sample", "--weights", str(run / "ema.pt"), "--out", str(tmp_path / "s.png"), "--n", "4",
+                 "--steps", "2", "--eta", "1"]) == 0
+    img = plt.imread(tmp_path / "s.png")
+    assert img.shape[0] == img.shape[1] == 2 * 34 + 2
+
+
+@pytest.mark.skipif(not has_mnist, reason="the original MNIST files are not under $MINDDIM_DATA/mnist")
+def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
+    run = tmp_path / "mnist"
+    cmd = [sys.executable, "-m", "minddim", "train", "--data", "mnist", "--out", str(run), "--steps", "2",
+           "--batch-size", "2", "--base", "8", "--mults", "1,2"]
+    subprocess.run(cmd, check=True, cwd=ROOT, env=os.environ, capture_output=True)
+    from minddim.train import load_unet
+
+    model = load_unet(run / "ema.pt")
+    assert model(torch.zeros(1, 1, 28, 28), torch.tensor([10])).shape == (1, 1, 28, 28)
