@@ -44,7 +44,22 @@ def main(argv=None) -> int:
     p.add_argument("--eta", default="0", help='a number >= 0, or "sigma_hat"')
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the MNIST FID")
+    p.add_argument("--out", default="minddim/weights/mnist_classifier.pt")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None)
+
     args = parser.parse_args(argv)
+    if args.command == "train-classifier":
+        from .train import train_classifier
+
+        _, acc = train_classifier(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                  root=args.root, command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(f"wrote {args.out}: test accuracy {acc:.4f}")
+        return 0
     if args.command == "train":
         from .train import train_images
 

@@ -149,6 +149,7 @@ def download(urls, dest, md5: str, opener=urllib.request.urlopen) -> Path:
             got = md5sum(tmp)
             if got != md5:
                 raise ValueError(f"checksum mismatch for {url}: MD5 {got}, expected {md5}")
+            os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
             return dest
         except Exception as e:  # try the next mirror; never leave the partial file

@@ -141,3 +141,23 @@ class UNet(nn.Module):
             else:
                 h = layer(h)
         return self.out(h).to(x_t.dtype)
+
+
+class Classifier(nn.Module):
+    """A small MNIST classifier whose penultimate layer gives the features of the "MNIST FID": two 3x3 conv
+    blocks (32 and 64 channels, each followed by 2x2 max-pooling), a 128-unit hidden layer (the features) and
+    a linear read-out to 10 classes. Input: images in [-1, 1] of shape (N, 1, 28, 28)."""
+
+    def __init__(self, features: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, features), nn.ReLU())
+        self.head = nn.Linear(features, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -102,6 +102,7 @@ def save_image_grid(images: torch.Tensor, path, nrow: int | None = None) -> None
     try:
         plt.imsave(tmp, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None,
                    vmin=0, vmax=255)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

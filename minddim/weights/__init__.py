@@ -1,0 +1,29 @@
+"""Shipped pretrained weights: ``pretrained(name)`` returns the model with its ``state_dict`` loaded with
+``torch.load(..., weights_only=True)`` (no pickled code runs); ``provenance(name)`` the JSON beside it
+(the exact command that trained it, steps, wall-clock, machine, the quality it reached)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+AVAILABLE = {"mnist_classifier": "Classifier"}
+
+
+def provenance(name: str) -> dict:
+    if name not in AVAILABLE:
+        raise ValueError(f"name must be one of {sorted(AVAILABLE)}, got {name!r}")
+    return json.loads((HERE / f"{name}.json").read_text())
+
+
+def pretrained(name: str) -> torch.nn.Module:
+    """The shipped model ``name`` in eval mode."""
+    from .. import models
+
+    meta = provenance(name)
+    model = getattr(models, AVAILABLE[name])(**meta.get("model", {}))
+    model.load_state_dict(torch.load(HERE / f"{name}.pt", weights_only=True))
+    return model.eval()
