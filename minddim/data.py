@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ._io import atomic_path
 from ._validate import check_positive_int
 from .analytic import sample_mixture
 
@@ -97,7 +98,6 @@ import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -142,20 +142,16 @@ def download(urls, dest, md5: str, opener=urllib.request.urlopen) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, opener(url) as response:
-                shutil.copyfileobj(response, out)
-            got = md5sum(tmp)
-            if got != md5:
-                raise ValueError(f"checksum mismatch for {url}: MD5 {got}, expected {md5}")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
+            with atomic_path(dest, ".part") as tmp:
+                with open(tmp, "wb") as out, opener(url) as response:
+                    shutil.copyfileobj(response, out)
+                got = md5sum(tmp)
+                if got != md5:
+                    raise ValueError(f"checksum mismatch for {url}: MD5 {got}, expected {md5}")
             return dest
-        except Exception as e:  # try the next mirror; never leave the partial file
+        except Exception as e:  # try the next mirror; atomic_path has removed the partial file
             errors.append(f"{url}: {type(e).__name__}: {e}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     raise DataUnavailable(f"could not download {dest.name}:\n  " + "\n  ".join(errors))
 
 

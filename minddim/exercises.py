@@ -14,10 +14,10 @@ outputs, both written to a temporary file and renamed into place.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from ._io import atomic_path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _REGION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[ \t]*\n(?P<body>.*?)^[ \t]*### END SOLUTION[ \t]*(\n|\Z)",
@@ -33,18 +33,6 @@ def strip_solutions(text: str, name: str = "text") -> str:
     if BEGIN in out or END in out:
         raise ValueError(f"{name}: solution markers out of order or nested")
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render(solution_py: Path) -> tuple[str, str]:
@@ -72,6 +60,7 @@ def make_exercises(solutions: str | Path = "solutions", exercises: str | Path = 
     for src, (py, ipynb) in rendered.items():
         for suffix, text in ((".py", py), (".ipynb", ipynb)):
             path = exercises / (src.stem + suffix)
-            _write_atomic(path, text)
+            with atomic_path(path) as tmp:
+                tmp.write_text(text, encoding="utf-8")
             written.append(path)
     return written

@@ -82,7 +82,19 @@ def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
         raise ValueError(f"feats1 and feats2 must be (n, d) with n >= 2 and equal d, got {a.shape} and {b.shape}")
     mu1, mu2 = a.mean(0), b.mean(0)
     c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(c1 @ c2).real
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm(c1 @ c2)
+        if not np.isfinite(covmean).all():
+            raise linalg.LinAlgWarning("non-finite square root")
+    except linalg.LinAlgWarning:
+        # singular covariances (e.g. dead ReLU features): add a tiny ridge, as reference FID code does
+        eps = 1e-6 * np.eye(len(c1))
+        covmean = linalg.sqrtm((c1 + eps) @ (c2 + eps))
+    covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * covmean))
 
 

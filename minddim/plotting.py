@@ -90,19 +90,9 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
 
 def save_image_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
     """Write :func:`image_grid` as a PNG (via a temporary file renamed into place)."""
-    import os
-    import tempfile
-    from pathlib import Path
+    from ._io import atomic_path
 
     grid = image_grid(images, nrow)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, ".png") as tmp:
         plt.imsave(tmp, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None,
                    vmin=0, vmax=255)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
