@@ -8,8 +8,18 @@ Bayes-optimal model for them.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import math
+import os
+import pickle
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._io import atomic_path
@@ -91,17 +101,6 @@ _MAKERS = {"swiss_roll": _swiss_roll, "two_moons": _two_moons, "checkerboard": _
 # published MD5 and only then renamed into place, so an interrupted or corrupt download never leaves a
 # file that looks valid.
 
-import gzip
-import hashlib
-import io
-import os
-import pickle
-import shutil
-import tarfile
-import urllib.request
-from pathlib import Path
-
-import numpy as np
 
 MNIST_FILES = {  # published MD5s (as in torchvision and in ../shared/data/MD5SUMS)
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
