@@ -1,4 +1,5 @@
-"""Command line: ``python -m minddim exercises``, ``grade PATH... [--json]``, ``train ...``, ``sample ...``."""
+"""Command line: ``python -m minddim exercises``, ``grade PATH... [--json]``, ``train ...``, ``sample ...``,
+``evaluate ...``, ``train-classifier ...``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-res", type=int, default=1, help="residual blocks per resolution")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--device", default="cpu", help='where to train: "cpu" (default) or e.g. "cuda"')
     p.add_argument("--root", default=None, help="data folder (default: $MINDDIM_DATA or ~/.cache/minddim)")
 
     p = sub.add_parser("sample", help="sample a PNG grid from trained weights (DDIM, or DDPM with --steps 1000 --eta 1)")
@@ -43,6 +45,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--eta", default="0", help='a number >= 0, or "sigma_hat"')
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="MNIST FID and confidence of DDIM-50 and DDPM-1000 samples, into the weights' JSON")
+    p.add_argument("--weights", required=True, help="ema.pt written by `train` (its ema.json receives the figures)")
+    p.add_argument("--n", type=int, default=1000, help="samples per sampler (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--root", default=None)
 
     p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the MNIST FID")
     p.add_argument("--out", default="minddim/weights/mnist_classifier.pt")
@@ -66,9 +75,16 @@ def main(argv=None) -> int:
         train_images(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      ema_decay=args.ema_decay, seed=args.seed, base=args.base,
                      mults=tuple(int(m) for m in args.mults.split(",")), num_res=args.num_res,
-                     checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root,
+                     checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
                      command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
+        return 0
+    if args.command == "evaluate":
+        from .train import evaluate_unet
+
+        quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
+                                command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(json.dumps(quality, indent=2))
         return 0
     if args.command == "sample":
         from .train import sample_images

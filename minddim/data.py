@@ -126,6 +126,15 @@ def data_root(root=None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "minddim"
 
 
+def available(name: str, root=None) -> bool:
+    """Whether the files of data set ``name`` (``"mnist"`` or ``"cifar10"``) are under the data root (without
+    downloading or checking them: the loaders do that)."""
+    files = {"mnist": MNIST_FILES, "cifar10": {CIFAR10_FILE: CIFAR10_MD5}}
+    if name not in files:
+        raise ValueError(f"name must be one of {sorted(files)}, got {name!r}")
+    return all((data_root(root) / name / f).is_file() for f in files[name])
+
+
 def md5sum(path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:

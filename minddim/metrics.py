@@ -1,4 +1,6 @@
-"""Sample-quality metrics for low-dimensional samples: sliced Wasserstein distance and MMD."""
+"""Sample-quality metrics: sliced Wasserstein distance and MMD for low-dimensional samples; the Frechet
+distance on an MNIST classifier's features ("MNIST FID"), its confidence, and :func:`sample_quality`, which
+samples a model and scores it."""
 
 from __future__ import annotations
 
@@ -125,3 +127,43 @@ def classifier_confidence(images: torch.Tensor, classifier=None, batch: int = 10
     classifier.eval()
     probs = torch.cat([torch.softmax(classifier(images[i:i + batch]), 1) for i in range(0, len(images), batch)])
     return float(probs.max(1).values.mean())
+
+
+def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: torch.Tensor, seed: int = 0,
+                   batch: int = 500, classifier=None, progress: bool = True) -> dict:
+    """Draw ``n`` MNIST samples with :func:`~minddim.sampling.sample` on ``timesteps(T, steps)`` with ``eta``
+    (DDPM: ``steps = T, eta = 1``) and score them: MNIST FID against ``reference``, classifier confidence
+    and sampling wall-clock. ``reference`` is images in [-1, 1] (N, 1, 28, 28) or their
+    :func:`classifier_features` (N, d), to compute those once for many calls. x_T and all sampling noise
+    come from ``seed``, drawn in batches of ``batch``. Returns a dict with ``n, steps, eta, seed, fid,
+    confidence, seconds`` (rounded for printing) and the samples in [-1, 1] under ``"images"``."""
+    import time
+
+    from .sampling import sample, timesteps
+
+    n = check_positive_int(n, "n")
+    batch = check_positive_int(batch, "batch")
+    check_tensor(reference, "reference")
+    if classifier is None:
+        from .weights import pretrained
+
+        classifier = pretrained("mnist_classifier")
+    if reference.dim() == 4 and reference.shape[1:] == (1, 28, 28):
+        reference = classifier_features(classifier, reference)
+    elif reference.dim() != 2:
+        raise ValueError(f"reference must be MNIST images (N, 1, 28, 28) or their features (N, d), "
+                         f"got {tuple(reference.shape)}")
+    if getattr(model, "config", {}).get("channels", 1) != 1:
+        raise ValueError("model must be an MNIST (1-channel) model: the MNIST FID scores 28x28 digits")
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn(n, 1, 28, 28, generator=g)
+    tau = timesteps(schedule.T, steps)
+    started = time.perf_counter()
+    images = torch.cat([sample(model, x_T[i:i + batch], schedule, tau, eta, generator=g, progress=progress,
+                               clip_x0=1.0) for i in range(0, n, batch)])
+    seconds = time.perf_counter() - started
+    images = images.clamp(-1, 1)
+    return {"n": n, "steps": int(steps), "eta": eta, "seed": seed,
+            "fid": round(frechet_distance(classifier_features(classifier, images), reference), 2),
+            "confidence": round(classifier_confidence(images, classifier), 4),
+            "seconds": round(seconds, 1), "images": images}

@@ -111,7 +111,7 @@ class Schedule:
         """
         t = as_time(t, self.T, name, low)
         check_batch(t, x, name)
-        v = values[t].to(dtype=x.dtype, device=x.device)
+        v = values[t.cpu()].to(dtype=x.dtype, device=x.device)
         if t.dim() == 1:
             v = v.reshape(-1, *([1] * (x.dim() - 1)))
         return v

@@ -42,7 +42,8 @@ class TrainResult(NamedTuple):
 def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch_size: int = 256,
           lr: float = 1e-3, ema_decay: float = 0.999, seed: int = 0, prediction: str = "eps",
           weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
-          checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None) -> TrainResult:
+          checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None,
+          device: str | torch.device = "cpu") -> TrainResult:
     """Train ``model`` on ``data`` for ``steps`` Adam steps of the objective (default L_simple).
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
@@ -53,6 +54,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     random states are written there every ``checkpoint_every`` steps and at the end, to a temporary file
     renamed into place; ``resume=True`` continues from that file, so a run killed and resumed ends exactly
     where an uninterrupted run ends.  ``log_csv`` (a path) receives the loss history as ``step,loss``.
+    ``device`` (e.g. ``"cuda"``) moves the model and a tensor ``data`` there and draws the minibatches and
+    the noise there; checkpoints and returned weights stay loadable on a CPU.
     """
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
@@ -64,17 +67,21 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     if (resume or checkpoint_every) and checkpoint is None:
         raise ValueError("checkpoint must be a path when resume or checkpoint_every is set")
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
+    device = torch.device(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    model = model.to(device)
+    if isinstance(data, torch.Tensor):
+        data = data.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     ema = EMA(model, ema_decay)
     losses, start = [], 0
     if resume and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        g.set_state(state["data_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        g.set_state(state["data_rng"].cpu())
         losses, start = list(state["losses"]), int(state["step"])
     it = range(start, steps)
     if progress:
@@ -84,7 +91,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     model.train()
     for step in it:
         if isinstance(data, torch.Tensor):
-            x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g)]
+            x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)]
         else:
             x0 = data(batch_size, g)
         if loss_fn is None:
@@ -145,7 +152,7 @@ DATASETS = ("mnist", "cifar10")
 def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, batch_size: int = 64,
                  lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
                  num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
-                 progress: bool = True, command: str | None = None) -> TrainResult:
+                 progress: bool = True, command: str | None = None, device: str = "cpu") -> TrainResult:
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
@@ -178,10 +185,10 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     started = time.time()
     result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
                    seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
-                   resume=resume, log_csv=out / "loss.csv")
+                   resume=resume, log_csv=out / "loss.csv", device=device)
     sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
     _write_json(out / "config.json", {**config, "sessions": sessions})
-    _save_atomic(result.ema.state_dict(), out / "ema.pt")
+    _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
     _write_json(out / "ema.json", {
         "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
                               f"--batch-size {batch_size} --lr {lr} --ema-decay {ema_decay} --seed {seed} --base {base} "
@@ -202,15 +209,22 @@ def _write_json(path, obj) -> None:
 
 
 def load_unet(weights) -> torch.nn.Module:
-    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it."""
+    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it,
+    or the shipped model of that name (``"mnist_unet"``)."""
     import json
 
     from .models import UNet
+    from .weights import AVAILABLE, pretrained
 
+    if isinstance(weights, str) and weights in AVAILABLE and not Path(weights).exists():
+        return pretrained(weights)
     weights = Path(weights)
+    if not weights.is_file() or not weights.with_suffix(".json").is_file():
+        raise ValueError(f"weights must be a state_dict .pt file with its .json beside it (as `train` writes), "
+                         f"or one of {sorted(AVAILABLE)}; got {str(weights)!r}")
     meta = json.loads(weights.with_suffix(".json").read_text())
     model = UNet(**meta["model"])
-    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
     return model.eval()
 
 
@@ -283,3 +297,41 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "model": {}, "test_accuracy": round(accuracy, 4)})
     return model, accuracy
+
+
+def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
+                  command: str | None = None) -> dict:
+    """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
+    the 10,000 test images and classifier confidence of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples
+    (same seed), with their sampling wall-clock, and, as the floor at this ``n``, the FID of ``n`` real
+    training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
+    import json
+    import platform
+
+    from .data import load_mnist, to_model_range
+    from .metrics import classifier_confidence, mnist_fid, sample_quality
+    from .weights import pretrained
+
+    model = load_unet(weights)
+    meta_path = Path(weights).with_suffix(".json")
+    if model.config["channels"] != 1:
+        raise ValueError("weights must be an MNIST (1-channel) U-Net")
+    classifier = pretrained("mnist_classifier")
+    reference = to_model_range(load_mnist("test", root=root)[0])
+    train_images_ = to_model_range(load_mnist("train", root=root)[0])
+    schedule = Schedule.linear()
+    pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
+    quality = {"command": command or f"python -m minddim evaluate --weights {weights} --n {n} --seed {seed}",
+               "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed,
+               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                           "threads": torch.get_num_threads()},
+               "real_train_images": {"fid": round(mnist_fid(train_images_[pick], reference, classifier), 2),
+                                     "confidence": round(classifier_confidence(train_images_[pick], classifier), 4)}}
+    for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
+        result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
+                                classifier=classifier, progress=progress)
+        result.pop("images")
+        quality[name] = result
+    meta = json.loads(meta_path.read_text())
+    _write_json(meta_path, {**meta, "quality": quality})
+    return quality

@@ -96,3 +96,18 @@ def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
 
     model = load_unet(run / "ema.pt")
     assert model(torch.zeros(1, 1, 28, 28), torch.tensor([10])).shape == (1, 1, 28, 28)
+    # `evaluate` adds the measured quality to the JSON beside the weights, keeping what was there
+    before = json.loads((run / "ema.json").read_text())
+    assert main(["evaluate", "--weights", str(run / "ema.pt"), "--n", "4", "--batch", "4"]) == 0
+    meta = json.loads((run / "ema.json").read_text())
+    assert {k: meta[k] for k in before} == before
+    q = meta["quality"]
+    assert q["command"] == f"python -m minddim evaluate --weights {run / 'ema.pt'} --n 4 --batch 4"
+    assert q["n"] == 4 and q["reference"] == "MNIST test set (10000 images)"
+    assert q["DDIM-50"]["steps"] == 50 and q["DDIM-50"]["eta"] == 0 and q["DDPM-1000"]["steps"] == 1000
+    assert q["DDPM-1000"]["eta"] == 1 and q["DDPM-1000"]["seconds"] > q["DDIM-50"]["seconds"] > 0
+    # a model trained for 2 steps draws noise: farther from the test set than as many real images
+    assert q["DDIM-50"]["fid"] > q["real_train_images"]["fid"] and q["DDPM-1000"]["fid"] > q["real_train_images"]["fid"]
+    assert 0.1 <= q["DDIM-50"]["confidence"] <= 1
+    with pytest.raises(ValueError, match="weights"):
+        load_unet(run / "missing.pt")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-AVAILABLE = {"mnist_classifier": "Classifier"}
+AVAILABLE = {"mnist_classifier": "Classifier", "mnist_unet": "UNet"}
 
 
 def provenance(name: str) -> dict:
@@ -25,5 +25,5 @@ def pretrained(name: str) -> torch.nn.Module:
 
     meta = provenance(name)
     model = getattr(models, AVAILABLE[name])(**meta.get("model", {}))
-    model.load_state_dict(torch.load(HERE / f"{name}.pt", weights_only=True))
+    model.load_state_dict(torch.load(HERE / f"{name}.pt", weights_only=True, map_location="cpu"))
     return model.eval()
