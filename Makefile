@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
+#   make bench  (optional) the benchmarks in benchmarks/, about 45 minutes
 # Versions come from constraints.txt: what CI tested is what you get.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minddim-installed
 
-.PHONY: lab test setup clean
+.PHONY: lab test bench setup clean
 
 setup: $(STAMP)
 
@@ -25,6 +26,11 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	# the reference implementation compared against (diffusers) lives only in the optional "bench" extra
+	$(PY) -m pip install -c constraints.txt -e ".[dev,bench]"
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

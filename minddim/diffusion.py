@@ -93,7 +93,12 @@ def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t, schedule: Schedule) -> t
     check_tensor(eps, "eps")
     check_same_shape(eps, x_t, "eps", "x_t")
     ab = schedule.at(schedule.alpha_bars, t, x_t)
-    return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    return _x0_from_eps(x_t, eps, ab.sqrt(), (1 - ab).sqrt())
+
+
+def _x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, sqrt_ab, sqrt_one_minus_ab) -> torch.Tensor:
+    """DDIM eq. 9 on validated inputs, given sqrt(bar-alpha_t) and sqrt(1 - bar-alpha_t)."""
+    return (x_t - sqrt_one_minus_ab * eps) / sqrt_ab
 
 
 def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, t, schedule: Schedule) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from ._validate import as_time, check_nonneg_real, check_positive_int, check_same_shape, check_tensor
-from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, predict_x0
+from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, _x0_from_eps
 from .schedules import Schedule, as_schedule
 
 SIGMA_HAT = "sigma_hat"
@@ -114,17 +114,31 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: Schedul
     check_tensor(eps, "eps")
     check_same_shape(eps, x_t, "eps", "x_t")
     eta = check_eta(eta)
-    ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x_t)
-    x0_hat = predict_x0(x_t, eps, t, schedule)
-    if clip_x0 is not None:
-        x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-        eps = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
-    sigma = _against(ddim_sigma(schedule, t, t_prev, eta), x_t)
+    return _ddim_update(x_t, eps, _step_coefficients(schedule, t, t_prev, eta, x_t), clip_x0, noise, generator)
+
+
+def _step_coefficients(schedule: Schedule, t, t_prev, eta, x: torch.Tensor):
+    """The scalars of one step of eq. 12, cast and shaped for x: sqrt(bar-alpha_t), sqrt(1 - bar-alpha_t),
+    sqrt(bar-alpha_prev), the coefficient sqrt(1 - bar-alpha_prev - sigma^2) of the direction to x_t, sigma."""
+    ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x)
+    sigma = _against(ddim_sigma(schedule, t, t_prev, eta), x)
     # sigma-hat keeps the eta = 1 mean and only enlarges the noise
-    sigma_mean = sigma if eta != SIGMA_HAT else _against(ddim_sigma(schedule, t, t_prev, 1.0), x_t)
-    x_prev = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma_mean**2).clamp(min=0).sqrt() * eps
-    if bool((sigma > 0).any()):
-        x_prev = x_prev + sigma * _noise_like(noise, x_t, generator=generator)
+    sigma_mean = sigma if eta != SIGMA_HAT else _against(ddim_sigma(schedule, t, t_prev, 1.0), x)
+    return (ab.sqrt(), (1 - ab).sqrt(), ab_prev.sqrt(), (1 - ab_prev - sigma_mean**2).clamp(min=0).sqrt(), sigma,
+            bool((sigma > 0).any()))
+
+
+def _ddim_update(x_t, eps, coefficients, clip_x0, noise, generator):
+    """Eq. 12 on validated inputs: the arithmetic shared by :func:`ddim_step` and :func:`sample` (which
+    validates its inputs once and computes every step's coefficients before the loop)."""
+    sqrt_ab, sqrt_one_minus_ab, sqrt_ab_prev, direction, sigma, noisy = coefficients
+    x0_hat = _x0_from_eps(x_t, eps, sqrt_ab, sqrt_one_minus_ab)
+    if clip_x0 is not None:
+        x0_hat = x0_hat.clamp_(-clip_x0, clip_x0)
+        eps = (x_t - sqrt_ab * x0_hat).div_(sqrt_one_minus_ab)
+    x_prev = (sqrt_ab_prev * x0_hat).add_(direction * eps)
+    if noisy:
+        x_prev = x_prev.add_(sigma * _noise_like(noise, x_t, generator=generator))
     elif noise is not None:
         _noise_like(noise, x_t)
     return x_prev, x0_hat
@@ -166,6 +180,10 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
         steps = tqdm(list(steps), desc=f"sampling ({len(tau)} steps)", leave=False)
     x, xs, x0s = x_T, [x_T], []
     B = x_T.shape[0]
+    # every step's scalars at once (as (S,) tensors; element k is what ddim_step computes for step k)
+    table = _step_coefficients(schedule, walk[:-1], walk[1:], eta, x_T.new_empty(len(tau)))
+    coefficients = {t: tuple(c[k] for c in table[:5]) + (bool(table[4][k] > 0),)
+                    for k, t in enumerate(walk[:-1].tolist())}
     with torch.no_grad():
         for t, t_prev in steps:
             t_batch = torch.full((B,), t, dtype=torch.long, device=x.device)
@@ -173,7 +191,7 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
             if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
                 raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
                                  f"got {getattr(eps, 'shape', type(eps).__name__)}")
-            x, x0_hat = ddim_step(x, eps, t, t_prev, schedule, eta, generator=generator, clip_x0=clip_x0)
+            x, x0_hat = _ddim_update(x, eps, coefficients[t], clip_x0, None, generator)
             if trajectory:
                 xs.append(x)
                 x0s.append(x0_hat)

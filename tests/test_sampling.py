@@ -205,3 +205,24 @@ def test_slerp_endpoints_norm_and_angle(gen):
     angles = torch.atan2(path[:, 0, 1], path[:, 0, 0])
     assert torch.allclose(angles, torch.linspace(0, math.pi / 2, 7), atol=1e-6)
     assert torch.allclose(md.slerp(e0, e0, 0.3), e0)  # parallel: falls back to linear
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0, "sigma_hat"])
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+def test_sample_is_ddim_step_iterated_bit_for_bit(eta, clip_x0):
+    """`sample` validates once and precomputes each step's coefficients; the numbers must be exactly those
+    of calling the public `ddim_step` along the same walk with the same generator."""
+    s = md.Schedule.linear()
+    g = torch.Generator().manual_seed(0)
+    x_T, e = torch.randn(8, 1, 6, 6, generator=g), torch.randn(8, 1, 6, 6, generator=g)
+
+    def model(x, t):
+        return 0.3 * e + 0.1 * x + t[:, None, None, None] / 2000
+
+    tau = md.timesteps(1000, 20, "quadratic")
+    fast = md.sample(model, x_T, s, tau, eta, generator=torch.Generator().manual_seed(3), clip_x0=clip_x0)
+    x, g2 = x_T, torch.Generator().manual_seed(3)
+    walk = [0] + tau.tolist()
+    for t, t_prev in zip(walk[::-1][:-1], walk[::-1][1:]):
+        x, _ = md.ddim_step(x, model(x, torch.full((8,), t)), t, t_prev, s, eta, generator=g2, clip_x0=clip_x0)
+    assert torch.equal(fast, x)

@@ -1,0 +1,338 @@
+"""The course's benchmarks: every figure in benchmarks/README.md is measured by this script, on this machine,
+in one run, and written with the command, the machine and the date.
+
+    python benchmarks/run.py                       # everything (about 45 minutes on 2 CPU cores)
+    python benchmarks/run.py --only overhead,toy   # some sections; the others keep their last results
+
+Sections (DESIGN.md, issue "Benchmarks"):
+  sampling  DDPM-1000 against DDIM (S = 10, 20, 50, 100; eta = 0 and 1) with the shipped MNIST U-Net, batch 256:
+            median wall-clock of --repeats runs, speed-up, MNIST FID and confidence of the 256 samples
+  overhead  time per sampling step outside the network (a zero-cost model), ours against diffusers'
+            DDIMScheduler.step on the same configuration, and the U-Net's forward time for scale
+  training  U-Net training throughput (images/s) at batch 64 and 128: threads, channels-last, torch.compile
+  toy       seconds of training until the toy MLP's epsilon loss is within 5% of the exact floor
+  course    wall-clock of the unit tests and of each notebook under nbval
+Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
+machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import minddim as md  # noqa: E402
+from minddim.metrics import classifier_features, sample_quality  # noqa: E402
+
+SECTIONS = ("sampling", "overhead", "training", "toy", "course")
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_sampling(repeats: int, batch: int = 256) -> dict:
+    """DDPM-1000 against DDIM with the shipped model; timings interleaved across settings."""
+    from minddim.data import load_mnist, to_model_range
+
+    model, classifier = md.pretrained("mnist_unet"), md.pretrained("mnist_classifier")
+    schedule = md.Schedule.linear()
+    test = to_model_range(load_mnist("test")[0])
+    reference = classifier_features(classifier, test)
+    settings = [(1000, 1.0)] + [(S, eta) for eta in (0.0, 1.0) for S in (10, 20, 50, 100)]
+    rows = {}
+    for S, eta in settings:       # first pass: quality (one run per setting, all from seed 0)
+        r = sample_quality(model, schedule, S, eta, n=batch, reference=reference, seed=0, batch=batch,
+                           classifier=classifier, progress=False)
+        rows[S, eta] = {"S": S, "eta": eta, "fid": r["fid"], "confidence": r["confidence"], "seconds": [r["seconds"]]}
+    floor = md.frechet_distance(classifier_features(classifier, to_model_range(load_mnist("train")[0][:batch])),
+                                reference)
+    x_T = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for _ in range(repeats - 1):  # more timed passes, interleaved
+        for S, eta in settings:
+            rows[S, eta]["seconds"].append(_median_time(
+                lambda: md.sample(model, x_T, schedule, md.timesteps(1000, S), eta, clip_x0=1.0,
+                                  generator=torch.Generator().manual_seed(0)), 1))
+    ddpm = statistics.median(rows[1000, 1.0]["seconds"])
+    out = []
+    for (S, eta), row in rows.items():
+        med = statistics.median(row["seconds"])
+        out.append({**row, "median_seconds": round(med, 2), "speedup": round(ddpm / med, 1),
+                    "fid_ratio_to_ddpm": round(row["fid"] / rows[1000, 1.0]["fid"], 3),
+                    "seconds": [round(s, 2) for s in row["seconds"]]})
+    return {"batch": batch, "repeats": repeats, "real_images_fid": round(floor, 2), "rows": out}
+
+
+def bench_overhead(repeats: int, batch: int = 256, S: int = 50) -> dict:
+    """Per-step time outside the network: a model that returns a precomputed tensor, for md.sample and for
+    diffusers' DDIMScheduler (same linear schedule, same S, clipping of the predicted x_0 to [-1, 1])."""
+    schedule = md.Schedule.linear()
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(batch, 1, 28, 28, generator=g)
+    eps = torch.randn(batch, 1, 28, 28, generator=g) * 0.1
+
+    def zero_cost(x, t):
+        return eps
+
+    result = {"batch": batch, "S": S, "repeats": repeats}
+    unet = md.pretrained("mnist_unet")
+    t_batch = torch.full((batch,), 500)
+    with torch.no_grad():
+        unet(x_T, t_batch)
+        result["unet_forward_ms"] = round(1e3 * _median_time(lambda: unet(x_T, t_batch), repeats), 2)
+    try:
+        from diffusers import DDIMScheduler
+    except ImportError:
+        DDIMScheduler = None
+        result["diffusers"] = "not installed (pip install -e '.[bench]')"
+    for eta in (0.0, 1.0):
+        ours = _median_time(lambda: md.sample(zero_cost, x_T, schedule, md.timesteps(1000, S), eta, clip_x0=1.0,
+                                              generator=torch.Generator().manual_seed(1)), repeats) / S
+        row = {"ours_us_per_step": round(1e6 * ours, 1),
+               "ours_share_of_unet_forward": round(ours / (result["unet_forward_ms"] / 1e3), 4)}
+        if DDIMScheduler is not None:
+            import diffusers
+
+            sched = DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                                  clip_sample=True, set_alpha_to_one=True, steps_offset=0)
+            sched.set_timesteps(S)
+
+            def theirs_loop():
+                x, gen = x_T, torch.Generator().manual_seed(1)
+                for t in sched.timesteps:
+                    x = sched.step(zero_cost(x, t), t, x, eta=eta, generator=gen).prev_sample
+                return x
+
+            theirs = _median_time(theirs_loop, repeats) / S
+            row.update({"diffusers": diffusers.__version__, "diffusers_us_per_step": round(1e6 * theirs, 1),
+                        "ours_over_diffusers": round(ours / theirs, 3)})
+        result[f"eta={eta:g}"] = row
+    return result
+
+
+def bench_training(steps: int = 15) -> dict:
+    """U-Net (shipped configuration) training images/s: Adam steps on random images after warm-up."""
+    from minddim.losses import objective
+
+    config = md.weights.provenance("mnist_unet")["model"]
+    schedule = md.Schedule.linear()
+    rows = []
+    default_threads = torch.get_num_threads()
+    variants = [("default", default_threads, False, False), ("1 thread", 1, False, False),
+                ("channels-last", default_threads, True, False), ("torch.compile", default_threads, False, True)]
+    for batch in (64, 128):
+        for name, threads, channels_last, compiled in variants:
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            model = md.UNet(**config)
+            x0 = torch.randn(batch, 1, 28, 28)
+            if channels_last:
+                model, x0 = model.to(memory_format=torch.channels_last), x0.contiguous(memory_format=torch.channels_last)
+            net = torch.compile(model) if compiled else model
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            g = torch.Generator().manual_seed(0)
+
+            def step():
+                loss = objective(net, x0, schedule, generator=g)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            try:
+                start = time.perf_counter()
+                step()
+                warmup = time.perf_counter() - start
+                for _ in range(2):
+                    step()
+                seconds = _median_time(step, steps)
+                rows.append({"batch": batch, "variant": name, "threads": threads,
+                             "images_per_second": round(batch / seconds, 1), "first_step_seconds": round(warmup, 1)})
+            except Exception as err:  # torch.compile needs a C++ compiler; report, do not hide
+                rows.append({"batch": batch, "variant": name, "threads": threads, "error": f"{type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:160]}"})
+            torch.set_num_threads(default_threads)
+    return {"model": config, "steps_timed": steps, "rows": rows}
+
+
+def bench_toy(stage: int = 250, max_steps: int = 4000) -> dict:
+    """Train the toy MLP (md.train_toy's recipe) in stages, resuming from a checkpoint, and record the
+    training seconds until the EMA model's L_simple on 20k fixed draws is within 5% of the exact floor."""
+    schedule = md.Schedule.linear()
+    mixture = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
+    g = torch.Generator().manual_seed(123)
+    x0 = mixture.sample_data(20_000, g)
+    t = torch.randint(1, schedule.T + 1, (20_000,), generator=g)
+    noise = torch.randn(20_000, 2, generator=g)
+    with torch.no_grad():
+        floor = md.epsilon_loss(mixture, x0, schedule, t=t, noise=noise).item()
+    trace, seconds, reached = [], 0.0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        for steps in range(stage, max_steps + 1, stage):
+            start = time.perf_counter()
+            result = md.train_toy("eight_gaussians", steps=steps, seed=0, progress=False,
+                                  checkpoint=Path(tmp) / "ckpt.pt", resume=True)
+            seconds += time.perf_counter() - start
+            with torch.no_grad():
+                ratio = md.epsilon_loss(result.ema, x0, schedule, t=t, noise=noise).item() / floor
+            trace.append({"steps": steps, "seconds": round(seconds, 1), "loss_over_floor": round(ratio, 4)})
+            if ratio < 1.05 and reached is None:
+                reached = trace[-1]
+                break
+    return {"floor": round(floor, 4), "reached": reached, "trace": trace}
+
+
+def bench_course() -> dict:
+    """The test suite once (as `make test` runs it), with per-test times from a JUnit XML report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "report.xml"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", f"--junitxml={xml}", "-p", "no:cacheprovider"],
+                              cwd=ROOT, capture_output=True, text=True)
+        total = time.perf_counter() - start
+        per_file, outcome = {}, {"passed": 0, "failed": 0, "skipped": 0}
+        for case in ET.parse(xml).getroot().iter("testcase"):
+            name = case.get("classname", "")      # "tests.test_x" or "notebooks.01_forward_process.ipynb"
+            key = name.replace(".", "/", 1) if name.endswith(".ipynb") else "unit tests (tests/)"
+            per_file[key] = per_file.get(key, 0.0) + float(case.get("time", 0))
+            kind = "failed" if case.find("failure") is not None or case.find("error") is not None else \
+                "skipped" if case.find("skipped") is not None else "passed"
+            outcome[kind] += 1
+    return {"returncode": proc.returncode, "total_seconds": round(total, 1), "outcome": outcome,
+            "seconds": {k: round(v, 1) for k, v in sorted(per_file.items())}}
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per setting (median)")
+    parser.add_argument("--results", default=str(HERE / "results.json"))
+    args = parser.parse_args(argv)
+    only = args.only.split(",")
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--only: unknown sections {unknown}; choose from {SECTIONS}")
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for name in SECTIONS:
+        if name not in only:
+            continue
+        print(f"[{name}] ...", flush=True)
+        start = time.perf_counter()
+        fn = {"sampling": lambda: bench_sampling(args.repeats), "overhead": lambda: bench_overhead(max(args.repeats, 5)),
+              "training": bench_training, "toy": bench_toy, "course": bench_course}[name]
+        value = fn()
+        results[name] = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
+                         "section_seconds": round(time.perf_counter() - start, 1), "results": value}
+        print(json.dumps(value, indent=1)[:2000], flush=True)
+        from minddim._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(results, indent=1))
+        with atomic_path(HERE / "README.md") as tmp:
+            tmp.write_text(render(results))
+    return 0
+
+
+def render(results: dict) -> str:
+    """benchmarks/README.md from results.json: nothing in it is typed by hand."""
+    lines = ["# Benchmarks", "",
+             "Generated by `python benchmarks/run.py` from `results.json`; do not edit. Rerun everything with",
+             "`make bench` (installs the optional `bench` extra, i.e. diffusers, then runs the script), or one",
+             "section with `python benchmarks/run.py --only SECTION`. Each section lists the command, date and",
+             "machine it was measured with; timings are medians of interleaved repetitions.", ""]
+
+    def head(name, title):
+        r = results[name]
+        m = r["machine"]
+        lines.extend([f"## {title}", "", f"`{r['command']}` on {r['date']}: {m['processor']}, {m['cpu_count']} cores, "
+                      f"{m['threads']} torch threads, torch {m['torch']}, Python {m['python']} "
+                      f"(section took {r['section_seconds']:.0f} s).", ""])
+        return r["results"]
+
+    if "sampling" in results:
+        r = head("sampling", "1. DDIM against DDPM (shipped MNIST U-Net)")
+        lines += [f"Batch of {r['batch']} samples from the same x_T; wall-clock is the median of {r['repeats']} runs; "
+                  f"MNIST FID of the {r['batch']} samples against the 10,000 test digits ({r['batch']} real training "
+                  f"digits score {r['real_images_fid']}).", "",
+                  "| sampler | eta | median s | speed-up vs DDPM-1000 | MNIST FID | FID / DDPM's | confidence |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            name = "DDPM-1000" if row["S"] == 1000 else f"DDIM-{row['S']}"
+            lines.append(f"| {name} | {row['eta']:g} | {row['median_seconds']:.1f} | {row['speedup']:.1f}x | "
+                         f"{row['fid']:.1f} | {row['fid_ratio_to_ddpm']:.2f} | {row['confidence']:.3f} |")
+        ddim50 = next(row for row in r["rows"] if row["S"] == 50 and row["eta"] == 0)
+        lines += ["", f"Target: DDIM-50 at least 18x faster than DDPM-1000 with FID at most 1.1 times DDPM-1000's. "
+                  f"Measured: {ddim50['speedup']:.1f}x, FID ratio {ddim50['fid_ratio_to_ddpm']:.2f} "
+                  f"({'met' if ddim50['speedup'] >= 18 and ddim50['fid_ratio_to_ddpm'] <= 1.1 else 'not met'}).", ""]
+    if "overhead" in results:
+        r = head("overhead", "2. Sampler overhead per step (zero-cost model)")
+        lines += [f"Batch {r['batch']}, S = {r['S']}, median of {r['repeats']} runs. The U-Net's forward pass takes "
+                  f"{r['unet_forward_ms']:.1f} ms at this batch.", "",
+                  "| eta | ours (us/step) | diffusers DDIMScheduler.step (us/step) | ours / diffusers | ours / U-Net forward |",
+                  "|---|---|---|---|---|"]
+        for eta in ("0", "1"):
+            row = r[f"eta={eta}"]
+            lines.append(f"| {eta} | {row['ours_us_per_step']:.0f} | {row.get('diffusers_us_per_step', float('nan')):.0f} "
+                         f"({row.get('diffusers', r.get('diffusers', ''))}) | {row.get('ours_over_diffusers', float('nan')):.2f} "
+                         f"| {100 * row['ours_share_of_unet_forward']:.2f}% |")
+        lines += ["", "Targets: ours no slower than diffusers, and under 2% of the U-Net's forward time.", ""]
+    if "training" in results:
+        r = head("training", "3. Training throughput on this CPU")
+        lines += [f"The shipped U-Net's configuration ({r['model']}); median of {r['steps_timed']} Adam steps of "
+                  f"L_simple after warm-up.", "",
+                  "| batch | variant | threads | images/s | first step (s) |", "|---|---|---|---|---|"]
+        for row in r["rows"]:
+            lines.append(f"| {row['batch']} | {row['variant']} | {row['threads']} | "
+                         f"{row.get('images_per_second', row.get('error', ''))} | {row.get('first_step_seconds', '')} |")
+        lines.append("")
+    if "toy" in results:
+        r = head("toy", "4. The toy model: training time to within 5% of the exact loss floor")
+        reached = r["reached"]
+        lines += [f"Eight Gaussians, `md.train_toy` recipe (batch 512, Adam 3e-3, EMA 0.995), EMA model's L_simple on "
+                  f"20,000 fixed draws against the Bayes-optimal floor {r['floor']}.", "",
+                  "| steps | training seconds | loss / floor |", "|---|---|---|"]
+        lines += [f"| {row['steps']} | {row['seconds']:.1f} | {row['loss_over_floor']:.3f} |" for row in r["trace"]]
+        lines += ["", f"Within 5% after {reached['steps']} steps, {reached['seconds']:.1f} s of training." if reached
+                  else "Not within 5% in the steps tried.", ""]
+    if "course" in results:
+        r = head("course", "5. The course: unit tests and notebooks under nbval")
+        o = r["outcome"]
+        lines += [f"`pytest` (README's test command without the install): {r['total_seconds']:.0f} s in all; "
+                  f"{o['passed']} passed, {o['failed']} failed, {o['skipped']} skipped (exit code {r['returncode']}).",
+                  "", "| part | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in r["seconds"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
