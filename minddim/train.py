@@ -322,7 +322,7 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     schedule = Schedule.linear()
     pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
     quality = {"command": command or f"python -m minddim evaluate --weights {weights} --n {n} --seed {seed}",
-               "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed,
+               "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed, "batch": batch,
                "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                            "threads": torch.get_num_threads()},
                "real_train_images": {"fid": round(mnist_fid(train_images_[pick], reference, classifier), 2),

@@ -150,3 +150,18 @@ def test_bad_split_and_pixel_types():
         data.load_cifar10("validation")
     with pytest.raises(TypeError, match="uint8"):
         data.to_model_range(torch.zeros(2, 28, 28))
+
+
+def test_available_says_whether_the_files_are_in_place(tmp_path):
+    assert not data.available("mnist", root=tmp_path) and not data.available("cifar10", root=tmp_path)
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10" / data.CIFAR10_FILE).write_bytes(b"")
+    assert data.available("cifar10", root=tmp_path)
+    (tmp_path / "mnist").mkdir()
+    for name in list(data.MNIST_FILES)[:3]:
+        (tmp_path / "mnist" / name).write_bytes(b"")
+    assert not data.available("mnist", root=tmp_path)             # all four files, or not available
+    if has_mnist:
+        assert data.available("mnist")
+    with pytest.raises(ValueError, match="name"):
+        data.available("imagenet")

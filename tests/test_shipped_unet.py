@@ -1,0 +1,55 @@
+"""The shipped MNIST U-Net: provenance recorded by the package's commands, figures that reproduce, digits a
+classifier reads as digits, and the `sample` command on it."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+import minddim as md
+from minddim.__main__ import main
+from minddim.metrics import classifier_features, sample_quality
+from minddim.weights import provenance
+from tests.test_data_images import has_mnist
+
+needs_mnist = pytest.mark.skipif(not has_mnist, reason="the original MNIST files are not under $MINDDIM_DATA/mnist")
+
+
+def test_provenance_records_the_commands_machine_and_quality():
+    meta = provenance("mnist_unet")
+    assert meta["command"].startswith("python -m minddim train --data mnist")
+    assert meta["steps"] == meta["sessions"][-1]["finished_step"] and meta["wall_clock_seconds"] > 0
+    assert meta["machine"]["cpu_count"] >= 1 and meta["model"]["channels"] == 1
+    q = meta["quality"]
+    assert q["command"].startswith("python -m minddim evaluate") and q["n"] >= 1000
+    for name in ("DDIM-50", "DDPM-1000", "real_train_images"):
+        assert q[name]["fid"] > 0 and 0.1 < q[name]["confidence"] <= 1
+    assert q["DDPM-1000"]["steps"] == 1000 and q["DDPM-1000"]["eta"] == 1 and q["DDIM-50"]["eta"] == 0
+    model = md.pretrained("mnist_unet")
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000 and not model.training
+
+
+@needs_mnist
+def test_the_recorded_ddim50_figures_reproduce_and_the_samples_are_digits():
+    """Re-draw the 1000 DDIM-50 samples `evaluate` scored (same seed and batch): same FID and confidence; and
+    nearly every sample is a digit the classifier is sure of, with every class drawn."""
+    q = provenance("mnist_unet")["quality"]
+    model, classifier = md.pretrained("mnist_unet"), md.pretrained("mnist_classifier")
+    test = md.data.to_model_range(md.data.load_mnist("test")[0])
+    r = sample_quality(model, md.Schedule.linear(), 50, 0.0, n=q["n"], reference=classifier_features(classifier, test),
+                       seed=q["seed"], batch=q["batch"], classifier=classifier, progress=False)
+    assert r["fid"] == pytest.approx(q["DDIM-50"]["fid"], rel=0.02)
+    assert r["confidence"] == pytest.approx(q["DDIM-50"]["confidence"], abs=0.005)
+    with torch.no_grad():
+        probs = torch.softmax(classifier(r["images"]), 1)
+    sure = probs.max(1).values > 0.9
+    counts = torch.bincount(probs.argmax(1), minlength=10)
+    assert sure.float().mean() >= SURE_FRACTION, float(sure.float().mean())
+    assert (counts >= 0.04 * q["n"]).all(), counts.tolist()          # all ten digits, none rare
+
+
+def test_sample_command_accepts_the_shipped_name(tmp_path):
+    assert main(["sample", "--weights", "mnist_unet", "--out", str(tmp_path / "s.png"), "--n", "4", "--steps", "3"]) == 0
+    img = plt.imread(tmp_path / "s.png")
+    assert img.shape[:2] == (2 * 30 + 2, 2 * 30 + 2)
+    with pytest.raises(ValueError, match="weights"):
+        main(["sample", "--weights", "mnist_vae", "--out", str(tmp_path / "t.png")])
