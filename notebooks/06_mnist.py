@@ -72,7 +72,8 @@ test_u8, test_labels = load_mnist("test")
 x_train, x_test = to_model_range(train_u8), to_model_range(test_u8)
 print("train", tuple(x_train.shape), x_train.dtype, "test", tuple(x_test.shape))
 print("range", float(x_train.min()), float(x_train.max()), "mean", round(float(x_train.mean()), 4))
-show(x_train[:64], "64 training digits");
+show(x_train[:64], "64 training digits")
+plt.show()
 
 # %% [markdown]
 # ## 2. The U-Net and its time embedding
@@ -181,14 +182,14 @@ plt.show()
 # %%
 floor = [md.frechet_distance(classifier_features(classifier, x_train[torch.randperm(len(x_train),
          generator=torch.Generator().manual_seed(seed))[:N]]), reference) for seed in seeds]
-print(f"{'sampler':<14}{'FID seed 0':>11}{'seed 1':>8}{'mean':>8}{'+-':>6}{'confidence':>12}{'wall-clock':>12}{'speed-up':>10}")
+print(f"{'sampler':<14}{'FID seed 0':>11}{'seed 1':>8}{'mean':>8}{'+-':>6}{'confidence':>12}   wall-clock, speed-up")
 print(f"{'real digits':<14}{floor[0]:>11.1f}{floor[1]:>8.1f}{np.mean(floor):>8.1f}{abs(floor[0] - floor[1]) / 2:>6.1f}")
 ddpm_seconds = np.mean([r["seconds"] for r in results["DDPM", T]])
 for name, S, eta in settings:
     rs = results[name, S]
     fids, secs = [r["fid"] for r in rs], np.mean([r["seconds"] for r in rs])
     print(f"{name + '-' + str(S):<14}{fids[0]:>11.1f}{fids[1]:>8.1f}{np.mean(fids):>8.1f}{abs(fids[0] - fids[1]) / 2:>6.1f}"
-          f"{np.mean([r['confidence'] for r in rs]):>12.3f}{secs:>10.1f} s{ddpm_seconds / secs:>9.1f}x")
+          f"{np.mean([r['confidence'] for r in rs]):>12.3f}   {secs:.1f} s, {ddpm_seconds / secs:.1f}x")
 
 # %% [markdown]
 # Read the table with its spread: at $N = 100$ two seeds of the *same* sampler, or two sets of real digits,
