@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
-#   make bench  (optional) the benchmarks in benchmarks/, about 45 minutes
+#   make bench  (optional) the benchmarks in benchmarks/ (tens of minutes; see benchmarks/README.md)
 # Versions come from constraints.txt: what CI tested is what you get.
 
 PYTHON ?= python3

@@ -1,7 +1,7 @@
 """The course's benchmarks: every figure in benchmarks/README.md is measured by this script, on this machine,
 in one run, and written with the command, the machine and the date.
 
-    python benchmarks/run.py                       # everything (about 45 minutes on 2 CPU cores)
+    python benchmarks/run.py                       # everything (each section records how long it took)
     python benchmarks/run.py --only overhead,toy   # some sections; the others keep their last results
 
 Sections (DESIGN.md, issue "Benchmarks"):
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
+from minddim.train import machine  # noqa: E402
 
 SECTIONS = ("sampling", "overhead", "training", "toy", "course")
 
@@ -220,12 +219,6 @@ def bench_course() -> dict:
             outcome[kind] += 1
     return {"returncode": proc.returncode, "total_seconds": round(total, 1), "outcome": outcome,
             "seconds": {k: round(v, 1) for k, v in sorted(per_file.items())}}
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version()}
 
 
 def main(argv=None) -> int:

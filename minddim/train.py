@@ -158,7 +158,6 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
     ``ema.pt`` (a state_dict) with ``ema.json`` (command, steps, wall-clock of each session, machine)."""
     import json
-    import platform
     import time
 
     from .data import load_cifar10, load_mnist, to_model_range
@@ -194,11 +193,19 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
                               f"--batch-size {batch_size} --lr {lr} --ema-decay {ema_decay} --seed {seed} --base {base} "
                               f"--mults {','.join(map(str, mults))} --num-res {num_res}",
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": machine(),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
             sum(result.losses[-100:]) / len(result.losses[-100:]), 5)})
     return result
+
+
+def machine() -> dict:
+    """What a recorded figure was measured on: platform, processor, cores, torch version and threads, Python."""
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
 
 
 def _write_json(path, obj) -> None:
@@ -252,7 +259,6 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
     """Train the MNIST :class:`~minddim.models.Classifier` (Adam with a cosine learning-rate decay,
     cross-entropy, the 60k training images in [-1, 1]), measure its test accuracy and write ``out`` (state_dict) with a JSON beside it. What
     ``python -m minddim train-classifier`` runs. Returns (model, test accuracy)."""
-    import platform
     import time
 
     from .data import load_mnist, to_model_range
@@ -293,8 +299,7 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
         "command": command or f"python -m minddim train-classifier --out {out} --epochs {epochs} "
                               f"--batch-size {batch_size} --lr {lr} --seed {seed}",
         "epochs": epochs, "steps": epochs * -(-len(x) // batch_size), "wall_clock_seconds": round(seconds, 1),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": machine(),
         "model": {}, "test_accuracy": round(accuracy, 4)})
     return model, accuracy
 
@@ -306,10 +311,9 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     (same seed), with their sampling wall-clock, and, as the floor at this ``n``, the FID of ``n`` real
     training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
     import json
-    import platform
 
     from .data import load_mnist, to_model_range
-    from .metrics import classifier_confidence, mnist_fid, sample_quality
+    from .metrics import classifier_confidence, classifier_features, frechet_distance, sample_quality
     from .weights import pretrained
 
     model = load_unet(weights)
@@ -321,11 +325,12 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     train_images_ = to_model_range(load_mnist("train", root=root)[0])
     schedule = Schedule.linear()
     pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
+    reference = classifier_features(classifier, reference)        # the test set's features, computed once
     quality = {"command": command or f"python -m minddim evaluate --weights {weights} --n {n} --seed {seed}",
                "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed, "batch": batch,
-               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                           "threads": torch.get_num_threads()},
-               "real_train_images": {"fid": round(mnist_fid(train_images_[pick], reference, classifier), 2),
+               "machine": machine(),
+               "real_train_images": {"fid": round(frechet_distance(classifier_features(classifier, train_images_[pick]),
+                                                                   reference), 2),
                                      "confidence": round(classifier_confidence(train_images_[pick], classifier), 4)}}
     for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
