@@ -65,6 +65,37 @@ def test_a_killed_run_resumes_exactly_where_an_uninterrupted_run_ends(tmp_path):
         md.train(_tiny(), data, s, **kw, resume=True)
 
 
+def test_image_training_runs_in_channels_last_and_returns_the_usual_layout():
+    """The training default kept from benchmarks section 3: weights and images channels-last while training
+    (3 channels, so the layouts differ), the same losses up to rounding, networks returned contiguous."""
+    data = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    s = md.Schedule.linear()
+    seen = []
+
+    def spy(model, x0, schedule, g):
+        seen.append((x0.is_contiguous(memory_format=torch.channels_last), x0.is_contiguous(),
+                     model.inp.weight.is_contiguous(memory_format=torch.channels_last)))
+        return md.objective(model, x0, schedule, generator=g)
+
+    kw = dict(steps=4, batch_size=4, lr=1e-3, ema_decay=0.9, seed=1, progress=False)
+    def unet():
+        torch.manual_seed(0)
+        return md.UNet(3, base=8, mults=(1, 2), num_res=1, groups=4)
+
+    default = md.train(unet(), data, s, **kw, loss_fn=spy)
+    assert seen == [(True, False, True)] * 4
+    seen.clear()
+    plain = md.train(unet(), data, s, **kw, loss_fn=spy, channels_last=False)
+    assert seen == [(False, True, False)] * 4
+    assert default.losses == pytest.approx(plain.losses, rel=1e-4)
+    for net in (default.model, default.ema):
+        assert all(p.is_contiguous() for p in net.parameters())
+    # Adam moves a weight by at most lr = 1e-3 per step (4e-3 in all); rounding differences in tiny gradients
+    # get normalized by Adam, so weights agree to 1e-4, 1/40 of the largest possible move
+    for a, b in zip(default.ema.state_dict().values(), plain.ema.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
 def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monkeypatch):
     folder = tmp_path / "data" / "cifar10"
     folder.mkdir(parents=True)
