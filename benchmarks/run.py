@@ -281,17 +281,22 @@ def render(results: dict) -> str:
             lines.append(f"| {name} | {row['eta']:g} | {row['median_seconds']:.1f} | {row['speedup']:.1f}x | "
                          f"{row['fid']:.1f} | {row['fid_ratio_to_ddpm']:.2f} | {row['confidence']:.3f} |")
         ddim50 = next(row for row in r["rows"] if row["S"] == 50 and row["eta"] == 0)
+        ddpm = next(row for row in r["rows"] if row["S"] == 1000)
         lines += ["", f"Target: DDIM-50 at least 18x faster than DDPM-1000 with FID at most 1.1 times DDPM-1000's. "
-                  f"Measured: {ddim50['speedup']:.1f}x, FID ratio {ddim50['fid_ratio_to_ddpm']:.2f} "
-                  f"({'met' if ddim50['speedup'] >= 18 and ddim50['fid_ratio_to_ddpm'] <= 1.1 else 'not met'}).", ""]
+                  f"Speed-up measured: {ddim50['speedup']:.1f}x ({'met' if ddim50['speedup'] >= 18 else 'not met'}). "
+                  f"FID at N = {r['batch']}: ratio {ddim50['fid_ratio_to_ddpm']:.2f}, but at this N one draw's FID is "
+                  f"mostly sampling noise ({r['batch']} real digits score {r['real_images_fid']:.1f}, DDPM-1000 "
+                  f"{ddpm['fid']:.1f}), so the quality half of the target is judged on the 1,000-sample record below.",
+                  ""]
         quality = md.weights.provenance("mnist_unet").get("quality")
         if quality:   # the shipped weights' own record: 1,000 samples, so less seed noise than 256
+            ratio = quality["DDIM-50"]["fid"] / quality["DDPM-1000"]["fid"]
             lines += [f"With more samples (`{quality['command']}`, N = {quality['n']}, recorded in "
                       f"`minddim/weights/mnist_unet.json`): DDPM-1000 FID {quality['DDPM-1000']['fid']:.1f} "
                       f"({quality['DDPM-1000']['seconds']:.0f} s), DDIM-50 FID {quality['DDIM-50']['fid']:.1f} "
-                      f"({quality['DDIM-50']['seconds']:.0f} s), ratio "
-                      f"{quality['DDIM-50']['fid'] / quality['DDPM-1000']['fid']:.2f}; {quality['n']} real training "
-                      f"digits score {quality['real_train_images']['fid']:.1f}.", ""]
+                      f"({quality['DDIM-50']['seconds']:.0f} s), ratio {ratio:.2f} "
+                      f"({'met' if ratio <= 1.1 else 'not met'}); {quality['n']} real training digits score "
+                      f"{quality['real_train_images']['fid']:.1f}.", ""]
     if "overhead" in results:
         r = head("overhead", "2. Sampler overhead per step (zero-cost model)")
         lines += [f"Batch {r['batch']}, S = {r['S']}, median of {r['repeats']} runs. The U-Net's forward pass takes "
@@ -317,11 +322,9 @@ def render(results: dict) -> str:
             ratio = f"{ips / base:.2f}x" if ips and base else ""
             lines.append(f"| {row['batch']} | {row['variant']} | {row['threads']} | {ips or row.get('error', '')} | "
                          f"{ratio} | {row.get('first_step_seconds', '')} |")
-        compiled = [row for row in r["rows"] if row["variant"] == "torch.compile" and "images_per_second" in row]
         lines += ["", "Kept as the training default: channels-last (`md.train(..., channels_last=None)` turns it on for "
-                  "a tensor of images) and all cores. `torch.compile` is not the default" + (
-                      f": its first step compiles for {max(row['first_step_seconds'] for row in compiled):.0f} s, "
-                      "every run, for the steady rate in its rows." if compiled else "."), ""]
+                  "a tensor of images) and all cores. `torch.compile` is not the default; see its rows "
+                  "(its first step includes compilation).", ""]
     if "toy" in results:
         r = head("toy", "4. The toy model: training time to within 5% of the exact loss floor")
         reached = r["reached"]

@@ -58,8 +58,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     the noise there; checkpoints and returned weights stay loadable on a CPU.
     ``channels_last`` stores the model's weights and the images in the channels-last memory layout while
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
-    floating-point rounding, 9-12% more images per second for the shipped U-Net on a 2-core CPU
-    (``benchmarks/README.md``, section 3).  The returned networks are back in the usual layout.
+    floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
+    ``benchmarks/README.md``, section 3).  The returned networks are back in the usual layout.
     """
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
