@@ -199,7 +199,7 @@ for name, S, eta in settings:
 # model's 1,000-sample figures printed in section 3, where the spread is much smaller: there DDIM-50's FID
 # is somewhat higher than DDPM-1000's with this small model, while both are far from noise and well above
 # the real-digit floor. DDIM's paper finds near parity at $S = 50$-$100$ with a 35.7 M-parameter CIFAR-10
-# model; a 0.27 M-parameter model's $\epsilon_\theta$ is less accurate, and a deterministic sampler with
+# model; a 0.64 M-parameter model's $\epsilon_\theta$ is less accurate, and a deterministic sampler with
 # large steps has no noise to wash its errors out. `benchmarks/` repeats this measurement at batch 256.
 #
 # ## 5. The $\eta$ sweep at $S = 20$
