@@ -197,10 +197,9 @@ for name, S, eta in settings:
 # evidence. What the table does establish is the cost: wall-clock scales with the number of network
 # evaluations, so DDIM-S is close to $T/S$ times faster than DDPM-1000. For quality, look at the shipped
 # model's 1,000-sample figures printed in section 3, where the spread is much smaller: there DDIM-50's FID
-# is somewhat higher than DDPM-1000's with this small model, while both are far from noise and well above
-# the real-digit floor. DDIM's paper finds near parity at $S = 50$-$100$ with a 35.7 M-parameter CIFAR-10
-# model; a 0.64 M-parameter model's $\epsilon_\theta$ is less accurate, and a deterministic sampler with
-# large steps has no noise to wash its errors out. `benchmarks/` repeats this measurement at batch 256.
+# is about equal to DDPM-1000's - the near parity at $S = 50$-$100$ that DDIM's paper finds with a 35.7
+# M-parameter CIFAR-10 model - while the classifier is a little more confident on DDPM-1000's samples; both
+# are far from noise and well above the real-digit floor. `benchmarks/` repeats this measurement at batch 256.
 #
 # ## 5. The $\eta$ sweep at $S = 20$
 #
@@ -326,8 +325,8 @@ plt.show()
 #
 # - The toy notebooks' code runs unchanged on images: only the network differs.
 # - Measured here with one shipped model: DDIM-S costs about $S/T$ of DDPM-1000's wall-clock. At 100
-#   samples its FID is within the seed-to-seed spread of DDPM-1000's; the 1,000-sample figures show that
-#   with this small model DDIM-50's FID is somewhat higher than DDPM-1000's, less close than the paper finds.
+#   samples its FID is within the seed-to-seed spread of DDPM-1000's; the 1,000-sample figures show
+#   DDIM-50's FID about equal to DDPM-1000's, the near parity the paper finds, at 1/20 of the cost.
 #   At few steps, quality falls as $\eta$ grows (DDIM Table 1).
 # - With $\eta = 0$, $x_T$ is a latent code: consistent across $S$, interpolable, and test digits can be
 #   encoded into it and decoded back, more precisely with more steps.
