@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr-decay", choices=("constant", "cosine"), default="constant",
+                   help="learning rate per step: constant (DDPM) or a cosine decay from --lr to 0 over --steps")
     p.add_argument("--ema-decay", type=float, default=0.9995)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base", type=int, default=32, help="U-Net width")
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
                      ema_decay=args.ema_decay, seed=args.seed, base=args.base,
                      mults=tuple(int(m) for m in args.mults.split(",")), num_res=args.num_res,
                      checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
+                     lr_decay=args.lr_decay,
                      command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
         return 0

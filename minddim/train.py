@@ -4,6 +4,7 @@ weights (DDPM appendix B uses decay 0.9999), a seed, a progress bar and the loss
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -27,10 +28,21 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        for e, p in zip(self.model.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1 - self.decay)
+        torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in model.parameters()], 1 - self.decay)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+
+LR_DECAYS = ("constant", "cosine")
+
+
+def learning_rate(lr: float, step: int, steps: int, decay: str = "constant") -> float:
+    """The learning rate of Adam step ``step`` (0-based) of ``steps``: ``lr`` throughout (``"constant"``, as in
+    DDPM), or ``lr (1 + cos(pi step / steps)) / 2`` (``"cosine"``: from ``lr`` at the first step down to nearly 0 at
+    the last). A function of the step alone, so a resumed run follows the same schedule."""
+    if decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {decay!r}")
+    return lr if decay == "constant" else lr * (1 + math.cos(math.pi * step / steps)) / 2
 
 
 class TrainResult(NamedTuple):
@@ -43,7 +55,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
           lr: float = 1e-3, ema_decay: float = 0.999, seed: int = 0, prediction: str = "eps",
           weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
           checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None,
-          device: str | torch.device = "cpu", channels_last: bool | None = None) -> TrainResult:
+          device: str | torch.device = "cpu", channels_last: bool | None = None,
+          lr_decay: str = "constant") -> TrainResult:
     """Train ``model`` on ``data`` for ``steps`` Adam steps of the objective (default L_simple).
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
@@ -56,6 +69,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     where an uninterrupted run ends.  ``log_csv`` (a path) receives the loss history as ``step,loss``.
     ``device`` (e.g. ``"cuda"``) moves the model and a tensor ``data`` there and draws the minibatches and
     the noise there; checkpoints and returned weights stay loadable on a CPU.
+    ``lr_decay`` (``"constant"`` or ``"cosine"``) sets each step's learning rate (:func:`learning_rate`).
     ``channels_last`` stores the model's weights and the images in the channels-last memory layout while
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
     floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
@@ -63,6 +77,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     """
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
+    learning_rate(lr, 0, steps, lr_decay)                         # checks lr_decay before any work
     batch_size = check_positive_int(batch_size, "batch_size")
     if not (isinstance(data, torch.Tensor) or callable(data)):
         raise TypeError("data must be a tensor of examples or a callable (n, generator) -> tensor")
@@ -99,7 +114,11 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
 
         it = tqdm(it, desc="training", initial=start, total=steps, leave=False)
     model.train()
+    pending = []                  # this step's losses, still on the device: read back every 50 steps, not every step
     for step in it:
+        if lr_decay != "constant":
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(lr, step, steps, lr_decay)
         if isinstance(data, torch.Tensor):
             x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)]
         else:
@@ -112,11 +131,15 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         loss.backward()
         opt.step()
         ema.update(model)
-        losses.append(float(loss.detach()))
-        if progress and len(losses) % 50 == 0:
-            it.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
+        pending.append(loss.detach())
         done = step + 1
-        if checkpoint is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0)):
+        save = checkpoint is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0))
+        if len(pending) == 50 or save or done == steps:
+            losses.extend(torch.stack(pending).tolist())
+            pending.clear()
+            if progress and len(losses) >= 50:
+                it.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
+        if save:
             _save_atomic({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(),
                           "torch_rng": torch.get_rng_state(), "data_rng": g.get_state(), "losses": losses,
                           "step": done}, checkpoint)
@@ -164,7 +187,8 @@ DATASETS = ("mnist", "cifar10")
 def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, batch_size: int = 64,
                  lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
                  num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
-                 progress: bool = True, command: str | None = None, device: str = "cpu") -> TrainResult:
+                 progress: bool = True, command: str | None = None, device: str = "cpu",
+                 lr_decay: str = "constant") -> TrainResult:
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
@@ -180,13 +204,14 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     out = Path(out)
     images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
     x = to_model_range(images)
-    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
+              "ema_decay": ema_decay, "seed": seed,
               "model": {"channels": x.shape[1], "base": base, "mults": list(mults), "num_res": num_res},
               "schedule": {"kind": "linear", "T": 1000}}
     config_path = out / "config.json"
     sessions = []
     if resume and config_path.exists():
-        stored = json.loads(config_path.read_text())
+        stored = {"lr_decay": "constant", **json.loads(config_path.read_text())}    # runs from before --lr-decay
         if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
             raise ValueError(f"resume: the arguments differ from the run's {config_path}")
         sessions = stored.get("sessions", [])
@@ -196,28 +221,32 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     started = time.time()
     result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
                    seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
-                   resume=resume, log_csv=out / "loss.csv", device=device)
+                   resume=resume, log_csv=out / "loss.csv", device=device, lr_decay=lr_decay)
     sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
     _write_json(out / "config.json", {**config, "sessions": sessions})
     _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
     _write_json(out / "ema.json", {
         "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
-                              f"--batch-size {batch_size} --lr {lr} --ema-decay {ema_decay} --seed {seed} --base {base} "
+                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --ema-decay {ema_decay} --seed {seed} --base {base} "
                               f"--mults {','.join(map(str, mults))} --num-res {num_res}",
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
-        "machine": machine(),
+        "machine": machine(device),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
             sum(result.losses[-100:]) / len(result.losses[-100:]), 5)})
     return result
 
 
-def machine() -> dict:
-    """What a recorded figure was measured on: platform, processor, cores, torch version and threads, Python."""
+def machine(device: str | torch.device = "cpu") -> dict:
+    """What a recorded figure was measured on: platform, processor, cores, torch version and threads, Python,
+    and the accelerator's name when ``device`` is one (e.g. ``"cuda"``)."""
     import platform
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "python": platform.python_version()}
+    if torch.device(device).type == "cuda":
+        info["device"] = torch.cuda.get_device_name(torch.device(device))
+    return info
 
 
 def _write_json(path, obj) -> None:

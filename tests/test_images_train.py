@@ -1,6 +1,7 @@
 """The U-Net, checkpointed training that resumes exactly, and the train / sample commands on tiny configs."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,11 +37,13 @@ def _tiny(seed=0):
     return md.UNet(1, base=8, mults=(1, 2), num_res=1, groups=4)
 
 
-def test_a_killed_run_resumes_exactly_where_an_uninterrupted_run_ends(tmp_path):
+@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
+def test_a_killed_run_resumes_exactly_where_an_uninterrupted_run_ends(tmp_path, lr_decay):
     data = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     s = md.Schedule.linear()
-    kw = dict(steps=6, batch_size=4, lr=1e-3, ema_decay=0.9, seed=3, progress=False)
+    kw = dict(steps=6, batch_size=4, lr=1e-3, ema_decay=0.9, seed=3, progress=False, lr_decay=lr_decay)
     straight = md.train(_tiny(), data, s, **kw)
+    assert len(straight.losses) == 6
 
     calls = {"n": 0}
 
@@ -63,6 +66,40 @@ def test_a_killed_run_resumes_exactly_where_an_uninterrupted_run_ends(tmp_path):
     assert (tmp_path / "run" / "loss.csv").read_text().splitlines()[0] == "step,loss"
     with pytest.raises(ValueError, match="checkpoint"):
         md.train(_tiny(), data, s, **kw, resume=True)
+
+
+def test_learning_rate_is_constant_or_a_cosine_from_lr_to_zero():
+    from minddim.train import learning_rate
+
+    assert [learning_rate(2e-4, t, 10) for t in range(10)] == [2e-4] * 10
+    cos = [learning_rate(1e-3, t, 100, "cosine") for t in range(100)]
+    assert cos[0] == 1e-3 and cos[50] == pytest.approx(5e-4, rel=1e-12)       # half way: half the rate
+    assert cos[99] == pytest.approx(1e-3 * (1 + math.cos(math.pi * 0.99)) / 2) and 0 < cos[99] < 1e-6
+    assert all(a > b for a, b in zip(cos, cos[1:]))
+    assert [learning_rate(1e-3, t, 100, "cosine") + learning_rate(1e-3, 100 - t, 100, "cosine")
+            for t in range(1, 100)] == pytest.approx([1e-3] * 99)         # symmetric about the middle
+    with pytest.raises(ValueError, match="lr_decay"):
+        learning_rate(1e-3, 0, 10, "linear")
+    with pytest.raises(ValueError, match="lr_decay"):
+        md.train(_tiny(), torch.zeros(4, 1, 8, 8), md.Schedule.linear(), steps=2, lr_decay="step", progress=False)
+
+
+def test_training_sets_each_adam_step_to_the_schedules_rate(monkeypatch):
+    seen, step = [], torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    data = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    from minddim.train import learning_rate
+
+    for decay in ("constant", "cosine"):
+        seen.clear()
+        md.train(_tiny(), data, md.Schedule.linear(), steps=5, batch_size=2, lr=1e-3, progress=False, lr_decay=decay)
+        assert seen == [learning_rate(1e-3, t, 5, decay) for t in range(5)]
+    assert seen[0] == 1e-3 > seen[1] > seen[4] > 0
 
 
 def test_image_training_runs_in_channels_last_and_returns_the_usual_layout():
@@ -115,6 +152,31 @@ def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monk
                  "--steps", "2", "--eta", "1"]) == 0
     img = plt.imread(tmp_path / "s.png")
     assert img.shape[0] == img.shape[1] == 2 * 34 + 2
+
+
+def test_train_command_records_the_lr_decay_and_resumes_only_with_the_same_one(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "cifar10"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(md.data, "CIFAR10_MD5", _cifar_archive(folder / md.data.CIFAR10_FILE, n_train=4))
+    run = tmp_path / "run"
+    args = ["train", "--data", "cifar10", "--root", str(tmp_path / "data"), "--out", str(run), "--steps", "2",
+            "--batch-size", "2", "--base", "8", "--mults", "1,2"]
+    assert main(args + ["--lr-decay", "cosine"]) == 0
+    assert json.loads((run / "config.json").read_text())["lr_decay"] == "cosine"
+    assert "--lr-decay cosine" in json.loads((run / "ema.json").read_text())["command"]
+    assert "device" not in json.loads((run / "ema.json").read_text())["machine"]      # trained on the CPU
+    with pytest.raises(ValueError, match="differ"):
+        main(args[:8] + ["3"] + args[9:] + ["--resume"])                           # constant: not this run's
+    with pytest.raises(SystemExit):
+        main(args + ["--lr-decay", "linear"])                                        # argparse names the choices
+    # a run folder written before --lr-decay existed has no lr_decay: it was constant and resumes as such
+    old = tmp_path / "old"
+    assert main(args[:6] + [str(old)] + args[7:]) == 0
+    config = json.loads((old / "config.json").read_text())
+    del config["lr_decay"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert main(args[:6] + [str(old)] + args[7:8] + ["3"] + args[9:] + ["--resume"]) == 0
+    assert json.loads((old / "ema.json").read_text())["steps"] == 3
 
 
 @pytest.mark.skipif(not has_mnist, reason="the original MNIST files are not under $MINDDIM_DATA/mnist")
