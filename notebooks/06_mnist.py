@@ -196,7 +196,7 @@ for name, S, eta in settings:
 # differ by as much as most of the rows do, so differences smaller than a few times the "+-" column are not
 # evidence. What the table does establish is the cost: wall-clock scales with the number of network
 # evaluations, so DDIM-S is close to $T/S$ times faster than DDPM-1000. For quality, look at the shipped
-# model's 1,000-sample figures printed in section 3, where the spread is much smaller: there DDIM-50's FID
+# model's 1,000-sample figures printed in section 3, drawn from ten times as many samples: there DDIM-50's FID
 # is about equal to DDPM-1000's - the near parity at $S = 50$-$100$ that DDIM's paper finds with a 35.7
 # M-parameter CIFAR-10 model - while the classifier is a little more confident on DDPM-1000's samples; both
 # are far from noise and well above the real-digit floor. `benchmarks/` repeats this measurement at batch 256.
