@@ -9,6 +9,8 @@ import sys
 
 
 def main(argv=None) -> int:
+    from .train import DATASETS, LR_DECAYS
+
     parser = argparse.ArgumentParser(prog="python -m minddim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -23,12 +25,12 @@ def main(argv=None) -> int:
     p.add_argument("--solutions", default=None, help="folder of the solution notebooks (default: the repository's)")
 
     p = sub.add_parser("train", help="train a U-Net on MNIST or CIFAR-10 (checkpoints; --resume continues)")
-    p.add_argument("--data", choices=("mnist", "cifar10"), default="mnist")
+    p.add_argument("--data", choices=DATASETS, default="mnist")
     p.add_argument("--out", default="runs/mnist", help="run folder: config, checkpoint, loss.csv, ema.pt + ema.json")
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--lr-decay", choices=("constant", "cosine"), default="constant",
+    p.add_argument("--lr-decay", choices=LR_DECAYS, default="constant",
                    help="learning rate per step: constant (DDPM) or a cosine decay from --lr to 0 over --steps")
     p.add_argument("--ema-decay", type=float, default=0.9995)
     p.add_argument("--seed", type=int, default=0)

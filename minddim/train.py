@@ -116,9 +116,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     model.train()
     pending = []                  # this step's losses, still on the device: read back every 50 steps, not every step
     for step in it:
-        if lr_decay != "constant":
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(lr, step, steps, lr_decay)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(lr, step, steps, lr_decay)
         if isinstance(data, torch.Tensor):
             x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)]
         else:
@@ -227,8 +226,8 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
     _write_json(out / "ema.json", {
         "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
-                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --ema-decay {ema_decay} --seed {seed} --base {base} "
-                              f"--mults {','.join(map(str, mults))} --num-res {num_res}",
+                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --ema-decay {ema_decay} "
+                              f"--seed {seed} --base {base} --mults {','.join(map(str, mults))} --num-res {num_res}",
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
         "machine": machine(device),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(

@@ -133,13 +133,20 @@ def test_image_training_runs_in_channels_last_and_returns_the_usual_layout():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
 
 
-def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monkeypatch):
+def _cifar10_train_args(tmp_path, monkeypatch, steps):
+    """A run folder and `train` arguments for a tiny U-Net on a synthetic archive in CIFAR-10's format; the
+    value of ``--out`` is ``args[6]`` and that of ``--steps`` is ``args[8]``."""
     folder = tmp_path / "data" / "cifar10"
     folder.mkdir(parents=True)
     monkeypatch.setattr(md.data, "CIFAR10_MD5", _cifar_archive(folder / md.data.CIFAR10_FILE, n_train=4))
     run = tmp_path / "run"
-    args = ["train", "--data", "cifar10", "--root", str(tmp_path / "data"), "--out", str(run), "--steps", "3",
-            "--batch-size", "2", "--base", "8", "--mults", "1,2", "--checkpoint-every", "2"]
+    return run, ["train", "--data", "cifar10", "--root", str(tmp_path / "data"), "--out", str(run), "--steps",
+                 str(steps), "--batch-size", "2", "--base", "8", "--mults", "1,2"]
+
+
+def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monkeypatch):
+    run, args = _cifar10_train_args(tmp_path, monkeypatch, steps=3)
+    args += ["--checkpoint-every", "2"]
     assert main(args) == 0
     meta = json.loads((run / "ema.json").read_text())
     assert meta["steps"] == 3 and meta["command"].startswith("python -m minddim train --data cifar10")
@@ -155,12 +162,7 @@ def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monk
 
 
 def test_train_command_records_the_lr_decay_and_resumes_only_with_the_same_one(tmp_path, monkeypatch):
-    folder = tmp_path / "data" / "cifar10"
-    folder.mkdir(parents=True)
-    monkeypatch.setattr(md.data, "CIFAR10_MD5", _cifar_archive(folder / md.data.CIFAR10_FILE, n_train=4))
-    run = tmp_path / "run"
-    args = ["train", "--data", "cifar10", "--root", str(tmp_path / "data"), "--out", str(run), "--steps", "2",
-            "--batch-size", "2", "--base", "8", "--mults", "1,2"]
+    run, args = _cifar10_train_args(tmp_path, monkeypatch, steps=2)
     assert main(args + ["--lr-decay", "cosine"]) == 0
     assert json.loads((run / "config.json").read_text())["lr_decay"] == "cosine"
     assert "--lr-decay cosine" in json.loads((run / "ema.json").read_text())["command"]
