@@ -118,25 +118,44 @@ def mnist_fid(images: torch.Tensor, reference: torch.Tensor, classifier=None) ->
 
 
 @torch.no_grad()
-def classifier_confidence(images: torch.Tensor, classifier=None, batch: int = 1000) -> float:
-    """Mean of the classifier's top softmax probability: near 1 for clean digits, lower for ambiguous ones."""
+def top_probability(images: torch.Tensor, classifier=None, batch: int = 1000) -> torch.Tensor:
+    """The classifier's top softmax probability for each image in [-1, 1] (N, 1, 28, 28): shape (N,)."""
     if classifier is None:
         from .weights import pretrained
 
         classifier = pretrained("mnist_classifier")
     classifier.eval()
-    probs = torch.cat([torch.softmax(classifier(images[i:i + batch]), 1) for i in range(0, len(images), batch)])
-    return float(probs.max(1).values.mean())
+    return torch.cat([torch.softmax(classifier(images[i:i + batch]), 1).max(1).values
+                      for i in range(0, len(images), batch)])
+
+
+def classifier_confidence(images: torch.Tensor, classifier=None, batch: int = 1000) -> float:
+    """Mean of the classifier's top softmax probability: near 1 for clean digits, lower for ambiguous ones."""
+    return float(top_probability(images, classifier, batch).mean())
+
+
+SURE = 0.9
+
+
+def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: float = SURE,
+                             batch: int = 1000) -> float:
+    """The fraction of images whose top softmax probability exceeds ``threshold`` (default 0.9): the share the
+    classifier reads as one digit. A mean confidence hides how many samples are ambiguous; this counts them.
+    On the shipped classifier, 97.25% of the 10,000 MNIST test digits pass 0.9 (tests/test_classifier_fid.py)."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    return float((top_probability(images, classifier, batch) > threshold).float().mean())
 
 
 def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: torch.Tensor, seed: int = 0,
                    batch: int = 500, classifier=None, progress: bool = True) -> dict:
     """Draw ``n`` MNIST samples with :func:`~minddim.sampling.sample` on ``timesteps(T, steps)`` with ``eta``
-    (DDPM: ``steps = T, eta = 1``) and score them: MNIST FID against ``reference``, classifier confidence
-    and sampling wall-clock. ``reference`` is images in [-1, 1] (N, 1, 28, 28) or their
-    :func:`classifier_features` (N, d), to compute those once for many calls. x_T and all sampling noise
+    (DDPM: ``steps = T, eta = 1``) and score them: MNIST FID against ``reference``, classifier confidence,
+    the fraction the classifier is sure of (:func:`classifier_sure_fraction`) and sampling wall-clock.
+    ``reference`` is images in [-1, 1] (N, 1, 28, 28) or their :func:`classifier_features` (N, d), to compute
+    those once for many calls. x_T and all sampling noise
     come from ``seed``, drawn in batches of ``batch``. Returns a dict with ``n, steps, eta, seed, fid,
-    confidence, seconds`` (rounded for printing) and the samples in [-1, 1] under ``"images"``."""
+    confidence, sure, seconds`` (rounded for printing) and the samples in [-1, 1] under ``"images"``."""
     import time
 
     from .sampling import sample, timesteps
@@ -166,4 +185,5 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     return {"n": n, "steps": int(steps), "eta": eta, "seed": seed,
             "fid": round(frechet_distance(classifier_features(classifier, images), reference), 2),
             "confidence": round(classifier_confidence(images, classifier), 4),
+            "sure": round(classifier_sure_fraction(images, classifier), 4),
             "seconds": round(seconds, 1), "images": images}

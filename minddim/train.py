@@ -347,13 +347,14 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
 def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
                   command: str | None = None) -> dict:
     """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
-    the 10,000 test images and classifier confidence of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples
-    (same seed), with their sampling wall-clock, and, as the floor at this ``n``, the FID of ``n`` real
-    training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
+    the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
+    > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
+    and, as the floor at this ``n``, the same figures for ``n`` real training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
     import json
 
     from .data import load_mnist, to_model_range
-    from .metrics import classifier_confidence, classifier_features, frechet_distance, sample_quality
+    from .metrics import (classifier_confidence, classifier_features, classifier_sure_fraction, frechet_distance,
+                          sample_quality)
     from .weights import pretrained
 
     model = load_unet(weights)
@@ -371,7 +372,8 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
                "machine": machine(),
                "real_train_images": {"fid": round(frechet_distance(classifier_features(classifier, train_images_[pick]),
                                                                    reference), 2),
-                                     "confidence": round(classifier_confidence(train_images_[pick], classifier), 4)}}
+                                     "confidence": round(classifier_confidence(train_images_[pick], classifier), 4),
+                                     "sure": round(classifier_sure_fraction(train_images_[pick], classifier), 4)}}
     for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
                                 classifier=classifier, progress=progress)

@@ -203,6 +203,7 @@ def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
     assert q["DDPM-1000"]["eta"] == 1 and q["DDPM-1000"]["seconds"] > q["DDIM-50"]["seconds"] > 0
     # a model trained for 2 steps draws noise: farther from the test set than as many real images
     assert q["DDIM-50"]["fid"] > q["real_train_images"]["fid"] and q["DDPM-1000"]["fid"] > q["real_train_images"]["fid"]
-    assert 0.1 <= q["DDIM-50"]["confidence"] <= 1
+    assert 0.1 <= q["DDIM-50"]["confidence"] <= 1 and 0 <= q["DDIM-50"]["sure"] <= 1
+    assert q["real_train_images"]["sure"] >= q["DDIM-50"]["sure"]
     with pytest.raises(ValueError, match="weights"):
         load_unet(run / "missing.pt")
