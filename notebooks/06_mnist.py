@@ -207,7 +207,8 @@ for name, S, eta in settings:
 #
 # The DDIM-50 row's first seed, all $N = 100$ samples (nothing new is drawn). A red frame marks each sample
 # whose top class probability is at most 0.9, the ones the classifier does not read as one digit. Look at
-# them and judge for yourself: some are legible but unusual digits, some are strokes between two classes.
+# them and judge for yourself: some are legible but unusual digits, some are strokes between two classes. The
+# classifier is not a perfect judge either: it is sure of a few shapes a person would hesitate over.
 
 # %%
 r50 = results["DDIM", 50][0]
