@@ -349,7 +349,8 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
     the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
     > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
-    and, as the floor at this ``n``, the same figures for ``n`` real training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
+    and, as the floor at this ``n``, the same figures for ``n`` real training images. What
+    ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
     import json
 
     from .data import load_mnist, to_model_range

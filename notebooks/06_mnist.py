@@ -144,7 +144,8 @@ print(f"wall-clock: {meta['wall_clock_seconds'] / 60:.0f} min on {meta['machine'
 q = meta["quality"]
 print(f"quality ({q['n']} samples each, against the {q['reference']}):")
 for name in ("real_train_images", "DDIM-50", "DDPM-1000"):
-    print(f"  {name:<18} FID {q[name]['fid']:>6.1f}   confidence {q[name]['confidence']:.3f}   sure {q[name]['sure']:.1%}")
+    print(f"  {name:<18} FID {q[name]['fid']:>6.1f}   confidence {q[name]['confidence']:.3f}"
+          f"   sure {q[name]['sure']:.1%}")
 loss_csv = np.loadtxt(md.weights.HERE / "mnist_unet_loss.csv", delimiter=",", skiprows=1)
 fig, ax = plt.subplots(figsize=(5, 2.6))
 steps_, smooth = loss_csv[:, 0], np.convolve(loss_csv[:, 1], np.ones(200) / 200, mode="valid")
@@ -201,7 +202,8 @@ for name, S, eta in settings:
 # model's 1,000-sample figures printed in section 3, drawn from ten times as many samples: there DDIM-50's FID
 # is about equal to DDPM-1000's - the near parity at $S = 50$-$100$ that DDIM's paper finds with a 35.7
 # M-parameter CIFAR-10 model - while the classifier is a little more confident on DDPM-1000's samples and sure
-# of more of them; both are far from noise and well above the real-digit floor. `benchmarks/` repeats this measurement at batch 256.
+# of more of them; both are far from noise and well above the real-digit floor. `benchmarks/` repeats this
+# measurement at batch 256.
 #
 # ### All 100 samples of one DDIM-50 draw
 #
@@ -212,13 +214,15 @@ for name, S, eta in settings:
 
 # %%
 r50 = results["DDIM", 50][0]
-top = md.metrics.top_probability(r50["images"], classifier)
-print(f"the classifier is sure of {int((top > 0.9).sum())} of these {N} samples")
-ax = show(r50["images"], f"DDIM-50, seed 0: all {N} samples, framed where top probability <= 0.9", 10)
+sure = md.metrics.top_probability(r50["images"], classifier) > md.metrics.SURE     # the threshold, 0.9
+print(f"the classifier is sure of {int(sure.sum())} of these {N} samples")
+cols, cell = 10, 28 + 2                                   # image_grid puts 2 pixels between 28x28 digits
+ax = show(r50["images"], f"DDIM-50, seed 0: all {N} samples, framed where top probability <= 0.9", cols)
 ax.figure.set_size_inches(6, 6)
-for k in (top <= 0.9).nonzero().flatten().tolist():
-    row, col = divmod(k, 10)
-    ax.add_patch(plt.Rectangle((1 + 30 * col, 1 + 30 * row), 29, 29, fill=False, edgecolor="red", linewidth=1.5))
+for k in (~sure).nonzero().flatten().tolist():
+    row, col = divmod(k, cols)
+    ax.add_patch(plt.Rectangle((1 + cell * col, 1 + cell * row), cell - 1, cell - 1, fill=False, edgecolor="red",
+                               linewidth=1.5))
 plt.show()
 
 # %% [markdown]
