@@ -9,8 +9,8 @@ from .bound import bits_per_dim, discretized_gaussian_log_likelihood, normal_kl,
 from .data import TOY_SETS, toy_data, toy_mixture
 from .diffusion import p_mean, predict_eps, predict_x0, q_posterior, q_sample, q_sigma_posterior, q_step
 from .losses import eps_from_mu, epsilon_loss, objective
-from .metrics import (classifier_confidence, classifier_sure_fraction, frechet_distance, mmd, mnist_fid,
-                      reference_spread, sliced_wasserstein)
+from .metrics import (classifier_confidence, classifier_sure_fraction, commitment_times, frechet_distance, mmd,
+                      mnist_fid, reference_spread, sliced_wasserstein)
 from .models import MLP, Classifier, UNet, timestep_embedding
 from .sampling import Trajectory, ddim, ddim_sigma, ddim_step, ddpm, encode, sample, slerp, timesteps
 from .schedules import Schedule

@@ -147,6 +147,34 @@ def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: f
     return float((top_probability(images, classifier, batch) > threshold).float().mean())
 
 
+@torch.no_grad()
+def commitment_times(trajectory, classifier=None, batch: int = 1000) -> torch.Tensor:
+    """When each sample of a sampling walk settles on the digit it becomes.
+
+    ``trajectory`` is what :func:`~minddim.sampling.sample` returns with ``trajectory=True``: the x_0 predicted
+    at each time tau_S > ... > tau_1 of the walk (DDIM eq. 12's "predicted x_0"; DDPM eq. 15). The classifier
+    reads each prediction; a sample's commitment time is the largest tau_k from which on every prediction is
+    read as the class of the last one (tau_S if it never changes its mind, tau_1 if it does so at the last
+    step). Returns the times, shape (N,), in the walk's own 1-based times."""
+    preds, times = getattr(trajectory, "x0_preds", None), getattr(trajectory, "times", None)
+    if not isinstance(preds, torch.Tensor) or not isinstance(times, torch.Tensor):
+        raise TypeError("trajectory must be what sample(..., trajectory=True) returns (x0_preds and times)")
+    if preds.dim() != 5 or preds.shape[2:] != (1, 28, 28) or len(times) != len(preds) + 1:
+        raise ValueError(f"trajectory must hold MNIST predictions (K, N, 1, 28, 28) at K + 1 times, got "
+                         f"x0_preds {tuple(preds.shape)} and {len(times)} times")
+    if classifier is None:
+        from .weights import pretrained
+
+        classifier = pretrained("mnist_classifier")
+    classifier.eval()
+    K, N = preds.shape[:2]
+    flat = preds.reshape(K * N, 1, 28, 28).clamp(-1, 1)
+    classes = torch.cat([classifier(flat[i:i + batch]).argmax(1) for i in range(0, K * N, batch)]).reshape(K, N)
+    step = torch.arange(K).unsqueeze(1).expand(K, N)
+    last_change = torch.where(classes != classes[-1], step, -1).max(0).values   # -1: never read differently
+    return times[:-1][last_change + 1]
+
+
 def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: torch.Tensor, seed: int = 0,
                    batch: int = 500, classifier=None, progress: bool = True) -> dict:
     """Draw ``n`` MNIST samples with :func:`~minddim.sampling.sample` on ``timesteps(T, steps)`` with ``eta``

@@ -92,3 +92,24 @@ def test_sure_fraction_counts_the_digits_the_classifier_reads_as_one_class():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="threshold"):
             md.classifier_sure_fraction(test[:10], clf, bad)
+
+
+@needs_mnist
+def test_commitment_time_is_where_the_classifier_stops_changing_its_reading():
+    """Hand-made walks of real test digits at times 40, 30, 20, 10: a walk read 3, 3, 7, 7 commits at 20; one
+    read 7 throughout at 40; one that flips at its last prediction at 10. Bad input names the argument."""
+    xt, yt = md.data.load_mnist("test", download=False)
+    test, clf = md.data.to_model_range(xt[:500]), md.pretrained("mnist_classifier")
+    with torch.no_grad():
+        prob = torch.softmax(clf(test), 1)
+    clear = prob.max(1).values > 0.99
+    three, seven = test[clear & (yt[:500] == 3)][0], test[clear & (yt[:500] == 7)][0]
+    walks = [[three, three, seven, seven], [seven] * 4, [seven, three, seven, three]]
+    preds = torch.stack([torch.stack(w) for w in walks], 1)                   # (K = 4, N = 3, 1, 28, 28)
+    traj = md.Trajectory(x0=preds[-1], xs=torch.zeros(5, 3, 1, 28, 28), x0_preds=preds,
+                         times=torch.tensor([40, 30, 20, 10, 0]))
+    assert md.commitment_times(traj, clf).tolist() == [20, 40, 10]
+    with pytest.raises(TypeError, match="trajectory"):
+        md.commitment_times(preds, clf)
+    with pytest.raises(ValueError, match="trajectory"):
+        md.commitment_times(traj._replace(times=torch.tensor([40, 30, 20, 10])), clf)

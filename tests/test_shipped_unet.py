@@ -49,6 +49,19 @@ def test_the_recorded_ddim50_figures_reproduce_and_the_samples_are_digits():
     assert (counts >= 0.04 * q["n"]).all(), counts.tolist()          # all ten digits, none rare
 
 
+def test_the_samples_the_classifier_is_unsure_of_settle_their_digit_late():
+    """Read every predicted x_0 of 200 DDIM-20 walks with the classifier: the samples it is sure of at the end
+    settled on their digit early in the walk, the unsure ones late (measured: mean commitment time 641 against
+    319 of 1000, 20 unsure samples) - they were still switching between two digits."""
+    model, classifier = md.pretrained("mnist_unet"), md.pretrained("mnist_classifier")
+    x_T = torch.randn(200, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    traj = md.sample(model, x_T, md.Schedule.linear(), md.timesteps(1000, 20), 0.0, clip_x0=1.0, trajectory=True)
+    commit = md.commitment_times(traj, classifier).float()
+    sure = md.metrics.top_probability(traj.x0.clamp(-1, 1), classifier) > md.metrics.SURE
+    assert 10 <= int((~sure).sum()) <= 40
+    assert commit[~sure].mean() < commit[sure].mean() - 150, (commit[sure].mean(), commit[~sure].mean())
+
+
 def test_sample_command_accepts_the_shipped_name(tmp_path):
     assert main(["sample", "--weights", "mnist_unet", "--out", str(tmp_path / "s.png"), "--n", "4", "--steps", "3"]) == 0
     img = plt.imread(tmp_path / "s.png")
