@@ -10,7 +10,7 @@ Sections (DESIGN.md, issue "Benchmarks"):
   overhead  time per sampling step outside the network (a zero-cost model), ours against diffusers'
             DDIMScheduler.step on the same configuration, and the U-Net's forward time for scale
   training  U-Net training throughput (images/s) through md.train at batch 64 and 128: threads, channels-last,
-            torch.compile
+            torch.compile, bf16 autocast; and fp32 against bf16 for a wider U-Net (base 32)
   toy       seconds of training until the toy MLP's epsilon loss is within 5% of the exact floor
   course    wall-clock of the unit tests and of each notebook under nbval
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
@@ -133,44 +133,53 @@ def bench_overhead(repeats: int, batch: int = 256, S: int = 50) -> dict:
 
 def bench_training(steps: int = 15) -> dict:
     """U-Net (shipped configuration) training images/s through ``md.train`` itself (minibatch draw, L_simple,
-    Adam, EMA): the time between consecutive steps, median over ``steps`` steps after three warm-up steps."""
+    Adam, EMA): the time between consecutive steps, median over ``steps`` steps after three warm-up steps.
+    Then the same for a wider U-Net (base 32) in float32 and in bf16 autocast (``precision="bf16"``)."""
     from minddim.losses import objective
 
     config = md.weights.provenance("mnist_unet")["model"]
+    wide = {**config, "base": 32}
     schedule = md.Schedule.linear()
     data = torch.rand(2048, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     rows = []
     default_threads = torch.get_num_threads()
-    # (name, threads, channels_last, torch.compile); channels-last is md.train's default for images
-    variants = [("contiguous", default_threads, False, False), ("contiguous, 1 thread", 1, False, False),
-                ("channels-last (training default)", default_threads, True, False),
-                ("torch.compile", default_threads, False, True)]
-    for batch in (64, 128):
-        for name, threads, channels_last, compiled in variants:
-            torch.set_num_threads(threads)
-            torch.manual_seed(0)
-            stamps, nets = [], {}
+    # (model, batch, name, threads, channels_last, torch.compile, precision); channels-last is md.train's
+    # default for images
+    variants = [("contiguous", default_threads, False, False, "fp32"),
+                ("contiguous, 1 thread", 1, False, False, "fp32"),
+                ("channels-last (training default)", default_threads, True, False, "fp32"),
+                ("torch.compile", default_threads, False, True, "fp32"),
+                ("channels-last, bf16 autocast", default_threads, True, False, "bf16")]
+    runs = [("shipped", config, batch, *v) for batch in (64, 128) for v in variants]
+    runs += [("base 32", wide, 128, *v) for v in variants if v[0].startswith("channels-last")]
+    for model_name, model_config, batch, name, threads, channels_last, compiled, precision in runs:
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        stamps, nets = [], {}
 
-            def timed_objective(model, x0, schedule, g):
-                stamps.append(time.perf_counter())
-                if compiled and "net" not in nets:
-                    nets["net"] = torch.compile(model)   # shares the parameters md.train optimizes
-                return objective(nets.get("net", model), x0, schedule, generator=g)
+        def timed_objective(model, x0, schedule, g):
+            stamps.append(time.perf_counter())
+            if compiled and "net" not in nets:
+                nets["net"] = torch.compile(model)   # shares the parameters md.train optimizes
+            return objective(nets.get("net", model), x0, schedule, generator=g)
 
-            try:
-                start = time.perf_counter()
-                md.train(md.UNet(**config), data, schedule, steps=steps + 4, batch_size=batch, lr=1e-4,
-                         progress=False, loss_fn=timed_objective, channels_last=channels_last)
-                seconds = statistics.median(b - a for a, b in zip(stamps[3:], stamps[4:]))
-                rows.append({"batch": batch, "variant": name, "threads": threads,
-                             "images_per_second": round(batch / seconds, 1),
-                             "first_step_seconds": round(stamps[1] - start, 1)})
-            except Exception as err:  # torch.compile needs a C++ compiler; report, do not hide
-                rows.append({"batch": batch, "variant": name, "threads": threads, "error": f"{type(err).__name__}: "
-                             f"{str(err).splitlines()[0][:160]}"})
-            finally:
-                torch.set_num_threads(default_threads)
-    return {"model": config, "steps_timed": steps, "rows": rows}
+        try:
+            start = time.perf_counter()
+            md.train(md.UNet(**model_config), data, schedule, steps=steps + 4, batch_size=batch, lr=1e-4,
+                     progress=False, loss_fn=timed_objective, channels_last=channels_last, precision=precision)
+            seconds = statistics.median(b - a for a, b in zip(stamps[3:], stamps[4:]))
+            rows.append({"model": model_name, "batch": batch, "variant": name, "threads": threads,
+                         "images_per_second": round(batch / seconds, 1),
+                         "first_step_seconds": round(stamps[1] - start, 1)})
+        except Exception as err:  # torch.compile needs a C++ compiler; report, do not hide
+            rows.append({"model": model_name, "batch": batch, "variant": name, "threads": threads,
+                         "error": f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"})
+        finally:
+            torch.set_num_threads(default_threads)
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    return {"model": config, "wide_model": wide, "steps_timed": steps, "rows": rows,
+            "cpu_bf16_flags": sorted(flags & {"amx_bf16", "avx512_bf16"})}
 
 
 def bench_toy(stage: int = 250, max_steps: int = 4000) -> dict:
@@ -318,8 +327,9 @@ def render(results: dict) -> str:
                   f"Adam, EMA update); images/s from the median of {r['steps_timed']} step times (from one step's "
                   f"start to the next's) after three warm-up steps; the first step includes setup and compilation.", "",
                   "| batch | variant | threads | images/s | vs contiguous | first step (s) |", "|---|---|---|---|---|---|"]
-        for row in r["rows"]:
-            base = next((b.get("images_per_second") for b in r["rows"]
+        shipped = [row for row in r["rows"] if row.get("model", "shipped") == "shipped"]
+        for row in shipped:
+            base = next((b.get("images_per_second") for b in shipped
                          if b["batch"] == row["batch"] and b["variant"] == "contiguous"), None)
             ips = row.get("images_per_second")
             ratio = f"{ips / base:.2f}x" if ips and base else ""
@@ -328,6 +338,22 @@ def render(results: dict) -> str:
         lines += ["", "Kept as the training default: channels-last (`md.train(..., channels_last=None)` turns it on for "
                   "a tensor of images) and all cores. `torch.compile` is not the default; see its rows "
                   "(its first step includes compilation).", ""]
+        wide = [row for row in r["rows"] if row.get("model") == "base 32"]
+        if wide:
+            fp32 = next((b.get("images_per_second") for b in wide if b["variant"].startswith("channels-last (")), None)
+            flags = ", ".join(r.get("cpu_bf16_flags", [])) or "none"
+            lines += [f"A wider U-Net ({r['wide_model']}), channels-last, float32 against `precision=\"bf16\"` "
+                      f"(`python -m minddim train --precision bf16`: the forward pass under `torch.autocast` in "
+                      f"bfloat16). This CPU's bfloat16 flags: {flags}.", "",
+                      "| batch | variant | images/s | vs float32 | first step (s) |", "|---|---|---|---|---|"]
+            for row in wide:
+                ips = row.get("images_per_second")
+                ratio = f"{ips / fp32:.2f}x" if ips and fp32 else ""
+                lines.append(f"| {row['batch']} | {row['variant']} | {ips or row.get('error', '')} | {ratio} | "
+                             f"{row.get('first_step_seconds', '')} |")
+            lines += ["", "bf16 is not the default: for the shipped U-Net it is no faster than float32 channels-last (rows "
+                      "above), and its gain depends on the CPU's bfloat16 units (the flags above), which this "
+                      "benchmark does not vary.", ""]
     if "toy" in results:
         r = head("toy", "4. The toy model: training time to within 5% of the exact loss floor")
         reached = r["reached"]

@@ -9,7 +9,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    from .train import DATASETS, LR_DECAYS
+    from .train import DATASETS, LR_DECAYS, PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m minddim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="constant",
                    help="learning rate per step: constant (DDPM) or a cosine decay from --lr to 0 over --steps")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16: the forward pass in bfloat16 under torch.autocast (faster for wide U-Nets on CPUs "
+                        "with bf16 units and on GPUs; benchmarks/README.md, section 3)")
     p.add_argument("--ema-decay", type=float, default=0.9995)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base", type=int, default=32, help="U-Net width")
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
                      ema_decay=args.ema_decay, seed=args.seed, base=args.base,
                      mults=tuple(int(m) for m in args.mults.split(",")), num_res=args.num_res,
                      checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
-                     lr_decay=args.lr_decay,
+                     lr_decay=args.lr_decay, precision=args.precision,
                      command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
         return 0

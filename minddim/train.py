@@ -34,6 +34,7 @@ class EMA:
 
 
 LR_DECAYS = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 
 def learning_rate(lr: float, step: int, steps: int, decay: str = "constant") -> float:
@@ -56,7 +57,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
           weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
           checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None,
           device: str | torch.device = "cpu", channels_last: bool | None = None,
-          lr_decay: str = "constant") -> TrainResult:
+          lr_decay: str = "constant", precision: str = "fp32") -> TrainResult:
     """Train ``model`` on ``data`` for ``steps`` Adam steps of the objective (default L_simple).
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
@@ -70,6 +71,9 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     ``device`` (e.g. ``"cuda"``) moves the model and a tensor ``data`` there and draws the minibatches and
     the noise there; checkpoints and returned weights stay loadable on a CPU.
     ``lr_decay`` (``"constant"`` or ``"cosine"``) sets each step's learning rate (:func:`learning_rate`).
+    ``precision="bf16"`` computes the forward pass under ``torch.autocast`` in bfloat16 (mixed precision: the
+    weights, Adam's state, the EMA and the loss stay float32). It pays off for wider U-Nets on CPUs with bf16
+    matrix units and on GPUs (measured in ``benchmarks/README.md``, section 3); ``"fp32"`` is the default.
     ``channels_last`` stores the model's weights and the images in the channels-last memory layout while
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
     floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
@@ -78,6 +82,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
     learning_rate(lr, 0, steps, lr_decay)                         # checks lr_decay before any work
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     batch_size = check_positive_int(batch_size, "batch_size")
     if not (isinstance(data, torch.Tensor) or callable(data)):
         raise TypeError("data must be a tensor of examples or a callable (n, generator) -> tensor")
@@ -122,10 +128,11 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
             x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)]
         else:
             x0 = data(batch_size, g)
-        if loss_fn is None:
-            loss = objective(model, x0, schedule, prediction, weighting, generator=g)
-        else:
-            loss = loss_fn(model, x0, schedule, g)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            if loss_fn is None:
+                loss = objective(model, x0, schedule, prediction, weighting, generator=g)
+            else:
+                loss = loss_fn(model, x0, schedule, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -187,7 +194,7 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
                  lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
                  num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
                  progress: bool = True, command: str | None = None, device: str = "cpu",
-                 lr_decay: str = "constant") -> TrainResult:
+                 lr_decay: str = "constant", precision: str = "fp32") -> TrainResult:
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
@@ -204,13 +211,14 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
     x = to_model_range(images)
     config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
-              "ema_decay": ema_decay, "seed": seed,
+              "precision": precision, "ema_decay": ema_decay, "seed": seed,
               "model": {"channels": x.shape[1], "base": base, "mults": list(mults), "num_res": num_res},
               "schedule": {"kind": "linear", "T": 1000}}
     config_path = out / "config.json"
     sessions = []
     if resume and config_path.exists():
-        stored = {"lr_decay": "constant", **json.loads(config_path.read_text())}    # runs from before --lr-decay
+        # runs from before --lr-decay and --precision
+        stored = {"lr_decay": "constant", "precision": "fp32", **json.loads(config_path.read_text())}
         if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
             raise ValueError(f"resume: the arguments differ from the run's {config_path}")
         sessions = stored.get("sessions", [])
@@ -220,14 +228,15 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     started = time.time()
     result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
                    seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
-                   resume=resume, log_csv=out / "loss.csv", device=device, lr_decay=lr_decay)
+                   resume=resume, log_csv=out / "loss.csv", device=device, lr_decay=lr_decay, precision=precision)
     sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
     _write_json(out / "config.json", {**config, "sessions": sessions})
     _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
     _write_json(out / "ema.json", {
         "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
-                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --ema-decay {ema_decay} "
-                              f"--seed {seed} --base {base} --mults {','.join(map(str, mults))} --num-res {num_res}",
+                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --precision {precision} "
+                              f"--ema-decay {ema_decay} --seed {seed} --base {base} "
+                              f"--mults {','.join(map(str, mults))} --num-res {num_res}",
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
         "machine": machine(device),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
