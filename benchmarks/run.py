@@ -262,6 +262,14 @@ def main(argv=None) -> int:
     return 0
 
 
+def _throughput_line(row: dict, base, threads: bool) -> str:
+    """One markdown row of a training-throughput table: images/s (or the error), its ratio to ``base``."""
+    ips = row.get("images_per_second")
+    cells = [row["batch"], row["variant"], *([row["threads"]] if threads else []), ips or row.get("error", ""),
+             f"{ips / base:.2f}x" if ips and base else "", row.get("first_step_seconds", "")]
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def render(results: dict) -> str:
     """benchmarks/README.md from results.json: nothing in it is typed by hand."""
     lines = ["# Benchmarks", "",
@@ -331,10 +339,7 @@ def render(results: dict) -> str:
         for row in shipped:
             base = next((b.get("images_per_second") for b in shipped
                          if b["batch"] == row["batch"] and b["variant"] == "contiguous"), None)
-            ips = row.get("images_per_second")
-            ratio = f"{ips / base:.2f}x" if ips and base else ""
-            lines.append(f"| {row['batch']} | {row['variant']} | {row['threads']} | {ips or row.get('error', '')} | "
-                         f"{ratio} | {row.get('first_step_seconds', '')} |")
+            lines.append(_throughput_line(row, base, threads=True))
         lines += ["", "Kept as the training default: channels-last (`md.train(..., channels_last=None)` turns it on for "
                   "a tensor of images) and all cores. `torch.compile` is not the default; see its rows "
                   "(its first step includes compilation).", ""]
@@ -346,11 +351,7 @@ def render(results: dict) -> str:
                       f"(`python -m minddim train --precision bf16`: the forward pass under `torch.autocast` in "
                       f"bfloat16). This CPU's bfloat16 flags: {flags}.", "",
                       "| batch | variant | images/s | vs float32 | first step (s) |", "|---|---|---|---|---|"]
-            for row in wide:
-                ips = row.get("images_per_second")
-                ratio = f"{ips / fp32:.2f}x" if ips and fp32 else ""
-                lines.append(f"| {row['batch']} | {row['variant']} | {ips or row.get('error', '')} | {ratio} | "
-                             f"{row.get('first_step_seconds', '')} |")
+            lines += [_throughput_line(row, fp32, threads=False) for row in wide]
             lines += ["", "bf16 is not the default: for the shipped U-Net it is no faster than float32 channels-last (rows "
                       "above), and its gain depends on the CPU's bfloat16 units (the flags above), which this "
                       "benchmark does not vary.", ""]

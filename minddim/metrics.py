@@ -100,6 +100,15 @@ def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(c1 + c2 - 2 * covmean))
 
 
+def _shipped_unless_given(classifier):
+    """``classifier``, or the shipped MNIST classifier when it is None."""
+    if classifier is None:
+        from .weights import pretrained
+
+        return pretrained("mnist_classifier")
+    return classifier
+
+
 @torch.no_grad()
 def classifier_features(classifier, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     """Penultimate-layer features of ``classifier`` for images in [-1, 1] (N, 1, 28, 28)."""
@@ -110,20 +119,14 @@ def classifier_features(classifier, images: torch.Tensor, batch: int = 1000) -> 
 @torch.no_grad()
 def mnist_fid(images: torch.Tensor, reference: torch.Tensor, classifier=None) -> float:
     """MNIST FID between two sets of images in [-1, 1], on the shipped classifier's features."""
-    if classifier is None:
-        from .weights import pretrained
-
-        classifier = pretrained("mnist_classifier")
+    classifier = _shipped_unless_given(classifier)
     return frechet_distance(classifier_features(classifier, images), classifier_features(classifier, reference))
 
 
 @torch.no_grad()
 def top_probability(images: torch.Tensor, classifier=None, batch: int = 1000) -> torch.Tensor:
     """The classifier's top softmax probability for each image in [-1, 1] (N, 1, 28, 28): shape (N,)."""
-    if classifier is None:
-        from .weights import pretrained
-
-        classifier = pretrained("mnist_classifier")
+    classifier = _shipped_unless_given(classifier)
     classifier.eval()
     return torch.cat([torch.softmax(classifier(images[i:i + batch]), 1).max(1).values
                       for i in range(0, len(images), batch)])
@@ -162,10 +165,7 @@ def commitment_times(trajectory, classifier=None, batch: int = 1000) -> torch.Te
     if preds.dim() != 5 or preds.shape[2:] != (1, 28, 28) or len(times) != len(preds) + 1:
         raise ValueError(f"trajectory must hold MNIST predictions (K, N, 1, 28, 28) at K + 1 times, got "
                          f"x0_preds {tuple(preds.shape)} and {len(times)} times")
-    if classifier is None:
-        from .weights import pretrained
-
-        classifier = pretrained("mnist_classifier")
+    classifier = _shipped_unless_given(classifier)
     classifier.eval()
     K, N = preds.shape[:2]
     flat = preds.reshape(K * N, 1, 28, 28).clamp(-1, 1)
@@ -191,10 +191,7 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     n = check_positive_int(n, "n")
     batch = check_positive_int(batch, "batch")
     check_tensor(reference, "reference")
-    if classifier is None:
-        from .weights import pretrained
-
-        classifier = pretrained("mnist_classifier")
+    classifier = _shipped_unless_given(classifier)
     if reference.dim() == 4 and reference.shape[1:] == (1, 28, 28):
         reference = classifier_features(classifier, reference)
     elif reference.dim() != 2:
