@@ -143,8 +143,8 @@ def bench_training(steps: int = 15) -> dict:
     data = torch.rand(2048, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     rows = []
     default_threads = torch.get_num_threads()
-    # (model, batch, name, threads, channels_last, torch.compile, precision); channels-last is md.train's
-    # default for images
+    # variants: (name, threads, channels_last, torch.compile, precision); channels-last is md.train's default
+    # for images. Each run prefixes a variant with the model's name and configuration and the batch size.
     variants = [("contiguous", default_threads, False, False, "fp32"),
                 ("contiguous, 1 thread", 1, False, False, "fp32"),
                 ("channels-last (training default)", default_threads, True, False, "fp32"),
