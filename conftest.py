@@ -9,8 +9,8 @@ Printed decimals are compared to within ``LAST_DIGIT_UNITS`` units of their last
 seeded float32 computation rounds differently on CPUs with different vector units (torch, MKL and oneDNN
 pick AVX2, AVX-512 or AMX kernels, which sum in different orders), and a toy model trained for a few
 thousand steps carries that difference into its results: measured on a 2-core AMD EPYC (AVX2) against the
-outputs stored on an Intel CPU with AMX, 5 of the course's printed lines differed, each by one unit in the
-last digit (3.120 vs 3.121, 38.32 vs 38.31, 1.000 vs 0.999, 61.7 vs 61.8, 1.6e-16 vs 1.7e-16). Everything
+outputs stored on an Intel CPU with AMX, 8 printed lines in 5 cells differed, every number by one unit in
+its last digit (3.120 vs 3.121, 38.32 vs 38.31, 1.000 vs 0.999, 61.7 vs 61.8, 1.6e-16 vs 1.7e-16). Everything
 else must match exactly: the words, the integers (counts, steps), the number of decimals printed, and any
 number further off (``numbers_agree``, tested in tests/test_notebooks.py).
 
