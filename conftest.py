@@ -16,9 +16,17 @@ number further off (``numbers_agree``, tested in tests/test_notebooks.py).
 
 A notebook whose metadata names ``minddim: {requires_data: NAME}`` (07_cifar10) runs its first code cell,
 which says whether the data set is present; when it is not, its other cells are reported as skipped with
-that reason. Where the data is present the whole notebook runs."""
+that reason. Where the data is present the whole notebook runs.
+
+The suite runs under pytest-xdist (``-n auto --dist loadfile`` in pyproject.toml): each worker takes whole
+files, so a notebook's cells run in order in one kernel. Each worker, and every kernel it starts, uses one
+torch thread: on a 2-core CPU two files side by side finish sooner than one file on two threads (the toy
+notebooks' small tensors gain little from a second thread), and the stored outputs are made the same way
+(README, "Editing notebooks"). The files that take longest (``RUN_FIRST``, measured with ``--durations``)
+are handed out first, so that no worker is left with a long notebook while the other has nothing to do."""
 
 import copy
+import os
 import re
 
 import pytest
@@ -80,7 +88,31 @@ def _tolerant(item, compare):
     return compare_outputs
 
 
+# the longest files first (whole-notebook or whole-file times under --durations, one thread), then the rest
+# in collection order; the many short unit-test files at the end fill the gaps between the workers
+RUN_FIRST = ("notebooks/06_mnist.ipynb", "notebooks/05_fast_sampling.ipynb", "notebooks/03_epsilon_loss.ipynb",
+             "tests/test_shipped_unet.py", "notebooks/04_non_markovian_forward.ipynb")
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one thread per worker: this process's torch, and (inherited through the environment) its kernels'
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _run_order(item):
+    path = item.nodeid.split("::")[0]
+    if path in RUN_FIRST:
+        return RUN_FIRST.index(path)
+    return len(RUN_FIRST) + (0 if path.startswith(("notebooks/", "solutions/")) else 1)
+
+
 def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_run_order)          # stable: a file's items keep their order
     for item in items:
         nb = getattr(item, "parent", None)
         skip = getattr(nb, "skip_compare", None)

@@ -3,6 +3,7 @@ carries the executed outputs. A pair out of sync, or a notebook stored without i
 the notebooks themselves are executed and compared by nbval (see pyproject.toml), with printed decimals
 allowed to differ by two units of their last digit (conftest.py), which is tested here too."""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -108,3 +109,36 @@ def test_nbval_runs_with_the_tolerant_comparison(tmp_path):
     passed = {line.split()[1].split("::")[0].split("/")[-1] for line in report.splitlines() if line.startswith("PASSED")}
     failed = {line.split()[1].split("::")[0].split("/")[-1] for line in report.splitlines() if line.startswith("FAILED")}
     assert passed == {"near.ipynb"} and failed == {"far.ipynb", "places.ipynb", "count.ipynb"}, report[-3000:]
+
+
+def test_side_by_side_notebooks_keep_their_cells_together_with_one_thread_each(tmp_path):
+    """Under the repository's own options (pytest-xdist, --dist loadfile), a notebook's cells run in order in
+    one kernel even when two notebooks run side by side, and each kernel has one torch thread (conftest.py)."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("a", "b", "c"):
+        nb = nbformat.v4.new_notebook()
+        sources = ["import torch\nx = 20", "x += 1", 'print("threads", torch.get_num_threads(), "x", x)']
+        nb.cells = [nbformat.v4.new_code_cell(src, execution_count=k + 1) for k, src in enumerate(sources)]
+        nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="threads 1 x 21\n")]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "OMP_", "MKL_"))}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-v",
+                          "-n", "2", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**env, "PYTHONPATH": str(ROOT)})
+    report = run.stdout
+    assert run.returncode == 0 and "9 passed" in report, report[-3000:]
+    ran_on = re.findall(r"^\[(gw\d)\].* PASSED (?:\S*/)?(\w)\.ipynb::Cell \d", report, re.M)     # (worker, notebook)
+    assert len(ran_on) == 9, report[-3000:]
+    for name in ("a", "b", "c"):           # every cell of a notebook on the same worker
+        assert len({worker for worker, nb in ran_on if nb == name}) == 1, report[-3000:]
+
+
+def test_the_files_run_first_exist():
+    from conftest import RUN_FIRST
+
+    missing = [path for path in RUN_FIRST if not (ROOT / path).exists()]
+    assert not missing, f"conftest.RUN_FIRST names files that are not there: {missing}"
