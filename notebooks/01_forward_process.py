@@ -18,7 +18,7 @@
 # a little Gaussian noise at each of $T$ steps. We will
 #
 # 1. apply the chain $q(x_t \mid x_{t-1})$ step by step to a 2-D data set;
-# 2. derive the closed form $q(x_t \mid x_0)$ and check that it agrees with the chain (moments and histograms);
+# 2. derive the closed form $q(x_t \mid x_0)$ and check that it agrees with the chain (moments, histograms and a distance between the clouds);
 # 3. compare the linear and cosine schedules ($\beta_t$, $\bar\alpha_t$, SNR, and how fast each destroys the data);
 # 4. see why $\bar\alpha_T$ must be close to zero;
 # 5. pin down the notation: DDPM, DDIM and 0-based code (diffusers, the official DDIM code) side by side.
@@ -128,7 +128,7 @@ for seed in (2, 3, 4):
           f"z = {(x[:, 0].var().item() - v_th) / (v_th * math.sqrt(2 / (n - 1))):.1f}")
 
 # %% [markdown]
-# All three are within 1.1 standard errors: the first seed drew an unusual sample, and the closed form
+# All three are within 1.1 standard errors: seed 1 drew an unusual sample, and the closed form
 # matches the chain within the precision that 100,000 chains can resolve.
 #
 # The whole distribution agrees, not just two moments. Here is each coordinate at $t = 100$ for the
