@@ -199,7 +199,7 @@ print("max |DDPM mean at t=1 - f_theta(x_1)| =",
 # $J_\sigma(\epsilon_\theta) = \mathbb E_{q_\sigma}\big[\log q_\sigma(x_{1:T}\mid x_0) - \log p_\theta(x_{0:T})\big]$, which up to a constant is
 # $\sum_{t=2}^T \mathbb E\,\mathrm{KL}\big(q_\sigma(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta^{(t)}(x_{t-1}\mid x_t)\big) - \mathbb E\log p_\theta^{(1)}(x_0\mid x_1)$.
 # Write $L_\gamma(\epsilon_\theta) = \sum_{t=1}^T \gamma_t\,\mathbb E\|\epsilon_\theta^{(t)}(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon) - \epsilon\|^2$ (DDIM eq. 5; $L_\mathbf{1}$, all $\gamma_t = 1$,
-# is $T$ times DDPM's $L_\text{simple}$).
+# is DDPM's $L_\text{simple}$ up to a constant factor).
 #
 # > **Theorem 1** (DDIM). *For all $\sigma > 0$, there exists $\gamma \in \mathbb R^T_{>0}$ and $C \in \mathbb R$, such that $J_\sigma = L_\gamma + C$.*
 #
@@ -264,7 +264,7 @@ print("DDPM's weight at eta = 1, t = 300:", f"{(schedule.betas[t] ** 2 / (2 * sc
 #
 # **With shared parameters** (one network for all $t$, as in DDPM, in DDIM's own experiments, and in our MLP, which
 # gets $t$ through an embedding) the identity $J_\sigma = L_\gamma + C$ still holds, but the terms now compete for the same
-# parameters, and the minimizer of $L_\gamma$ over the network class depends on $\gamma$, unless the class contains
+# parameters, and the minimizer of $L_\gamma$ over the network class in general depends on $\gamma$, unless the class contains
 # $\mathbb E[\epsilon\mid x_t]$ at every $t$ at once (then every positive $\gamma$ has that minimizer). So training with $L_\mathbf 1$ and
 # sampling with some $\eta$ is exact only in that realizable limit; otherwise it is a surrogate, and what decides how
 # good a surrogate is how close the shared network gets to $\mathbb E[\epsilon\mid x_t]$ at each $t$, weighed by $\gamma_t$. The
@@ -292,7 +292,8 @@ for t in (2, 10, 50, 200, 500, 900):
 # %% [markdown]
 # Read the table. From $t = 2$ to $t = 200$, $\gamma_t$ falls by a factor of about 130 at $\eta = 0.3$ (2.63 to 0.02) and about 100
 # at $\eta = 1$ (0.6 to 0.00603), and it rises again towards $t = 900$; at each $t$ shown, $\gamma_t(0.3)$ is 3.3 to 4.4 times
-# $\gamma_t(1)$. So $J_\sigma$, unlike $L_\mathbf 1$, puts most of its weight on the smallest $t$, by an amount that depends on $\eta$.
+# $\gamma_t(1)$. So $J_\sigma$, unlike $L_\mathbf 1$, weighs a step at the smallest $t$ far more heavily than one in the middle, and the
+# profile depends on $\eta$.
 # The MLP's excess $\epsilon$-loss is largest at $t = 50$ ($0.055 \pm 0.003$, 4.6% above the floor of 1.183), 0.015 or less at
 # $t = 2$, 10 and 200, and $0.000 \pm 0.000$ at $t = 500$ and 900. No network can go below the floor, so these excesses
 # bound what training with any other weighting $\gamma$ could have gained at these $t$: here, at most 5% of the floor.
@@ -347,7 +348,8 @@ plt.show()
 # more than twice the larger replicate spread; that fits the fresh noise of the stochastic sampler correcting part of
 # the network's error, an effect this notebook does not isolate. $\eta = 0.5$ against $\eta = 0$ (0.7 points) is within the noise. So one network
 # trained with $L_\text{simple}$ does serve all three $\eta$, and its imperfection (the excess loss above) shows in every one of them.
-#
+
+# %% [markdown]
 # ## 5. Deterministic against stochastic trajectories, and the ODE view
 #
 # The same runs kept their whole paths. Six of them, from the same six starting points $x_T$ at $\eta = 0$ and
