@@ -11,19 +11,29 @@ def _np(x):
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
+def _square_axes(ax, lim: float, ylabel: bool = True):
+    """Equal 2-D axes on [-lim, lim]^2 with three ticks and the coordinates named as in the notebooks."""
+    tick = float(np.floor(0.9 * lim))
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[-tick, 0, tick], yticks=[-tick, 0, tick], aspect="equal")
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("$x^{(1)}$", fontsize=8)
+    if ylabel:
+        ax.set_ylabel("$x^{(2)}$", fontsize=8)
+
+
 def scatter_panels(points, titles=None, lim: float = 3.5, size: float = 2.2, s: float = 1.0, color="C0",
                    reference=None, suptitle: str | None = None):
-    """One square scatter panel per entry of ``points`` (each (n, 2)), side by side, on the same axes
-    limits; ``reference`` (n, 2) is drawn in light grey behind every panel. Returns the figure."""
+    """One square scatter panel per entry of ``points`` (each (n, 2)), side by side, on the same labelled
+    axes; ``reference`` (n, 2) is drawn in light grey behind every panel. Returns the figure."""
     n = len(points)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False, sharey=True)
     for i, (ax, p) in enumerate(zip(axes[0], points)):
         if reference is not None:
             r = _np(reference)
             ax.scatter(r[:, 0], r[:, 1], s=s, color="0.85", rasterized=True)
         p = _np(p)
         ax.scatter(p[:, 0], p[:, 1], s=s, color=color, rasterized=True)
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+        _square_axes(ax, lim, ylabel=i == 0)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     if suptitle:
@@ -45,7 +55,7 @@ def trajectories(xs, ax=None, n: int = 30, lim: float = 3.5, reference=None, tit
         ax.plot(xs[:, k, 0], xs[:, k, 1], lw=0.6, color="C0", alpha=0.7)
     ax.scatter(xs[0, :, 0], xs[0, :, 1], s=6, color="0.4", label="$x_T$", zorder=3)
     ax.scatter(xs[-1, :, 0], xs[-1, :, 1], s=6, color="C3", label="$x_0$", zorder=3)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    _square_axes(ax, lim)
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=7, markerscale=2)
@@ -60,7 +70,7 @@ def animate_points(frames, titles=None, lim: float = 3.5, interval: int = 120, s
     frames = [_np(f) for f in frames]
     fig, ax = plt.subplots(figsize=(size, size))
     sc = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=1)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    _square_axes(ax, lim)
     title = ax.set_title(titles[0] if titles else "", fontsize=9)
 
     def update(i):

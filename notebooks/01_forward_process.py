@@ -71,9 +71,6 @@ for t in range(1, schedule.T + 1):
 fig = plotting.scatter_panels([chain[t] for t in shown], [f"t = {t}" for t in shown],
                               suptitle="the Markov chain q(x_t | x_{t-1}), applied step by step "
                                        "(every panel spans [-3.5, 3.5] in both coordinates)")
-for ax in fig.axes:
-    ax.set_xlabel("coordinate 0", fontsize=8)
-fig.axes[0].set_ylabel("coordinate 1", fontsize=8)
 fig.tight_layout()
 plt.show()
 

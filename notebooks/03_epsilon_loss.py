@@ -200,8 +200,6 @@ for name, model in (("MLP", mlp), ("exact", exact)):
         print(f"{name:>5}, sigma^2 = {label:<10}: SW {scores[0]:.3f}, MMD^2 x 1000 {scores[1]:.3f}")
 fig = plotting.scatter_panels(panels, titles, size=2.6, reference=reference,
                               suptitle="1,000 samples (blue) over 1,000 data points (grey), axes from -3.5 to 3.5")
-for ax in fig.axes:
-    ax.set(xlabel="$x^{(1)}$", ylabel="$x^{(2)}$")
 plt.show()
 
 # %% [markdown]
