@@ -20,9 +20,10 @@ that reason. Where the data is present the whole notebook runs.
 
 The suite runs under pytest-xdist (``-n auto --dist loadfile`` in pyproject.toml): each worker takes whole
 files, so a notebook's cells run in order in one kernel. Each worker, and every kernel it starts, uses one
-torch thread: on a 2-core CPU two files side by side finish sooner than one file on two threads (the toy
-notebooks' small tensors gain little from a second thread), and the stored outputs are made the same way
-(README, "Editing notebooks"). The files that take longest (``RUN_FIRST``, measured with ``--durations``)
+torch thread, and the stored outputs are made the same way (README, "Editing notebooks"). On a 2-core CPU two
+files side by side finish sooner than one file at a time on two threads: measured 522 s against 696 s for the
+whole suite, 1.33x (benchmarks/README.md, section 5: a second thread speeds a single notebook up by only
+1.1x-1.5x). The files that take longest (``RUN_FIRST``, measured with ``--durations``)
 are handed out first, so that no worker is left with a long notebook while the other has nothing to do."""
 
 import copy

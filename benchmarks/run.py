@@ -12,7 +12,8 @@ Sections (DESIGN.md, issue "Benchmarks"):
   training  U-Net training throughput (images/s) through md.train at batch 64 and 128: threads, channels-last,
             torch.compile, bf16 autocast; and fp32 against bf16 for a wider U-Net (base 32)
   toy       seconds of training until the toy MLP's epsilon loss is within 5% of the exact floor
-  course    wall-clock of the unit tests and of each notebook under nbval
+  course    wall-clock of the unit tests and of each notebook under nbval, side by side (as `make test`
+            runs them) and in one process
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
 machine is shared and noisy.
 """
@@ -209,13 +210,14 @@ def bench_toy(stage: int = 250, max_steps: int = 4000) -> dict:
     return {"floor": round(floor, 4), "reached": reached, "trace": trace}
 
 
-def bench_course() -> dict:
-    """The test suite once (as `make test` runs it), with per-test times from a JUnit XML report."""
+def _suite(*options: str) -> dict:
+    """The test suite once (README's test command, plus ``options``), with per-file times from a JUnit XML
+    report: a notebook's time is the sum of its cells', and under pytest-xdist a file runs on one worker."""
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "report.xml"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", f"--junitxml={xml}", "-p", "no:cacheprovider"],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", f"--junitxml={xml}", "-p", "no:cacheprovider",
+                               *options], cwd=ROOT, capture_output=True, text=True)
         total = time.perf_counter() - start
         per_file, outcome = {}, {"passed": 0, "failed": 0, "skipped": 0}
         for case in ET.parse(xml).getroot().iter("testcase"):
@@ -227,6 +229,17 @@ def bench_course() -> dict:
             outcome[kind] += 1
     return {"returncode": proc.returncode, "total_seconds": round(total, 1), "outcome": outcome,
             "seconds": {k: round(v, 1) for k, v in sorted(per_file.items())}}
+
+
+COURSE_MODES = {"side by side": (), "one process": ("-n", "0")}   # pyproject's -n auto, and serial for comparison
+
+
+def bench_course() -> dict:
+    """The test suite as `make test` runs it (pytest-xdist, one file per core, one torch thread each), then the
+    same suite in one process (``-n 0``, torch's default threads), for the ratio of the two."""
+    runs = {mode: _suite(*options) for mode, options in COURSE_MODES.items()}
+    return {"runs": runs, "threads": torch.get_num_threads(),
+            "speedup": round(runs["one process"]["total_seconds"] / runs["side by side"]["total_seconds"], 2)}
 
 
 def main(argv=None) -> int:
@@ -366,11 +379,20 @@ def render(results: dict) -> str:
                   else "Not within 5% in the steps tried.", ""]
     if "course" in results:
         r = head("course", "5. The course: unit tests and notebooks under nbval")
-        o = r["outcome"]
-        lines += [f"`pytest` (README's test command without the install): {r['total_seconds']:.0f} s in all; "
-                  f"{o['passed']} passed, {o['failed']} failed, {o['skipped']} skipped (exit code {r['returncode']}).",
-                  "", "| part | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.1f} |" for k, v in r["seconds"].items()]
+        runs = r["runs"]
+        lines += ["README's test command without the install (`pytest`: pytest-xdist, one file per core, one torch "
+                  "thread each), then the same suite in one process (`pytest -n 0`, "
+                  f"{r['threads']} torch threads), one after the other:", ""]
+        for mode, run in runs.items():
+            o = run["outcome"]
+            lines.append(f"- {mode}: {run['total_seconds']:.0f} s in all; {o['passed']} passed, {o['failed']} failed, "
+                         f"{o['skipped']} skipped (exit code {run['returncode']})")
+        lines += ["", f"Side by side is {r['speedup']:.2f}x as fast. Per file (a notebook's time is the sum of its "
+                  "cells'; side by side, two files run at once):", "",
+                  "| part | " + " | ".join(f"{mode} (s)" for mode in runs) + " |", "|---|" + "---|" * len(runs)]
+        keys = sorted({k for run in runs.values() for k in run["seconds"]})
+        lines += [f"| {k} | " + " | ".join(f"{run['seconds'].get(k, 0):.1f}" for run in runs.values()) + " |"
+                  for k in keys]
         lines.append("")
     return "\n".join(lines)
 
