@@ -22,8 +22,8 @@ The suite runs under pytest-xdist (``-n auto --dist loadfile`` in pyproject.toml
 files, so a notebook's cells run in order in one kernel. Each worker, and every kernel it starts, uses one
 torch thread, and the stored outputs are made the same way (README, "Editing notebooks"). On a 2-core CPU two
 files side by side finish sooner than one file at a time on two threads: measured 522 s against 696 s for the
-whole suite, 1.33x (benchmarks/README.md, section 5: a second thread speeds a single notebook up by only
-1.1x-1.5x). The files that take longest (``RUN_FIRST``, measured with ``--durations``)
+whole suite, 1.33x (benchmarks/README.md, section 5: each file takes 1.1x-1.6x as long side by side as alone
+on two threads, less than the 2x that two files at once make up for). The files that take longest (``RUN_FIRST``, measured with ``--durations``)
 are handed out first, so that no worker is left with a long notebook while the other has nothing to do."""
 
 import copy
