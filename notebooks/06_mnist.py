@@ -238,9 +238,9 @@ def draw(S, eta, seed, trajectory=False):
 def score(images):
     """MNIST FID against the test set, mean top probability and sure fraction of images in [-1, 1]."""
     images = images.clamp(-1, 1)
-    top = md.metrics.top_probability(images, classifier)
     return {"fid": md.frechet_distance(classifier_features(classifier, images), reference),
-            "confidence": float(top.mean()), "sure": float((top > md.metrics.SURE).float().mean()), "images": images}
+            "confidence": md.metrics.classifier_confidence(images, classifier),
+            "sure": md.metrics.classifier_sure_fraction(images, classifier), "images": images}
 
 
 def table_row(label, scores, base=None, paper=""):
