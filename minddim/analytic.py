@@ -70,23 +70,36 @@ class GaussianMixtureDenoiser:
         return self.weights, ab.sqrt() * self.means, ab * self.covs + (1 - ab) * eye
 
     def _components(self, x_t: torch.Tensor, t, low: int):
-        """Per-sample, per-component quantities: log responsibilities-to-be and Sigma^{-1}(x - mean)."""
+        """Per-sample, per-component quantities at the schedule's integer time ``t`` (see :meth:`_at`)."""
+        self._check_x(x_t)
+        t = as_time(t, self.schedule.T, "t", low)
+        check_batch(t, x_t, "t", "x_t")
+        return self._at(x_t, self.schedule.alpha_bars[t].reshape(-1))
+
+    def _check_x(self, x_t):
         check_tensor(x_t, "x_t")
         if x_t.dim() != 2 or x_t.shape[1] != self.dim:
             raise ValueError(f"x_t must have shape (batch, {self.dim}), got {tuple(x_t.shape)}")
-        t = as_time(t, self.schedule.T, "t", low)
-        check_batch(t, x_t, "t", "x_t")
+
+    def _at(self, x_t: torch.Tensor, alpha_bar: torch.Tensor):
+        """Log responsibilities-to-be, Sigma^{-1}(x - mean) and bar-alpha, for x_t at noise level
+        ``alpha_bar`` (float64, shape (1,) or (B,)); one Cholesky factor per distinct noise level."""
         x = x_t.to(torch.float64)
-        ab = self.schedule.alpha_bars[t].reshape(-1, 1, 1, 1)                       # (B|1, 1, 1, 1)
+        levels, index = torch.unique(alpha_bar, return_inverse=True)                # (U,), (B|1,)
         eye = torch.eye(self.dim, dtype=torch.float64)
-        sigma = ab * self.covs + (1 - ab) * eye                                     # (B|1, K, D, D)
-        L = torch.linalg.cholesky(sigma)
+        a = levels.reshape(-1, 1, 1, 1)
+        L = torch.linalg.cholesky(a * self.covs + (1 - a) * eye)[index]             # (B|1, K, D, D)
+        ab = alpha_bar.reshape(-1, 1, 1, 1)
         diff = (x[:, None, :] - ab[..., 0].sqrt() * self.means).unsqueeze(-1)      # (B, K, D, 1)
         sol = torch.cholesky_solve(diff, L)                                         # Sigma^{-1} diff
         logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)         # (B|1, K)
         maha = (diff * sol).sum((-2, -1))                                          # (B, K)
         log_comp = -0.5 * (maha + logdet + self.dim * math.log(2 * math.pi)) + self.weights.log()
         return log_comp, sol.squeeze(-1), ab.reshape(-1, 1)
+
+    @staticmethod
+    def _score(log_comp, sol):
+        return -(torch.softmax(log_comp, 1).unsqueeze(-1) * sol).sum(1)
 
     def log_prob(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """log q(x_t) for t in 0..T (t = 0: the data density), shape (B,), float64."""
@@ -95,15 +108,26 @@ class GaussianMixtureDenoiser:
 
     def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """grad_x log q(x_t) = -sum_k r_k Sigma_{k,t}^{-1} (x_t - sqrt(bar-alpha_t) m_k), for t in 0..T."""
-        log_comp, sol, _ = self._components(x_t, t, low=0)
-        r = torch.softmax(log_comp, 1)
-        return (-(r.unsqueeze(-1) * sol).sum(1)).to(x_t.dtype)
+        return self._score(*self._components(x_t, t, low=0)[:2]).to(x_t.dtype)
 
     def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """E[eps | x_t] = -sqrt(1 - bar-alpha_t) score(x_t), for t in 1..T."""
         log_comp, sol, ab = self._components(x_t, t, low=1)
-        r = torch.softmax(log_comp, 1)
-        return ((1 - ab).sqrt() * (r.unsqueeze(-1) * sol).sum(1)).to(x_t.dtype)
+        return (-(1 - ab).sqrt() * self._score(log_comp, sol)).to(x_t.dtype)
+
+    # -- between the schedule's integer times ---------------------------------------------------
+    def eps_at(self, x_t: torch.Tensor, alpha_bar) -> torch.Tensor:
+        """E[eps | x_t] for x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps at *any* noise level
+        ``alpha_bar`` in (0, 1] (a number or a (B,) tensor), not only the schedule's bar-alpha_t.
+
+        This is what an ODE solver needs (:func:`minddim.score.pf_ode_solve`): the exact model is defined
+        at every noise level, so no interpolation of the schedule between integer times is involved."""
+        self._check_x(x_t)
+        ab = torch.as_tensor(alpha_bar, dtype=torch.float64).reshape(-1)
+        if ab.numel() not in (1, x_t.shape[0]) or not torch.isfinite(ab).all() or (ab <= 0).any() or (ab > 1).any():
+            raise ValueError(f"alpha_bar must be a number or a (batch,) tensor in (0, 1], got {alpha_bar!r}")
+        log_comp, sol, ab = self._at(x_t, ab)
+        return (-(1 - ab).sqrt() * self._score(log_comp, sol)).to(x_t.dtype)
 
     def entropy(self, n: int = 200_000, generator: torch.Generator | None = None) -> float:
         """Differential entropy H(x_0) in nats: exact for one component, Monte Carlo otherwise."""

@@ -137,7 +137,20 @@ def _alpha_bar_pair(schedule: Schedule, t, t_prev, x: torch.Tensor):
 
 
 def _sigma_squared(sigma, ab_prev: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sigma^2, checked: a number, a (B,) tensor (one sigma per row of x, like t, e.g. from ``ddim_sigma``
+    with a (B,) t) or a tensor that broadcasts to x's shape."""
+    if isinstance(sigma, torch.Tensor) and (sigma.is_complex() or sigma.dtype == torch.bool):
+        raise TypeError(f"sigma must be a real number or a real tensor, got dtype {sigma.dtype}")
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.dim() == 1 and x.dim() > 1 and s.shape[0] == x.shape[0] and s.shape[0] != 1:
+        s = s.reshape(-1, *([1] * (x.dim() - 1)))
+    try:
+        fits = torch.broadcast_shapes(s.shape, x.shape) == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"sigma has shape {tuple(s.shape)}, which fits neither one sigma per row of x_t "
+                         f"(shape ({x.shape[0] if x.dim() else 1},)) nor x_t's shape {tuple(x.shape)}")
     if not torch.isfinite(s).all() or (s < 0).any():
         raise ValueError("sigma must be finite and >= 0")
     s2 = s * s
