@@ -14,6 +14,9 @@ Sections (DESIGN.md, issue "Benchmarks"):
   toy       seconds of training until the toy MLP's epsilon loss is within 5% of the exact floor
   course    wall-clock of the unit tests and of each notebook under nbval, side by side (as `make test`
             runs them) and in one process
+  few-step  DDIM (eta = 0) against the second-order sampler md.heun at 10, 20 and 50 network evaluations with
+            the shipped MNIST U-Net: MNIST FID and the classifier's sure fraction of 1,000 samples for two seeds,
+            wall-clock per 1,000 samples; first a 200-sample trial of the timestep kinds "uniform"/"trailing"
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
 machine is shared and noisy.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,7 +45,7 @@ import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
 from minddim.train import machine  # noqa: E402
 
-SECTIONS = ("sampling", "overhead", "training", "toy", "course")
+SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -242,6 +246,164 @@ def bench_course() -> dict:
             "speedup": round(runs["one process"]["total_seconds"] / runs["side by side"]["total_seconds"], 2)}
 
 
+FEW_STEP_NFE = (10, 20, 50)        # network-evaluation budgets of the few-step section
+FEW_STEP_KINDS = ("uniform", "trailing")   # timestep kinds tried; the table uses the one few_step_kind picks
+FEW_STEP_SAMPLERS = ("DDIM", "Heun")
+
+
+def steps_for(sampler: str, nfe: int) -> int:
+    """The most timesteps S a sampler can take within ``nfe`` network evaluations: DDIM (eta = 0) costs one
+    evaluation per step, S = nfe; md.heun costs 2S - 1 (the last step, to t = 0, is an Euler step), so
+    S = (nfe + 1) // 2, i.e. 5, 10, 25 steps (9, 19, 49 evaluations) for budgets 10, 20, 50."""
+    if sampler == "DDIM":
+        return nfe
+    if sampler == "Heun":
+        return (nfe + 1) // 2
+    raise ValueError(f"sampler must be one of {FEW_STEP_SAMPLERS}, got {sampler!r}")
+
+
+def evaluations(sampler: str, S: int) -> int:
+    """Network evaluations of one walk over S timesteps: S for DDIM, 2S - 1 for md.heun."""
+    return S if sampler == "DDIM" else 2 * S - 1
+
+
+def _draw(model, schedule, sampler: str, S: int, kind: str, x_T: torch.Tensor, batch: int, bar=None):
+    """Samples in [-1, 1] from x_T (in batches of ``batch``), with the sampling seconds; clip_x0=1.0 as
+    md.sample_quality samples. ``bar`` (tqdm) advances by network evaluations x samples."""
+    tau = md.timesteps(schedule.T, S, kind)
+    out, seconds = [], 0.0
+    for i in range(0, len(x_T), batch):
+        start = time.perf_counter()
+        if sampler == "DDIM":
+            x0 = md.sample(model, x_T[i:i + batch], schedule, tau, 0.0, clip_x0=1.0)
+        else:
+            x0 = md.heun(model, x_T[i:i + batch], schedule, tau, clip_x0=1.0)
+        seconds += time.perf_counter() - start
+        out.append(x0.clamp(-1, 1))
+        if bar is not None:
+            bar.update(evaluations(sampler, S) * len(x0))
+    return torch.cat(out), seconds
+
+
+def _mean_spread(values) -> dict:
+    """Mean of two seeds' values and the spread between them, half their difference (|a - b| / 2)."""
+    a, b = values
+    return {"values": [round(v, 4) for v in values], "mean": round((a + b) / 2, 4), "spread": round(abs(a - b) / 2, 4)}
+
+
+def few_step_verdict(rows: list, nfe: int = 20, target: tuple = ("DDIM", 50)) -> dict:
+    """The issue's target: the second-order sampler at ~``nfe`` evaluations at least as good as DDIM-50 within
+    the spread between two seeds. Met when Heun's mean FID is at most DDIM-50's plus the larger of the two
+    rows' spreads, and its mean sure fraction at least DDIM-50's minus the larger of theirs."""
+    heun = next(r for r in rows if r["sampler"] == "Heun" and r["budget"] == nfe)
+    ref = next(r for r in rows if r["sampler"] == target[0] and r["S"] == target[1])
+    fid_tol = max(heun["fid"]["spread"], ref["fid"]["spread"])
+    sure_tol = max(heun["sure"]["spread"], ref["sure"]["spread"])
+    fid_ok = heun["fid"]["mean"] <= ref["fid"]["mean"] + fid_tol
+    sure_ok = heun["sure"]["mean"] >= ref["sure"]["mean"] - sure_tol
+    return {"heun": f"Heun S = {heun['S']} ({heun['nfe']} evaluations)", "target": f"{target[0]}-{target[1]}",
+            "fid": [heun["fid"]["mean"], ref["fid"]["mean"]], "fid_tolerance": fid_tol, "fid_met": fid_ok,
+            "sure": [heun["sure"]["mean"], ref["sure"]["mean"]], "sure_tolerance": sure_tol, "sure_met": sure_ok,
+            "met": bool(fid_ok and sure_ok)}
+
+
+def few_step_kind(trial: list) -> str:
+    """The timestep kind for the table, from the trial: the one whose Heun rows have the lower mean FID over
+    the budgets (the second-order sampler is the one the target is about; DDIM uses the same kind so that the
+    two samplers visit the same kind of grid). Ties go to the first of FEW_STEP_KINDS."""
+    def heun_fid(kind):
+        fids = [r["fid"] for r in trial if r["kind"] == kind and r["sampler"] == "Heun"]
+        return sum(fids) / len(fids)
+    return min(FEW_STEP_KINDS, key=heun_fid)
+
+
+def bench_few_step(n: int = 1000, seeds=(0, 1), batch: int = 500, trial_n: int = 200) -> dict:
+    """DDIM (eta = 0) against md.heun at the budgets FEW_STEP_NFE with the shipped MNIST U-Net.
+
+    First a trial of the timestep kinds ("uniform", "trailing") on ``trial_n`` samples of seed 0 (the same x_T
+    for every row), which picks the kind (:func:`few_step_kind`); then, on that kind, ``n`` samples for each
+    seed (seed k draws x_T as md.sample_quality does; both samplers start from the same x_T), scored as the
+    course scores samples: MNIST FID against the 10,000 test digits' classifier features and the classifier's
+    sure fraction (top probability > 0.9). The floor is
+    ``n`` real *training* digits per seed (a seeded permutation, as md.evaluate_unet draws them; test digits
+    would be part of the reference). Spreads are half the difference between the two seeds."""
+    from tqdm import tqdm
+
+    from minddim.data import load_mnist, to_model_range
+
+    if len(seeds) != 2:
+        raise ValueError(f"seeds: the spread is half the difference of two seeds, got {seeds}")
+    model, classifier = md.pretrained("mnist_unet"), md.pretrained("mnist_classifier")
+    schedule = md.Schedule.linear()
+    reference = classifier_features(classifier, to_model_range(load_mnist("test")[0]))
+    train = to_model_range(load_mnist("train")[0])
+
+    def score(images):
+        return (md.frechet_distance(classifier_features(classifier, images), reference),
+                md.classifier_sure_fraction(images, classifier))
+
+    real = [score(train[torch.randperm(len(train), generator=torch.Generator().manual_seed(s))[:n]])
+            for s in seeds]
+    plan = [(sampler, nfe) for sampler in FEW_STEP_SAMPLERS for nfe in FEW_STEP_NFE]
+    work = sum(evaluations(sp, steps_for(sp, nfe)) for sp, nfe in plan)
+    load_before = os.getloadavg()
+
+    trial = []
+    x_T = torch.randn(trial_n, 1, 28, 28, generator=torch.Generator().manual_seed(seeds[0]))
+    with torch.no_grad(), tqdm(total=2 * work * trial_n, desc="few-step: kind trial", unit="eval",
+                               unit_scale=True) as bar:
+        for k in FEW_STEP_KINDS:
+            for sampler, nfe in plan:
+                S = steps_for(sampler, nfe)
+                images, _ = _draw(model, schedule, sampler, S, k, x_T, batch, bar)
+                fid, sure = score(images)
+                trial.append({"kind": k, "sampler": sampler, "S": S, "nfe": evaluations(sampler, S),
+                              "tau": md.timesteps(schedule.T, S, k)[[0, 1, -1]].tolist(),
+                              "fid": round(fid, 2), "sure": round(sure, 4)})
+    kind = few_step_kind(trial)
+    print(f"few-step: timestep kind {kind!r} (trial: Heun's mean FID over the budgets is lowest)", flush=True)
+    runs = {}
+    with torch.no_grad(), tqdm(total=len(seeds) * work * n, desc=f"few-step: {n} samples x {len(seeds)} seeds",
+                               unit="eval", unit_scale=True) as bar:
+        for seed in seeds:
+            x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+            for sampler, nfe in plan:
+                S = steps_for(sampler, nfe)
+                images, seconds = _draw(model, schedule, sampler, S, kind, x_T, batch, bar)
+                runs[sampler, nfe, seed] = (*score(images), seconds * 1000 / n)
+    rows = []
+    for sampler, nfe in plan:
+        S = steps_for(sampler, nfe)
+        fid, sure, sec = zip(*(runs[sampler, nfe, s] for s in seeds))
+        rows.append({"sampler": sampler, "budget": nfe, "S": S, "nfe": evaluations(sampler, S),
+                     "fid": _mean_spread(fid), "sure": _mean_spread(sure), "seconds_per_1000": _mean_spread(sec)})
+    ddim50 = [runs["DDIM", 50, s][0] for s in seeds]
+    for row in rows:             # FID minus DDIM-50's at the same seed (same x_T): the paired difference
+        row["fid_minus_ddim50"] = _mean_spread([runs[row["sampler"], row["budget"], s][0] - d
+                                                for s, d in zip(seeds, ddim50)])
+    fid, sure = zip(*real)
+    return {"n": n, "seeds": list(seeds), "batch": batch, "kind": kind, "trial_n": trial_n,
+            "reference": "MNIST test set (10,000 images)", "real_train_images": {"fid": _mean_spread(fid),
+                                                                                 "sure": _mean_spread(sure)},
+            "trial": trial, "rows": rows, "verdict": few_step_verdict(rows),
+            "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
+
+
+def cpu_summary() -> dict:
+    """lscpu's model name and which of the vector/matrix flags that matter to torch on a CPU it lists."""
+    info = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        info["model"] = fields.get("Model name", "").strip()
+        flags = set(fields.get("Flags", "").split())
+    except (OSError, subprocess.CalledProcessError):
+        flags = set()
+    info["flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+                     if f in flags]
+    return info
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -261,10 +423,11 @@ def main(argv=None) -> int:
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
         fn = {"sampling": lambda: bench_sampling(args.repeats), "overhead": lambda: bench_overhead(max(args.repeats, 5)),
-              "training": bench_training, "toy": bench_toy, "course": bench_course}[name]
+              "training": bench_training, "toy": bench_toy, "course": bench_course, "few-step": bench_few_step}[name]
         value = fn()
         results[name] = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
-                         "section_seconds": round(time.perf_counter() - start, 1), "results": value}
+                         "cpu": cpu_summary(), "section_seconds": round(time.perf_counter() - start, 1),
+                         "results": value}
         print(json.dumps(value, indent=1)[:2000], flush=True)
         from minddim._io import atomic_path
 
@@ -294,8 +457,11 @@ def render(results: dict) -> str:
     def head(name, title):
         r = results[name]
         m = r["machine"]
-        lines.extend([f"## {title}", "", f"`{r['command']}` on {r['date']}: {m['processor']}, {m['cpu_count']} cores, "
-                      f"{m['threads']} torch threads, torch {m['torch']}, Python {m['python']} "
+        cpu = r.get("cpu", {})
+        flags = ", ".join(cpu.get("flags", [])) or "none of avx2/avx512/amx"
+        model = f" ({cpu['model']}; flags {flags})" if cpu.get("model") else ""
+        lines.extend([f"## {title}", "", f"`{r['command']}` on {r['date']}: {m['processor']}{model}, {m['cpu_count']} "
+                      f"cores, {m['threads']} torch threads, torch {m['torch']}, Python {m['python']} "
                       f"(section took {r['section_seconds']:.0f} s).", ""])
         return r["results"]
 
@@ -394,7 +560,80 @@ def render(results: dict) -> str:
         lines += [f"| {k} | " + " | ".join(f"{run['seconds'].get(k, 0):.1f}" for run in runs.values()) + " |"
                   for k in keys]
         lines.append("")
+    if "few-step" in results:
+        r = head("few-step", "6. Few steps: DDIM against the second-order sampler (shipped MNIST U-Net)")
+        lines += _render_few_step(r)
     return "\n".join(lines)
+
+
+def _pm(stat: dict, fmt: str) -> str:
+    """'mean ± spread' of a _mean_spread record (the spread unsigned)."""
+    return f"{stat['mean']:{fmt}} ± {stat['spread']:{fmt.lstrip('+')}}"
+
+
+def _render_few_step(r: dict) -> list:
+    """Section 6 of the README: the kind trial, the table, the floor and the target's verdict."""
+    n, (s0, s1), real = r["n"], r["seeds"], r["real_train_images"]
+    lines = [f"DDIM (`md.sample`, eta = 0) and Heun's method on the probability-flow ODE (`md.heun`, whose stages "
+             f"are the DDIM step; S timesteps cost 2S - 1 network evaluations, the last step to t = 0 being an "
+             f"Euler step) at budgets of {', '.join(str(b) for b in FEW_STEP_NFE)} evaluations: DDIM takes S = NFE "
+             f"steps, Heun the most steps that fit, S = (NFE + 1) // 2. Both start from the same x_T (seed k draws "
+             f"x_T as `md.sample_quality` does) and clip the predicted x_0 to [-1, 1]; batches of {r['batch']}.", "",
+             f"**Timestep kind.** A trial on {r['trial_n']} samples (seed {s0}, the same x_T in every row), MNIST "
+             f"FID (biased upwards at this N, so read it across rows only) and the classifier's sure fraction:", "",
+             "| kind | tau_1, tau_2, tau_S | sampler | S | NFE | FID | sure |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {t['kind']} | {', '.join(map(str, t['tau']))} | {t['sampler']} | {t['S']} | {t['nfe']} | "
+              f"{t['fid']:.1f} | {t['sure']:.1%} |" for t in r["trial"]]
+    heun = {k: [t["fid"] for t in r["trial"] if t["kind"] == k and t["sampler"] == "Heun"] for k in FEW_STEP_KINDS}
+    other = next(k for k in FEW_STEP_KINDS if k != r["kind"])
+    ab = md.Schedule.linear().alpha_bars                 # alpha-bar_t at index t (alpha-bar_0 = 1)
+    tau = {(t["kind"], t["S"]): t["tau"] for t in r["trial"] if t["sampler"] == "Heun"}
+    S_min = min(S for _, S in tau)
+    first_uniform, last_trailing = tau["uniform", S_min][0], tau["trailing", S_min][0]
+    start_uniform = min(t[-1] for (k, _), t in tau.items() if k == "uniform")
+    lines += ["", f"The table uses **{r['kind']}** for both samplers: Heun's mean FID over the three budgets in the "
+              f"trial is {sum(heun[r['kind']]) / 3:.1f} on {r['kind']} against {sum(heun[other]) / 3:.1f} on {other} "
+              f"(`few_step_kind` picks the lower; at N = {r['trial_n']} this is one draw, paired by x_T). Why the kind "
+              f"matters for Heun: its last step, from tau_1 to t = 0, is an Euler (DDIM) step, since the network is "
+              f"not defined at t = 0. On \"uniform\" tau_1 = {first_uniform} (alpha-bar = {ab[first_uniform]:.4f}), "
+              f"so that step hardly moves the sample and every step that does is second order; on \"trailing\" "
+              f"tau_1 = T/S ({last_trailing} at S = {S_min}, alpha-bar = {ab[last_trailing]:.2f}), so one first-order "
+              f"step spans the low-noise end, where the strokes are drawn. \"trailing\" starts at tau_S = T, "
+              f"\"uniform\" at tau_S >= {start_uniform}, where alpha-bar is already {ab[start_uniform]:.4f} on the "
+              f"linear schedule, so starting there from N(0, I) costs little.", ""]
+    if r["kind"] != "uniform":
+        lines += [f"(In this run the trial nevertheless favoured {r['kind']}: the argument above did not decide it.)",
+                  ""]
+    lines += [
+              f"**Results**, {n:,} samples per seed, seeds {s0} and {s1}; each figure is the mean of the two seeds ± "
+              f"the spread between them, **half their difference**. MNIST FID against the {r['reference']} "
+              f"(classifier features, as everywhere in the course); sure = the share of samples whose top classifier "
+              f"probability exceeds 0.9 (`md.classifier_sure_fraction`); FID − DDIM-50's is paired seed by seed "
+              f"(same x_T); wall-clock per 1,000 samples measured in this run.", "",
+              "| sampler | S | NFE | MNIST FID | FID − DDIM-50's (paired) | sure | s per 1,000 samples |",
+              "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        sure = row["sure"]
+        lines.append(f"| {row['sampler']}{' (target row)' if row['sampler'] == 'DDIM' and row['S'] == 50 else ''} | "
+                     f"{row['S']} | {row['nfe']} | {_pm(row['fid'], '.2f')} | {_pm(row['fid_minus_ddim50'], '+.2f')} | "
+                     f"{100 * sure['mean']:.1f}% ± {100 * sure['spread']:.1f}% | "
+                     f"{_pm(row['seconds_per_1000'], '.1f')} |")
+    sure = real["sure"]
+    lines.append(f"| {n:,} real training digits (floor) | | | {_pm(real['fid'], '.2f')} | | "
+                 f"{100 * sure['mean']:.1f}% ± {100 * sure['spread']:.1f}% | |")
+    v = r["verdict"]
+    lines += ["", f"The floor: {n:,} real *training* digits per seed (a seeded permutation, seeds {s0} and {s1}, as "
+              f"`md.evaluate_unet` draws them; test digits would be part of the reference). A model's FID at N = "
+              f"{n:,} cannot be expected below it.", "",
+              f"Target: the second-order sampler at ~20 evaluations at least as good as DDIM-50 (within the spread "
+              f"between two seeds): **{'met' if v['met'] else 'not met'}**. {v['heun']}: FID {v['fid'][0]:.2f} "
+              f"against DDIM-50's {v['fid'][1]:.2f} (allowed up to {v['fid'][1] + v['fid_tolerance']:.2f}, the larger "
+              f"spread being {v['fid_tolerance']:.2f}: {'met' if v['fid_met'] else 'not met'}); sure "
+              f"{v['sure'][0]:.1%} against {v['sure'][1]:.1%} (allowed down to "
+              f"{v['sure'][1] - v['sure_tolerance']:.1%}: {'met' if v['sure_met'] else 'not met'}).",
+              f"Wall-clock is of a shared 2-core machine (1-minute load average {r['loadavg_1min'][0]} before the "
+              f"samples, {r['loadavg_1min'][1]} after), so it is inflated when others run; it scales with NFE.", ""]
+    return lines
 
 
 
