@@ -16,12 +16,13 @@
 # %% [markdown]
 # # Exercise 06 · Scores, Langevin dynamics and the probability-flow ODE
 #
-# Implement three pieces of notebook `08_scores_and_langevin`: the score of an eps-model, one step of
-# Langevin dynamics, and DDIM's deterministic step written as Euler's method on the ODE of DDIM eq. 14.
+# Implement four pieces of notebook `08_scores_and_langevin`: the score of an eps-model, one step of
+# Langevin dynamics, DDIM's deterministic step written as Euler's method on the ODE of DDIM eq. 14, and
+# Heun's second-order step on the same ODE.
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$, and DDIM's $\alpha_t$ is DDPM's
 # $\bar\alpha_t$. `t` and `t_prev` are integer tensors of shape `(batch,)` with $0 \le t_\text{prev} < t$.
 #
-# Points: `score_from_eps` 1, `langevin_step` 1, `euler_step` 2.
+# Points: `score_from_eps` 1, `langevin_step` 1, `euler_step` 2, `heun_step` 2.
 
 # %%
 import math
@@ -83,3 +84,24 @@ def euler_step(x_t, eps, t, t_prev, schedule):
 
 # %% nbgrader={"grade": true, "grade_id": "check_euler_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("euler_step", euler_step)
+
+# %% [markdown]
+# **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1), from $t$ to
+# $t_\text{prev} \ge 1$: the trapezoidal rule on $\mathrm{d}\bar x = \epsilon\,\mathrm{d}\sigma$. With your `euler_step`:
+# 1. the predictor, the Euler step with $\epsilon_t$ = `model(x_t, t)`, reaches $x'$;
+# 2. the slope there is $\epsilon'$ = `model(x', t_prev)`;
+# 3. retake the Euler step from $x_t$ with the mean slope $(\epsilon_t + \epsilon')/2$.
+#
+# Each step costs two model evaluations instead of one, and the method is second order: over $S$ steps its error
+# falls like $1/S^2$ where Euler's falls like $1/S$ (notebook `08_scores_and_langevin` measures both slopes).
+# (`md.heun` samples this way; it keeps the last step, to $t = 0$ where a network is not defined, an Euler step.)
+
+# %% nbgrader={"grade": false, "grade_id": "heun_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def heun_step(model, x_t, t, t_prev, schedule):
+    """x_{t_prev} by one Heun step of DDIM eq. 14: Euler predictor, then the Euler step with the mean slope."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_heun_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("heun_step", heun_step)

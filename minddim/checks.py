@@ -26,7 +26,8 @@ from typing import Callable
 import torch
 
 from . import bound, diffusion, sampling
-from .analytic import GaussianDenoiser
+from .analytic import GaussianDenoiser, GaussianMixtureDenoiser
+from .data import toy_mixture
 from .losses import epsilon_loss
 from .schedules import Schedule
 from .score import euler_step, langevin_step, score_from_eps
@@ -738,4 +739,68 @@ _register(
     },
     # the step's float32 rounding depends on the order of operations (x-bar form, DDIM's eq. 12 form, float64
     # coefficients): up to ~6e-6 relative apart; every listed mistake is off by far more
+    rtol=1e-4, atol=1e-6)
+
+
+def _mixture_model(schedule):
+    return GaussianMixtureDenoiser(*toy_mixture("eight_gaussians"), schedule)
+
+
+def _wavy_model(x, t):
+    """A nonlinear stand-in for a network on images: eps depends on x and t."""
+    return torch.tanh(x + 1e-3 * t.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))))
+
+
+def _heun_cases():
+    g = torch.Generator().manual_seed(2026)
+    t = torch.randint(2, LONG.T + 1, (5,), generator=g)
+
+    def case(label, model, schedule, t, t_prev, shape, dtype):
+        return Case(label, {"model": model, "x_t": _randn(shape, dtype, g), "t": t, "t_prev": t_prev,
+                            "schedule": schedule})
+    return [case("random t > t_prev, batch 5 (exact eight-Gaussians model)", _mixture_model(LONG), LONG, t,
+                 (t * 0.6).long().clamp(min=1), (5, 2), torch.float32),
+            case("t_prev = t - 1, float64", _mixture_model(LONG), LONG, t, t - 1, (5, 2), torch.float64),
+            case("t = T", _mixture_model(LONG), LONG, torch.full((3,), LONG.T), torch.full((3,), 600), (3, 2), torch.float32),
+            case("t = 2, t_prev = 1", _mixture_model(LONG), LONG, torch.full((3,), 2), torch.ones(3, dtype=torch.long),
+                 (3, 2), torch.float32),
+            case("batch size 1", _mixture_model(LONG), LONG, torch.tensor([500]), torch.tensor([100]), (1, 2), torch.float32),
+            case("image-shaped x (batch 2, 1x4x4), a nonlinear toy model", _wavy_model, LONG, torch.tensor([900, 40]),
+                 torch.tensor([700, 20]), (2, 1, 4, 4), torch.float32),
+            case("a short schedule (T = 10), t = T", _mixture_model(SHORT), SHORT, torch.full((2,), SHORT.T),
+                 torch.full((2,), 5), (2, 2), torch.float64)]
+
+
+def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=True, restart_at_x_t=True,
+               correct=True):
+    def f(model, x_t, t, t_prev, schedule):
+        eps = model(x_t, t)
+        x_euler = euler_step(x_t, eps, t, t_prev, schedule)
+        if not correct:
+            return x_euler
+        eps_prime = model(x_euler if at_euler_point else x_t, t_prev if at_t_prev else t)
+        slope = average * ((eps if first_slope else 0 * eps) + eps_prime)
+        return euler_step(x_t if restart_at_x_t else x_euler, slope, t, t_prev, schedule)
+    return f
+
+
+_register(
+    "heun_step",
+    cases=_heun_cases,
+    reference=_heun_with(),
+    mistakes={
+        "that is the Euler (DDIM) step alone: use it as the predictor, then retake the step with the mean slope":
+            _heun_with(correct=False),
+        "evaluate the second slope at the point the Euler step reaches, model(x', t_prev), not at x_t":
+            _heun_with(at_euler_point=False),
+        "the second slope belongs to time t_prev, where the Euler step lands: model(x', t_prev), not model(x', t)":
+            _heun_with(at_t_prev=False),
+        "Heun's step uses the mean of both slopes, (eps_t + eps') / 2; you used eps' alone":
+            _heun_with(average=1.0, first_slope=False),
+        "the mean of the two slopes is (eps_t + eps') / 2; you used their sum":
+            _heun_with(average=1.0),
+        "retake the step from x_t (with the mean slope), not from the Euler point x'":
+            _heun_with(restart_at_x_t=False),
+    },
+    # the exact model computes in float64 and returns float32: rounding of the step's order of operations only
     rtol=1e-4, atol=1e-6)

@@ -27,7 +27,7 @@ def test_each_known_mistake_is_rejected_with_its_hint(name, hint):
 
 def test_every_check_knows_at_least_one_mistake():
     assert all(len(spec.mistakes) >= 1 for spec in grading.CHECKS.values())
-    assert len(grading.CHECKS) == 18
+    assert len(grading.CHECKS) == 19
 
 
 def _stub(*args, **kwargs):
@@ -85,3 +85,16 @@ def test_missing_and_non_callable_answers():
 def test_check_json_never_raises():
     line = grading.check_json("q_step", _stub)
     assert line.startswith("MINDDIM_VERDICT ") and '"passed": false' in line
+
+
+def test_the_heun_step_reference_is_one_step_of_the_package_sampler():
+    """heun_step's reference, then the Euler step to 0, is md.heun on the timesteps (t_prev, t)."""
+    import minddim as md
+
+    schedule = md.Schedule.linear()
+    model = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t, t_prev = torch.full((6,), 600), torch.full((6,), 250)
+    x_prev = grading.CHECKS["heun_step"].reference(model, x, t, t_prev, schedule)
+    x0 = md.euler_step(x_prev, model(x_prev, t_prev), t_prev, torch.zeros(6, dtype=torch.long), schedule)
+    torch.testing.assert_close(x0, md.heun(model, x, schedule, torch.tensor([250, 600])), rtol=1e-12, atol=1e-12)
