@@ -732,7 +732,7 @@ _register(
             _euler_with(back_to_x=False),
         "x-bar = x / sqrt(alpha-bar): divide x_t by sqrt(alpha-bar_t), do not multiply":
             _euler_with(to_xbar=False),
-        "the step goes from sigma_t down to sigma_prev: add (sigma_prev - sigma_t) * eps, which is negative":
+        "the step goes from sigma_t down to sigma_prev: add (sigma_prev - sigma_t) * eps, with sigma_prev - sigma_t < 0":
             _euler_with(direction=-1.0),
         "DDIM's alpha is DDPM's alpha-bar: use schedule.alpha_bars, not schedule.alphas":
             _euler_with(values_fn=lambda s: s.alphas),
