@@ -88,14 +88,19 @@ class GaussianMixtureDenoiser:
         levels, index = torch.unique(alpha_bar, return_inverse=True)                # (U,), (B|1,)
         eye = torch.eye(self.dim, dtype=torch.float64)
         a = levels.reshape(-1, 1, 1, 1)
-        L = torch.linalg.cholesky(a * self.covs + (1 - a) * eye)[index]             # (B|1, K, D, D)
+        L = torch.linalg.cholesky(a * self.covs + (1 - a) * eye)                    # (U, K, D, D)
+        precision, logdet = torch.cholesky_inverse(L), 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+        if levels.numel() > 1:                                                      # one factor per row
+            precision, logdet = precision[index], logdet[index]                     # (B, K, D, D), (B, K)
         ab = alpha_bar.reshape(-1, 1, 1, 1)
-        diff = (x[:, None, :] - ab[..., 0].sqrt() * self.means).unsqueeze(-1)      # (B, K, D, 1)
-        sol = torch.cholesky_solve(diff, L)                                         # Sigma^{-1} diff
-        logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)         # (B|1, K)
-        maha = (diff * sol).sum((-2, -1))                                          # (B, K)
+        diff = x[:, None, :] - ab[..., 0].sqrt() * self.means                      # (B, K, D)
+        if precision.shape[0] == 1:
+            sol = torch.einsum("kij,bkj->bki", precision[0], diff)                  # Sigma^{-1} diff
+        else:
+            sol = torch.einsum("bkij,bkj->bki", precision, diff)
+        maha = (diff * sol).sum(-1)                                                 # (B, K)
         log_comp = -0.5 * (maha + logdet + self.dim * math.log(2 * math.pi)) + self.weights.log()
-        return log_comp, sol.squeeze(-1), ab.reshape(-1, 1)
+        return log_comp, sol, ab.reshape(-1, 1)
 
     @staticmethod
     def _score(log_comp, sol):
