@@ -12,7 +12,7 @@ from .losses import eps_from_mu, epsilon_loss, objective
 from .metrics import (classifier_confidence, classifier_sure_fraction, commitment_times, frechet_distance, mmd,
                       mnist_fid, reference_spread, sliced_wasserstein)
 from .models import MLP, Classifier, UNet, timestep_embedding
-from .sampling import Trajectory, ddim, ddim_sigma, ddim_step, ddpm, encode, heun, sample, slerp, timesteps
+from .sampling import Trajectory, ddim, ddim_sigma, ddim_step, ddpm, encode, heun, heun_step, sample, slerp, timesteps
 from .score import (annealed_langevin, dsm_loss, eps_from_score, euler_step, gaussian_flow_map,
                     gaussian_langevin_covariance, langevin, langevin_step, ode_sigma, pf_ode_solve, score_from_eps,
                     score_model, tweedie)

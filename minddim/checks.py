@@ -787,7 +787,7 @@ def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=Tru
 _register(
     "heun_step",
     cases=_heun_cases,
-    reference=_heun_with(),
+    reference=lambda model, x_t, t, t_prev, schedule: sampling.heun_step(model, x_t, t, t_prev, schedule)[0],
     mistakes={
         "that is the Euler (DDIM) step alone: use it as the predictor, then retake the step with the mean slope":
             _heun_with(correct=False),

@@ -200,16 +200,41 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
     return x
 
 
+def heun_step(model, x_t: torch.Tensor, t, t_prev, schedule: Schedule, *, eps: torch.Tensor | None = None,
+              clip_x0: float | None = None):
+    """One second-order step of DDIM's probability-flow ODE (eq. 14) from t to t_prev: Heun's method
+    (Karras et al., 2022, Algorithm 1), both of whose stages are DDIM's eta = 0 step (eq. 12, the Euler step).
+
+    Predictor: x' = ddim_step(x_t, eps_t) with eps_t = model(x_t, t) (or ``eps`` when given). Corrector:
+    the same step from x_t with the mean slope (eps_t + model(x', t_prev)) / 2, the trapezoidal rule on
+    d x-bar = eps d sigma. Where t_prev = 0 (a network is not defined there) the step is the Euler step.
+    ``t`` and ``t_prev`` are ints or (B,) tensors. Returns ``(x_prev, x0_hat)`` like :func:`ddim_step`.
+    """
+    schedule = as_schedule(schedule)
+    check_tensor(x_t, "x_t")
+    if x_t.dim() < 1:
+        raise ValueError("x_t must have a batch dimension, got a scalar")
+    B = x_t.shape[0]
+    tt, tp = (v.expand(B) if v.dim() == 0 else v for v in _time_pair(schedule, t, t_prev))
+    if eps is None:
+        eps = _model_eps(model, x_t, tt)
+    x_euler, x0_hat = ddim_step(x_t, eps, tt, tp, schedule, 0.0, clip_x0=clip_x0)
+    second = tp > 0
+    if not bool(second.any()):
+        return x_euler, x0_hat
+    eps_mean = 0.5 * (eps + _model_eps(model, x_euler, tp.clamp(min=1)))
+    if not bool(second.all()):
+        eps_mean = torch.where(second.reshape(-1, *([1] * (x_t.dim() - 1))), eps_mean, eps)
+    return ddim_step(x_t, eps_mean, tt, tp, schedule, 0.0, clip_x0=clip_x0)
+
+
 def heun(model, x_T: torch.Tensor, schedule: Schedule, timesteps, *, progress: bool = False,
          trajectory: bool = False, clip_x0: float | None = None):
-    """A second-order deterministic sampler on DDIM's probability-flow ODE (eq. 14): Heun's method
-    (Karras et al., 2022, Algorithm 1) on the schedule's integer times.
+    """A second-order deterministic sampler on DDIM's probability-flow ODE (eq. 14): :func:`heun_step`
+    (Heun's method, Karras et al., 2022) on the walk tau_S -> ... -> tau_1 -> 0 of ``timesteps``.
 
-    Each step from t to t_prev first takes DDIM's eta = 0 step (eq. 12, which is Euler's step on eq. 14)
-    with eps_t = model(x_t, t), evaluates eps' = model(x'_prev, t_prev) at the point it reaches, then
-    retakes the same DDIM step from x_t with the average (eps_t + eps') / 2: the trapezoidal rule on
-    d x-bar = eps d sigma. The last step, to t_prev = 0 where a network is not defined, stays the Euler
-    step. S timesteps cost 2S - 1 model evaluations (DDIM's cost S). Returns x_0, or a :class:`Trajectory`.
+    Every stage is DDIM's eta = 0 step; the last step, to t = 0, stays the Euler step. S timesteps cost
+    2S - 1 model evaluations (DDIM's cost S). Returns x_0, or a :class:`Trajectory`.
     """
     schedule = as_schedule(schedule)
     check_tensor(x_T, "x_T")
@@ -223,29 +248,24 @@ def heun(model, x_T: torch.Tensor, schedule: Schedule, timesteps, *, progress: b
 
         steps = tqdm(steps, desc=f"Heun sampling ({len(tau)} steps, {2 * len(tau) - 1} evaluations)", leave=False)
     x, xs, x0s = x_T, [x_T], []
-    B = x_T.shape[0]
-
-    def eps_at(x, t):
-        eps = model(x, torch.full((B,), t, dtype=torch.long, device=x.device))
-        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-            raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
-                             f"got {getattr(eps, 'shape', type(eps).__name__)}")
-        return eps
-
     with torch.no_grad():
         for t, t_prev in steps:
-            coefficients = _step_coefficients(schedule, t, t_prev, 0.0, x)
-            eps = eps_at(x, t)
-            if t_prev > 0:  # predictor: the DDIM (Euler) step; corrector: the same step with the mean slope
-                x_euler, _ = _ddim_update(x, eps, coefficients, clip_x0, None, None)
-                eps = 0.5 * (eps + eps_at(x_euler, t_prev))
-            x, x0_hat = _ddim_update(x, eps, coefficients, clip_x0, None, None)
+            x, x0_hat = heun_step(model, x, t, t_prev, schedule, clip_x0=clip_x0)
             if trajectory:
                 xs.append(x)
                 x0s.append(x0_hat)
     if trajectory:
         return Trajectory(x, torch.stack(xs), torch.stack(x0s), walk)
     return x
+
+
+def _model_eps(model, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """model(x, t) with t of shape (B,), checked to return a tensor shaped like x."""
+    eps = model(x, t.to(x.device))
+    if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+        raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
+                         f"got {getattr(eps, 'shape', type(eps).__name__)}")
+    return eps
 
 
 def ddpm(model, x_T: torch.Tensor, schedule: Schedule, **kwargs):

@@ -267,3 +267,13 @@ def test_bad_input_gets_an_error_naming_the_argument():
         md.heun(gauss(), x, S_LIN, [10, 5])
     with pytest.raises(ValueError, match="step_size"):
         md.score.gaussian_langevin_covariance(COV, 10.0)
+
+
+def test_heun_step_takes_per_row_times_and_is_the_euler_step_where_t_prev_is_0():
+    x, t, tp = randn(3, 2, seed=19), torch.tensor([900, 50, 7]), torch.tensor([600, 0, 3])
+    out, _ = md.heun_step(gauss(), x, t, tp, S_LIN)
+    for i in range(3):
+        row, _ = md.heun_step(gauss(), x[i:i + 1], int(t[i]), int(tp[i]), S_LIN)
+        torch.testing.assert_close(out[i:i + 1], row)
+    euler, _ = md.ddim_step(x[1:2], gauss()(x[1:2], 50), 50, 0, S_LIN)
+    torch.testing.assert_close(out[1:2], euler)
