@@ -271,7 +271,8 @@ print(f"L_simple's weight, relative to the bound's, is {lam_simple[-1] / lam_bou
 # floor, which cannot exceed $\mathbb E\,\epsilon_i^2 = 1$). Unweighted, the smallest noise levels would dominate the sum;
 # NCSN's $\lambda = \sigma^2$ and DDPM's dropped weights are the same remedy. The bound weighs the levels differently:
 # relative to it, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on $t = 1$ (notebook 03's 49, seen from
-# the DSM side), i.e. the bound would emphasize the small-$t$ levels where, by section 1, the score is hardest to learn.
+# the DSM side), i.e. the bound would emphasize the small-$t$ levels, where section 1 measured the MLP's largest relative
+# score error.
 #
 # ## 4. Langevin dynamics
 #
@@ -348,11 +349,11 @@ for start, delta in sorted(runs):
 # %% [markdown]
 # **What the numbers show.** From $N(0, I)$ with $\delta = 0.02$ the MMD$^2$ falls from $185.55 \pm 6.96$ (3 steps) to
 # $0.05 \pm 0.61$ (100 steps), inside the band of perfect samples ($-0.07 \pm 2.33$), and stays there ($2.50 \pm 0.90$ after
-# 300). With $\delta = 0.2$ it is at $4.55 \pm 2.47$ after only 3 steps and then stays between 4.28 and 5.60, within about two
+# 300). With $\delta = 0.2$ it is at $4.55 \pm 2.47$ after only 3 steps and then stays between 4.55 and 5.60, within 2.5
 # band standard deviations: MMD$^2$ on 1,000 points does not resolve the bias. Started in one mode, the chain has to cross
-# to the other seven: $130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100 (at $t = 100$ neighbouring modes are 1.45
-# apart with a standard deviation of 0.37 each, so crossings happen; at $t = 0$ they are 1.53 apart with 0.2, and they would
-# not). The direct measure resolves the step-size bias: the chain's modes are $1.042$ times too wide at $\delta = 0.02$
+# to the other seven: $130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100. At $t = 100$ neighbouring modes are 1.45
+# apart, 3.9 of their standard deviations (0.37); in the data they are 1.53 apart, 7.7 standard deviations (0.2). Noise
+# brings the modes closer in that sense, which is Song & Ermon's argument (sec. 3.2) for sampling at several noise levels. The direct measure resolves the step-size bias: the chain's modes are $1.042$ times too wide at $\delta = 0.02$
 # (closed form for one Gaussian mode: 1.037) and $1.451$ times at $\delta = 0.2$ (closed form 1.563; the modes of the
 # mixture are not exactly Gaussian in the chain's law). Both starts end at the same value (0.3730 and 0.3729): the chain
 # forgets where it began, but not its step size. A larger step reaches the stationary law sooner, and that law is wrong
@@ -652,7 +653,7 @@ for t_end in (100, 0):
 # standard errors away. At step size 0.4 it is $0.3914 \pm 0.0078$ against the closed form's 0.4000, twice the data's
 # eigenvalue. The large eigenvalue lies 1.6 and 1.7 standard errors above the closed form (1.8725 against 1.8126, 1.9729
 # against 1.9059); both chains use the same seed, so these two deviations are not independent. The flow map and the
-# numerical solution agree to $3.8\times10^{-11}$, the solver's tolerance: `pf_ode_solve` is accurate enough to serve as
+# numerical solution agree to $3.8\times10^{-11}$, near the solver's tolerances: `pf_ode_solve` is accurate enough to serve as
 # the reference of section 5.
 #
 # ## Summary
@@ -663,8 +664,9 @@ for t_end in (100, 0):
 # - Tweedie's formula is `predict_x0`: with the exact model it equals the mixture's posterior mean to $2.6\times10^{-14}$.
 # - $L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times denoising score matching (ratio 1 to $4.4\times10^{-16}$ in
 #   float64): DDPM eq. 12 is NCSN's objective with $\lambda(\sigma) = \sigma^2$.
-# - Langevin dynamics with the exact score reaches $q(x_{100})$ within 100 steps at $\delta = 0.02$; at $\delta = 0.2$ it gets
-#   there in 3 steps but with modes 1.45 times too wide (closed form for one Gaussian: 1.56). Annealed Langevin goes from
+# - Langevin dynamics with the exact score reaches $q(x_{100})$ within 100 steps at $\delta = 0.02$; at $\delta = 0.2$ its
+#   MMD$^2$ settles after 3 steps, but the mean squared spread of its modes is 1.45 times too large (closed form for one
+#   Gaussian: 1.56). Annealed Langevin goes from
 #   noise to data; DDPM's step is DDIM's deterministic step plus one Langevin step of size $\beta_t$ (remainder median
 #   0.001 of the step for $t > 100$). At 100 evaluations DDIM, DDPM and annealed Langevin are indistinguishable from data
 #   with the exact score; with the MLP, annealed Langevin is clearly worse (6.43 and 7.09 against 1.64 and $-0.74$).
