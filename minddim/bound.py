@@ -126,3 +126,17 @@ def bits_per_dim(nats: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     """Convert per-sample nats to bits per dimension: nats / (D ln 2), D = number of elements per sample."""
     D = x0[0].numel()
     return nats / (D * math.log(2))
+
+
+def progressive_rate(terms: torch.Tensor) -> torch.Tensor:
+    """The rate of DDPM's progressive code (sec. 4.3, Algorithms 3-4): from the bound's terms L_0..L_T
+    (the last axis of :func:`vlb_terms`' output, index k holding L_k), the codelength received by the
+    time x_t is decoded, rate[t] = L_T + sum_{s > t} L_{s-1} = sum_{k >= t} L_k, for t = 0..T.
+
+    Sending x_T costs L_T (the prior term), then each x_{s-1} given x_s costs L_{s-1} with relative-entropy
+    coding; rate[T] = L_T and rate[0] is the whole bound (x_0 itself, through the decoder L_0). Same shape
+    and units as ``terms``."""
+    check_tensor(terms, "terms")
+    if terms.dim() < 1 or terms.shape[-1] < 2:
+        raise ValueError(f"terms must have a last axis L_0..L_T of length T + 1 >= 2, got shape {tuple(terms.shape)}")
+    return terms.flip(-1).cumsum(-1).flip(-1)

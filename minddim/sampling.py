@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from ._validate import as_time, check_nonneg_real, check_positive_int, check_same_shape, check_tensor
-from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, _x0_from_eps
+from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, _x0_from_eps, q_sample
 from .schedules import Schedule, as_schedule
 
 SIGMA_HAT = "sigma_hat"
@@ -276,6 +276,111 @@ def ddpm(model, x_T: torch.Tensor, schedule: Schedule, **kwargs):
 def ddim(model, x_T: torch.Tensor, schedule: Schedule, S: int, eta=0.0, kind: str = "uniform", **kwargs):
     """DDIM sampling on S steps of the subsequence ``timesteps(T, S, kind)``."""
     return sample(model, x_T, schedule, timesteps(schedule.T, S, kind), eta=eta, **kwargs)
+
+
+def replace_known(x: torch.Tensor, x0: torch.Tensor, mask, t, schedule: Schedule,
+                  noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The replacement step of inpainting with an unconditional model (Song et al., 2021, app. I.2;
+    Lugmayr et al., 2022, eq. 8): where ``mask`` is 1 (known pixels) put a fresh draw of q(x_t | x_0)
+    (DDPM eq. 4; x_0 itself at t = 0), elsewhere keep ``x``, the reverse process's x_t.
+
+    ``mask`` is a bool or 0/1 tensor broadcasting against ``x0``; ``t`` an int or a (B,) tensor in 0..T."""
+    schedule = as_schedule(schedule)
+    check_tensor(x, "x")
+    check_tensor(x0, "x0")
+    check_same_shape(x, x0, "x", "x0")
+    known = check_mask(mask, x0)
+    return torch.where(known, q_sample(x0, t, schedule, noise, generator), x)
+
+
+def check_mask(mask, x0: torch.Tensor) -> torch.Tensor:
+    """A bool tensor from a bool or 0/1 ``mask`` that broadcasts against x0 (1 = known)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor of 0/1 or bool values, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        if mask.is_complex() or not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask must hold only 0 and 1 (or bool): 1 marks a known pixel, 0 one to fill in")
+        mask = mask != 0
+    try:
+        fits = torch.broadcast_shapes(mask.shape, x0.shape) == x0.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, which does not broadcast against x0 {tuple(x0.shape)}")
+    return mask.to(x0.device)
+
+
+def repaint_walk(S: int, resample: int = 1, jump: int = 1) -> list[int]:
+    """Positions i (time tau_i, with tau_0 = 0) that RePaint's schedule visits (Lugmayr et al., 2022, sec. 4.2):
+    down from i = S one step at a time; on reaching a position i >= 1 that is a multiple of ``jump`` (and at
+    most S - jump), go back up ``jump`` steps and walk down again, ``resample - 1`` times. ``resample = 1`` is
+    the plain walk S, S - 1, ..., 0."""
+    S = check_positive_int(S, "S")
+    resample = check_positive_int(resample, "resample")
+    jump = check_positive_int(jump, "jump", high=S)
+    left = {i: resample - 1 for i in range(jump, S - jump + 1, jump)}
+    i, path = S, [S]
+    while i > 0:
+        i -= 1
+        path.append(i)
+        if left.get(i, 0) > 0:
+            left[i] -= 1
+            for _ in range(jump):
+                i += 1
+                path.append(i)
+    return path
+
+
+def inpaint(model, x0: torch.Tensor, mask, schedule: Schedule, timesteps, eta=1.0, *, resample: int = 1,
+            jump: int = 1, x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            progress: bool = False, clip_x0: float | None = None) -> torch.Tensor:
+    """Fill in the pixels where ``mask`` is 0 with an unconditional eps-model: the generative process of
+    :func:`sample` (the DDIM step, eq. 12, with ``eta``) where after every step the known pixels are
+    replaced by a draw of q(x_{t_prev} | x_0) (:func:`replace_known`).
+
+    With ``resample = r > 1`` this is RePaint (Lugmayr et al., 2022): the walk of :func:`repaint_walk` goes
+    back up ``jump`` steps of ``timesteps`` with the forward process, q(x_t | x_s) = N(sqrt(bar-alpha_t /
+    bar-alpha_s) x_s, (1 - bar-alpha_t / bar-alpha_s) I), and down again, r - 1 times, so that the unknown
+    pixels can adapt to the known ones. ``x_T`` (shape of x0) is drawn from ``generator`` when omitted; the
+    known pixels' draws are skipped where no pixel is known, so an all-zero mask gives :func:`sample`'s
+    result on the same generator, bit for bit. Returns x_0 (known pixels equal to x0)."""
+    schedule = as_schedule(schedule)
+    check_tensor(x0, "x0")
+    if x0.dim() < 1:
+        raise ValueError("x0 must have a batch dimension, got a scalar")
+    known = check_mask(mask, x0)
+    tau = check_timesteps(timesteps, schedule.T)
+    eta = check_eta(eta)
+    levels = [0] + tau.tolist()                         # tau_0 = 0, tau_1, ..., tau_S
+    path = repaint_walk(len(tau), resample, jump)
+    if x_T is None:
+        x = torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=generator)
+    else:
+        check_tensor(x_T, "x_T")
+        check_same_shape(x_T, x0, "x_T", "x0")
+        x = x_T
+    any_known = bool(known.any())
+    moves = list(zip(path[:-1], path[1:]))
+    if progress:
+        from tqdm import tqdm
+
+        moves = tqdm(moves, desc=f"inpainting ({len(tau)} steps, {len(moves)} moves)", leave=False)
+    ab = schedule.alpha_bars
+    with torch.no_grad():
+        if any_known:
+            x = replace_known(x, x0, known, levels[path[0]], schedule, generator=generator)
+        for i, j in moves:
+            t, t_to = levels[i], levels[j]
+            if j < i:   # down: the DDIM step, then the known pixels from q(x_{t_prev} | x_0)
+                eps = _model_eps(model, x, torch.full((x.shape[0],), t, dtype=torch.long))
+                x, _ = _ddim_update(x, eps, _step_coefficients(schedule, t, t_to, eta, x), clip_x0, None, generator)
+                if any_known:
+                    x = replace_known(x, x0, known, t_to, schedule, generator=generator)
+            else:       # up: the forward process from t to t_to (RePaint's jump back)
+                ratio = float(ab[t_to] / ab[t])
+                x = math.sqrt(ratio) * x + math.sqrt(1 - ratio) * torch.randn(
+                    x.shape, dtype=x.dtype, device=x.device, generator=generator)
+    return x
 
 
 def encode(model, x0: torch.Tensor, schedule: Schedule, timesteps, *, progress: bool = False,
