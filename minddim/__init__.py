@@ -5,8 +5,8 @@ Time follows the DDPM paper: t = 0..T, x_0 is data, ``Schedule.alpha_bars[t]`` i
 """
 
 from .analytic import GaussianDenoiser, GaussianMixtureDenoiser
-from .bound import (bits_per_dim, discretized_gaussian_log_likelihood, normal_kl, prior_term, progressive_rate, vlb,
-                    vlb_terms)
+from .bound import (bits_per_dim, discretized_gaussian_log_likelihood, normal_kl, prior_term, progressive_distortion,
+                    progressive_rate, vlb, vlb_terms)
 from .data import TOY_SETS, toy_data, toy_mixture
 from .diffusion import p_mean, predict_eps, predict_x0, q_posterior, q_sample, q_sigma_posterior, q_step
 from .losses import eps_from_mu, epsilon_loss, objective
