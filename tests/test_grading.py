@@ -27,7 +27,7 @@ def test_each_known_mistake_is_rejected_with_its_hint(name, hint):
 
 def test_every_check_knows_at_least_one_mistake():
     assert all(len(spec.mistakes) >= 1 for spec in grading.CHECKS.values())
-    assert len(grading.CHECKS) == 19
+    assert len(grading.CHECKS) == 22
 
 
 def _stub(*args, **kwargs):
@@ -98,3 +98,33 @@ def test_the_heun_step_reference_is_one_step_of_the_package_sampler():
     x_prev = grading.CHECKS["heun_step"].reference(model, x, t, t_prev, schedule)
     x0 = md.euler_step(x_prev, model(x_prev, t_prev), t_prev, torch.zeros(6, dtype=torch.long), schedule)
     torch.testing.assert_close(x0, md.heun(model, x, schedule, torch.tensor([250, 600])), rtol=1e-12, atol=1e-12)
+
+
+def test_the_inpaint_step_reference_is_one_step_of_the_package_inpainting():
+    """md.inpaint on the timesteps (t_prev, t) with eta = 0 is: replace x_T's known pixels at t, then the
+    inpaint_step reference from t to t_prev and from t_prev to 0, with the generator's draws in that order."""
+    import minddim as md
+
+    schedule = md.Schedule.linear()
+    model = md.GaussianDenoiser(torch.tensor([0.5, -0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]]), schedule)
+    g = torch.Generator().manual_seed(0)
+    x0, x_T = torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(6, 2, generator=g, dtype=torch.float64)
+    mask = torch.tensor([[True, False]] * 3 + [[False, True]] * 3)
+    got = md.inpaint(model, x0, mask, schedule, torch.tensor([250, 600]), eta=0.0, x_T=x_T,
+                     generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    n1, n2, n3 = (torch.randn(6, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    step = grading.CHECKS["inpaint_step"].reference
+    x = grading.CHECKS["replace_known"].reference(x_T, x0, mask, None, torch.full((6,), 600), schedule, n1)
+    for t, t_prev, n in ((600, 250, n2), (250, 0, n3)):
+        x = step(model, x, x0, mask, torch.full((6,), t), torch.full((6,), t_prev), schedule, 0.0, torch.zeros_like(x), n)
+    torch.testing.assert_close(got, x, rtol=1e-12, atol=1e-12)
+    assert torch.equal(got[mask], x0[mask])
+
+
+def test_the_progressive_rate_reference_is_the_bound_at_t_0_and_the_prior_term_at_t_T():
+    terms = torch.rand(3, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rate = grading.CHECKS["progressive_rate"].reference(terms)
+    torch.testing.assert_close(rate[:, 0], terms.sum(-1))
+    torch.testing.assert_close(rate[:, -1], terms[:, -1])
+    assert (rate[:, :-1] >= rate[:, 1:]).all()
