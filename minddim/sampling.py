@@ -312,13 +312,14 @@ def check_mask(mask, x0: torch.Tensor) -> torch.Tensor:
 
 def repaint_walk(S: int, resample: int = 1, jump: int = 1) -> list[int]:
     """Positions i (time tau_i, with tau_0 = 0) that RePaint's schedule visits (Lugmayr et al., 2022, sec. 4.2):
-    down from i = S one step at a time; on reaching a position i >= 1 that is a multiple of ``jump`` (and at
-    most S - jump), go back up ``jump`` steps and walk down again, ``resample - 1`` times. ``resample = 1`` is
-    the plain walk S, S - 1, ..., 0."""
+    down from i = S one step at a time; on reaching a position i in 1, 1 + jump, 1 + 2 jump, ... (at most
+    S - jump), go back up ``jump`` steps and walk down again, ``resample - 1`` times (their
+    ``get_schedule_jump``, whose 0-based time k is our position k + 1). ``resample = 1`` is the plain walk
+    S, S - 1, ..., 0."""
     S = check_positive_int(S, "S")
     resample = check_positive_int(resample, "resample")
     jump = check_positive_int(jump, "jump", high=S)
-    left = {i: resample - 1 for i in range(jump, S - jump + 1, jump)}
+    left = {i: resample - 1 for i in range(1, S - jump + 1, jump)}
     i, path = S, [S]
     while i > 0:
         i -= 1
