@@ -90,8 +90,8 @@ def gray_rmse(a, b, where=None):
 # first message $L_T$, and the whole message costs $L_T + \sum_{t \ge 2} L_{t-1} + L_0$ = the bound. We build
 # **no entropy coder**: relative-entropy coding needs about $2^{D_\mathrm{KL}}$ shared random candidates per
 # message, and the last reverse steps of one digit carry about 90 bits each (the table below: $R(1) - R(2)$ =
-# 0.12 bits/dim times 784 pixels), so the code exists on paper only, as in DDPM, which presents it as a way to
-# read the bound, not as a practical codec. The bound's terms are the codelengths such a code would reach, up to
+# 0.12 bits/dim times 784 pixels), so the code exists on paper only; DDPM too uses the scheme to read the bound,
+# and builds no codec. The bound's terms are the codelengths such a code would reach, up to
 # a small overhead per step; that is why we can plot the rate without building the coder.
 #
 # At any time the receiver holds $x_t$ and can show its best guess $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,
@@ -106,7 +106,7 @@ def gray_rmse(a, b, where=None):
 # the terms change fastest, and 40 times spaced geometrically from 11 to 1000): the model below returns
 # $\epsilon_\theta$ on the grid and a dummy elsewhere, and we keep only the grid's columns of `vlb_terms`
 # (each an unbiased one-draw estimate of $L_{t-1}$, as in notebook 06), plus $L_T$, which is exact. Between grid
-# times we interpolate $\log L_{t-1}$ linearly in $\log t$ (the terms are KL divergences, $> 0$) and sum. The
+# times we interpolate $\log L_{t-1}$ linearly in $\log(t-1)$ (the terms are KL divergences, $> 0$) and sum. The
 # rate is therefore an **estimate**; we measure its interpolation error by redoing it on every other grid time.
 # The same evaluations give $\hat x_0$, hence $D(t)$, at every grid time.
 
@@ -134,7 +134,7 @@ print(f"{len(grid_t)} grid times, {len(grid_t) * len(digits)} network evaluation
 
 def fill_terms(terms, known_t):
     """All columns L_0..L_T: L_0 and L_T as measured, L_{t-1} (1 <= t - 1 <= T - 1) measured at the times
-    known_t >= 2 and interpolated in between, log L linear in log t."""
+    known_t >= 2 and interpolated in between, log L linear in log(t - 1)."""
     k_known = np.asarray([t - 1 for t in known_t if t >= 2])      # L_{t-1} sits in column t - 1
     full = terms.clone()
     log_k = np.log(np.arange(1, T))
