@@ -19,6 +19,12 @@
 # Implement the training loss and one reverse step from notebook `03_epsilon_loss`. Conventions as in
 # exercise 01. A model is a callable `model(x_t, t) -> eps_hat`.
 #
+# **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
+# your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
+# under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
+# hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
+# the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+#
 # Points: `epsilon_loss` 2, `p_mean` 1, `ancestral_step` 2.
 
 # %%

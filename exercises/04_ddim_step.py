@@ -20,6 +20,12 @@
 # DDPM's $\bar\alpha_t$ (`schedule.alpha_bars`). `t` and `t_prev` are integer tensors of shape `(batch,)`
 # with $0 \le t_\text{prev} < t$.
 #
+# **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
+# your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
+# under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
+# hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
+# the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+#
 # Points: `ddim_sigma` 1, `ddim_step` 2, `ddim_sample` 2.
 
 # %%

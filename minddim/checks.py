@@ -43,6 +43,12 @@ class Verdict:
     def __str__(self) -> str:
         return self.line()
 
+    def _ipython_display_(self):
+        """A check cell shows one line: :func:`check` has printed it already, so the returned verdict adds
+        nothing as the cell's value (no second ``Verdict(...)`` line); any other verdict shows its line."""
+        if not getattr(self, "_printed", False):
+            print(self.line())
+
 
 class CheckFailed(AssertionError):
     """Raised by :func:`check` for a wrong answer; shown by IPython as one line, without a traceback."""
@@ -75,11 +81,15 @@ CHECKS: dict[str, Spec] = {}
 
 # -- running a check ------------------------------------------------------------------------------
 def check(name: str, fn, raise_on_fail: bool = True) -> Verdict:
-    """Check the learner's ``fn`` for exercise ``name``; print one line on success, raise on failure."""
+    """Check the learner's ``fn`` for exercise ``name``; print one line on success, raise on failure.
+
+    Returns the :class:`Verdict`, which a notebook cell ending in ``check(...)`` does not display again: the
+    cell shows exactly one line, ``PASS ...`` or ``FAIL ...``."""
     verdict = run_check(name, fn)
     if not verdict.passed and raise_on_fail:
         raise CheckFailed(verdict)
     print(verdict.line())
+    verdict._printed = True      # not a field: asdict() and the grader's JSON are unchanged
     return verdict
 
 

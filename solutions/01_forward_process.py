@@ -22,6 +22,12 @@
 # `schedule.alpha_bars[t]` is $\bar\alpha_t$, index 0 is $t = 0$); `t` is an integer tensor of shape
 # `(batch,)`, one time per row of `x`. Do not call the `minddim` function of the same name.
 #
+# **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
+# your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
+# under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
+# hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
+# the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+#
 # Points: `alpha_bars` 1, `q_sample` 2, `q_step` 1.
 
 # %%

@@ -19,6 +19,12 @@
 # Implement three pieces of the variational bound from notebook `02_variational_bound`. Conventions as in
 # exercise 01: 1-based time, `t` of shape `(batch,)`, coefficients reshaped to broadcast over `x`.
 #
+# **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
+# your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
+# under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
+# hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
+# the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+#
 # Points: `q_posterior` 2, `normal_kl` 1, `prior_term` 1.
 
 # %%
