@@ -76,3 +76,12 @@ def test_readme_gives_two_commands_and_ci_runs_the_test_one():
     assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert re.search(r"^make test$", ci, re.M), ".ci/run must run README's test command"
     assert "torch" in makefile and "-c constraints.txt" in makefile
+
+
+def test_ci_installs_chromium_and_playwright_for_the_browser_test(project):
+    """tests/test_lab_browser.py skips without a browser: CI installs Debian's Chromium before `make test`, and
+    Playwright comes with the dev extra (the system's Chromium is used; no `playwright install`)."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y chromium" in ci and ci.index("apt-get install -y chromium") < ci.index("\nmake test")
+    assert "playwright install" not in ci
+    assert "playwright" in [_name(r) for r in project["optional-dependencies"]["dev"]]
