@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._validate import check_tensor
+from ._validate import as_time, check_tensor
 from .diffusion import p_mean, predict_x0, q_posterior, q_sample
 from .schedules import Schedule, as_schedule
 
@@ -76,18 +76,34 @@ def prior_term(x0: torch.Tensor, schedule: Schedule) -> torch.Tensor:
 
 def vlb_terms(model, x0: torch.Tensor, schedule: Schedule, *, variance: str = "beta_tilde",
               decoder: str = "discretized", generator: torch.Generator | None = None,
-              clip_x0: float | None = None, progress: bool = False) -> torch.Tensor:
+              clip_x0: float | None = None, progress: bool = False, times=None) -> torch.Tensor:
     """All terms of the bound for each sample: shape (B, T + 1), column k holding L_k in nats
     (L_0 the decoder, L_1 .. L_{T-1} the KL terms, L_T the prior).  Each L_{t-1} uses its own draw
     x_t ~ q(x_t | x_0), so every column is an unbiased single-sample estimate and their sum estimates
-    the bound.  ``clip_x0`` clamps the predicted x_0 (images)."""
+    the bound.  ``clip_x0`` clamps the predicted x_0 (images).
+
+    ``times`` (a sequence of t in 1..T) computes only the columns L_{t-1} of those t, one model evaluation
+    per t and sample instead of T; the others hold NaN (so that a sum over them cannot pass for the bound),
+    except L_T, which needs no model and is always computed."""
     schedule = as_schedule(schedule)
     check_tensor(x0, "x0")
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     B, T = x0.shape[0], schedule.T
-    terms = x0.new_zeros(B, T + 1, dtype=torch.float64)
-    ts = range(1, T + 1)
+    if times is None:
+        terms = x0.new_zeros(B, T + 1, dtype=torch.float64)
+        ts = range(1, T + 1)
+    else:
+        try:
+            chosen = torch.as_tensor(times).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError("times must be a sequence of integer time steps") from None
+        if chosen.numel() == 0:
+            raise ValueError(f"times must hold at least one time step in 1..{T}")
+        if chosen.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+            chosen = chosen.long()
+        ts = sorted(set(as_time(chosen, T, "times").tolist()))
+        terms = torch.full((B, T + 1), float("nan"), dtype=torch.float64, device=x0.device)
     if progress:
         from tqdm import tqdm
 

@@ -146,3 +146,22 @@ def test_bad_input_gets_an_error_naming_the_argument():
         md.progressive_rate(torch.ones(4, 1))
     with pytest.raises(ValueError, match="x0"):
         md.replace_known(randn(2, 3), randn(3, 3), torch.ones(3), 5, S_LIN)
+
+
+def test_vlb_terms_at_chosen_times_computes_those_columns_and_leaves_the_others_nan():
+    model = md.GaussianDenoiser(torch.zeros(2), torch.eye(2) * 0.3, md.Schedule.linear(20, 1e-3, 0.2))
+    x0 = model.sample_data(8, torch.Generator().manual_seed(0), torch.float64).clamp(-1, 1)
+    calls = []
+
+    def counted(x, t):
+        calls.append(int(t[0]))
+        return model(x, t)
+
+    part = md.vlb_terms(counted, x0, model.schedule, times=[1, 7, 20], generator=torch.Generator().manual_seed(1))
+    assert calls == [1, 7, 20]
+    assert torch.isfinite(part[:, [0, 6, 19, 20]]).all() and part[:, [1, 2, 5, 7, 18]].isnan().all()
+    full = md.vlb_terms(model, x0, model.schedule)
+    torch.testing.assert_close(part[:, 20], full[:, 20])
+    for bad, error in (([], ValueError), ([0, 3], ValueError), ([21], ValueError), ([1.5], TypeError)):
+        with pytest.raises(error, match="times"):
+            md.vlb_terms(model, x0, model.schedule, times=bad)
