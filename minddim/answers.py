@@ -56,6 +56,8 @@ def _betas_cases():
 
 _register(
     "alpha_bars",
+    hints=("alpha-bar_t is how much of x_0's signal (squared) survives after t steps of noise: the product of what each step keeps",
+           "notebook 01, section 2 (Jumping to any t); DDPM's definition above eq. 4"),
     cases=_betas_cases,
     reference=lambda betas: torch.cumprod(1 - betas, 0),
     mistakes={
@@ -81,6 +83,8 @@ def _q_sample_with(values_fn, signal_sqrt=True, noise_sqrt=True):
 
 _register(
     "q_sample",
+    hints=('x_t drawn from q(x_t | x_0) in one go: x_0 shrunk by the surviving signal, plus Gaussian noise of the remaining variance',
+           'notebook 01, section 2; DDPM eq. 4 (the reparameterized draw)'),
     cases=lambda: _time_cases(_q_sample_inputs),
     reference=lambda x0, t, schedule, noise: diffusion.q_sample(x0, t, schedule, noise),
     mistakes={
@@ -104,6 +108,8 @@ def _q_step_with(values_fn, sqrt=True):
 
 _register(
     "q_step",
+    hints=('one step of the forward chain: shrink x_{t-1} a little and add a little noise, keeping the total variance at 1',
+           'notebook 01, section 1 (One step of noise); DDPM eq. 2'),
     cases=lambda: _time_cases(lambda s, t, shape, dtype, g: {"x_prev": _randn(shape, dtype, g), "t": t, "schedule": s,
                                                              "noise": _randn(shape, dtype, g)}),
     reference=lambda x_prev, t, schedule, noise: diffusion.q_step(x_prev, t, schedule, noise),
@@ -136,6 +142,8 @@ def _posterior_with(ab_prev_shift=1, alpha_bar_in_xt=False, std=False):
 
 _register(
     "q_posterior",
+    hints=('the Gaussian over x_{t-1} once both x_t and x_0 are known: the target every reverse step is trained toward',
+           'notebook 02, section 2 (The posterior); DDPM eqs. 6-7'),
     cases=lambda: _time_cases(_posterior_inputs, low=2),
     reference=lambda x0, x_t, t, schedule: diffusion.q_posterior(x0, x_t, t, schedule),
     mistakes={
@@ -176,6 +184,8 @@ def _kl_with(swap=False, half=True, std=False):
 
 _register(
     "normal_kl",
+    hints=('how many nats a code built for the second Gaussian wastes on samples of the first, per element',
+           'notebook 02, section 3 (The bound term by term); the Gaussian KL under DDPM eq. 5'),
     cases=_kl_cases,
     reference=lambda mean1, var1, mean2, var2: bound.normal_kl(mean1, var1, mean2, var2),
     mistakes={
@@ -203,6 +213,8 @@ def _prior_with(values_fn, reduce="sum"):
 
 _register(
     "prior_term",
+    hints=('L_T: how far q(x_T | x_0) still is from the N(0, I) that sampling starts from, one number per sample',
+           'notebook 02, sections 1 and 3; DDPM eq. 5, the first term'),
     cases=_prior_cases,
     reference=lambda x0, schedule: bound.prior_term(x0, schedule),
     mistakes={
@@ -233,6 +245,8 @@ def _eps_loss_with(values_fn, reduce="mean", target="noise"):
 
 _register(
     "epsilon_loss",
+    hints=('L_simple: how well the model recovers the noise that made x_t, averaged over everything',
+           'notebook 03, section 1 (From the posterior mean to predicting eps); DDPM eq. 14'),
     cases=lambda: _time_cases(_eps_loss_inputs),
     reference=lambda model, x0, t, noise, schedule: epsilon_loss(model, x0, schedule, t=t, noise=noise),
     mistakes={
@@ -256,6 +270,8 @@ def _p_mean_with(alpha_fn=lambda s: s.alphas, sqrt_in_denominator=True):
 
 _register(
     "p_mean",
+    hints=('the mean of p_theta(x_{t-1} | x_t) when the model predicts the noise: the posterior mean with x_0 replaced by its estimate',
+           'notebook 03, section 1; DDPM eq. 11'),
     cases=lambda: _time_cases(_mean_inputs),
     reference=lambda x_t, eps, t, schedule: diffusion.p_mean(x_t, eps, t, schedule),
     mistakes={
@@ -279,6 +295,8 @@ def _ancestral_with(std=True, alpha_fn=lambda s: s.alphas):
 
 _register(
     "ancestral_step",
+    hints=("one reverse step of DDPM: the model's mean plus fresh noise of the posterior's spread",
+           'notebook 03, section 3 (Ancestral sampling); DDPM Algorithm 2, line 4'),
     cases=lambda: _time_cases(_step_inputs),
     reference=lambda x_t, eps, t, schedule, z: sampling.ddim_step(x_t, eps, t, t - 1, schedule, 1.0, z)[0],
     mistakes={
@@ -311,6 +329,8 @@ def _sigma_with(values_fn=lambda s: s.alpha_bars, eta_used=True, sqrt=True):
 
 _register(
     "ddim_sigma",
+    hints=("sigma_t: the standard deviation of the fresh noise in DDIM's step; eta scales it from 0 (deterministic) to DDPM's",
+           "notebook 04, section 3 (The generative process, and eta); DDIM eq. 16, from q_sigma's variance in eq. 7"),
     cases=_sigma_cases,
     reference=lambda schedule, t, t_prev, eta: sampling.ddim_sigma(schedule, t, t_prev, eta),
     mistakes={
@@ -339,6 +359,8 @@ def _ddim_step_with(eta_used=True, sigma_in_direction=True, std=True):
 
 _register(
     "ddim_step",
+    hints=("DDIM's reverse step: predict x_0, point back toward x_t with the rest of the noise budget, add sigma-scaled noise",
+           'notebook 04, section 3; DDIM eq. 12'),
     cases=lambda: _time_cases(_ddim_step_inputs),
     reference=lambda x_t, eps, t, t_prev, schedule, eta, noise: sampling.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0],
     mistakes={
@@ -380,6 +402,8 @@ def _sample_with(last_step=True, eta_used=True):
 
 _register(
     "ddim_sample",
+    hints=('the whole sampler: walk the subsequence tau from its end down to x_0, one DDIM step at a time',
+           'notebook 04, section 3 and notebook 05, section 1; DDIM eq. 12 over tau (sec. 4.2)'),
     cases=_sampler_cases,
     reference=lambda model, x_T, schedule, timesteps, eta, generator: sampling.sample(
         model, x_T, schedule, timesteps, eta, generator=generator),
@@ -392,6 +416,8 @@ _register(
 # -- 05 subsequences and encoding ---------------------------------------------------------------------------
 _register(
     "uniform_timesteps",
+    hints=('tau: S evenly spread times in 1..T at which the fast sampler evaluates the model',
+           'notebook 05, section 1 (Subsequences tau); DDIM sec. 4.2 and app. D.2'),
     cases=lambda: [Case(f"T = {T}, S = {S}", {"T": T, "S": S}) for T, S in ((1000, 10), (1000, 50), (1000, 30), (10, 10), (7, 1))],
     reference=lambda T, S: sampling.timesteps(T, S, "uniform").tolist(),
     mistakes={
@@ -414,6 +440,8 @@ def _slerp_cases():
 
 _register(
     "slerp",
+    hints=('interpolation between two Gaussian latents that keeps their norm: along the great circle, not the chord',
+           'notebook 05, section 4 (Interpolation); DDIM sec. 5.4'),
     cases=_slerp_cases,
     reference=lambda z0, z1, w: sampling.slerp(z0, z1, w),
     mistakes={
@@ -445,6 +473,8 @@ def _encode_with(eval_at="prev"):
 
 _register(
     "encode",
+    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_T that decodes to it",
+           'notebook 05, section 4 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
     cases=_encode_cases,
     reference=lambda model, x0, schedule, timesteps: sampling.encode(model, x0, schedule, timesteps),
     mistakes={
@@ -468,6 +498,8 @@ def _score_with(values_fn=lambda s: s.alpha_bars, sign=-1.0, sqrt=True, divide=T
 
 _register(
     "score_from_eps",
+    hints=('the score grad log q_t(x_t) points toward more likely x_t; the noise prediction points the other way, rescaled',
+           'notebook 08, section 1 (The score of q(x_t)); DDPM sec. 3.2 / Song & Ermon'),
     cases=lambda: _time_cases(_score_inputs),
     reference=lambda eps, t, schedule: score_from_eps(eps, t, schedule),
     mistakes={
@@ -506,6 +538,8 @@ def _langevin_with(drift=0.5, noise_scale=lambda d: math.sqrt(d)):
 
 _register(
     "langevin_step",
+    hints=('one step of Langevin dynamics: a drift up the log-density plus noise, which samples the density in the limit',
+           'notebook 08, section 4a; Song & Ermon 2019, eq. 4'),
     cases=_langevin_cases,
     reference=lambda x, score, step_size, noise: langevin_step(x, score, step_size, noise),
     mistakes={
@@ -537,6 +571,8 @@ def _euler_with(values_fn=lambda s: s.alpha_bars, sigma_fn=lambda ab: ((1 - ab) 
 
 _register(
     "euler_step",
+    hints=("DDIM's deterministic step seen as Euler's method on an ODE in rescaled variables x-bar and sigma",
+           'notebook 08, section 5 (The probability-flow ODE); DDIM eqs. 13-14'),
     cases=lambda: _time_cases(_euler_inputs),
     reference=lambda x_t, eps, t, t_prev, schedule: euler_step(x_t, eps, t, t_prev, schedule),
     mistakes={
@@ -602,6 +638,8 @@ def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=Tru
 
 _register(
     "heun_step",
+    hints=('a second-order ODE step: an Euler trial step, then the step retaken with the mean of both slopes',
+           "notebook 08, section 5; DDIM eq. 14 with Heun's method"),
     cases=_heun_cases,
     reference=lambda model, x_t, t, t_prev, schedule: sampling.heun_step(model, x_t, t, t_prev, schedule)[0],
     mistakes={
@@ -673,6 +711,8 @@ def _replace_with(known="draw", at="t_prev", values_fn=lambda s: s.alpha_bars, s
 
 _register(
     "replace_known",
+    hints=('the replacement step of inpainting: known pixels of x_{t_prev} are a fresh draw of q(x_{t_prev} | x_0)',
+           'notebook 09, section 5 (Inpainting with an unconditional model)'),
     cases=_replace_cases,
     reference=lambda x_prev, x0, mask, t, t_prev, schedule, noise: sampling.replace_known(
         x_prev, x0, mask, t_prev, schedule, noise),
@@ -716,6 +756,8 @@ def _suffix_sum(x, dim=-1):
 
 _register(
     "progressive_rate",
+    hints=("the bits the receiver holds by the time x_t is decoded in DDPM's progressive code",
+           'notebook 09, section 1 (Progressive lossy compression); DDPM sec. 4.3, Algorithms 3-4'),
     cases=_rate_cases,
     reference=lambda terms: bound.progressive_rate(terms),
     mistakes={
@@ -770,6 +812,8 @@ def _inpaint_step_with(replace="after", same_noise=False):
 
 _register(
     "inpaint_step",
+    hints=("one inpainting step: the sampler's DDIM step, then the known pixels replaced at the new time",
+           'notebook 09, section 5; DDIM eq. 12 followed by the replacement step'),
     cases=_inpaint_step_cases,
     reference=lambda model, x_t, x0, mask, t, t_prev, schedule, eta, noise, noise_known: sampling.replace_known(
         sampling.ddim_step(x_t, model(x_t, t), t, t_prev, schedule, eta, noise)[0], x0, mask, t_prev, schedule,

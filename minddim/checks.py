@@ -74,9 +74,19 @@ class Spec:
     mistakes: dict                            # hint -> (**inputs) -> output
     rtol: float = 1e-5
     atol: float = 1e-6
+    hints: tuple = ()                         # (what the quantity means, where it is derived): the ladder's rungs 1-2
+    # a custom checker evaluates each case itself instead of comparing fn with the reference:
+    # checker(fn, **inputs) -> None when the case passes, else (problem, hint or None); the problem says
+    # what was expected and what came back, the hint names the mistake it diagnosed (None: none recognized)
+    checker: Callable | None = None
 
 
 CHECKS: dict[str, Spec] = {}
+
+# the hint ladder's memory, per question, in this kernel: the last failure (case label, problem, the matched
+# mistake's hint or None) and how many rungs of the ladder have been shown since that question last failed
+_LAST_FAILURE: dict[str, tuple] = {}
+_RUNG: dict[str, int] = {}
 
 
 # -- running a check ------------------------------------------------------------------------------
@@ -104,15 +114,27 @@ def run_check(name: str, fn) -> Verdict:
     spec = CHECKS[name]
     cases = spec.cases()
     for k, case in enumerate(cases):
-        expected = spec.reference(**_clone(case.inputs))
+        if spec.checker is None:
+            expected = spec.reference(**_clone(case.inputs))
         try:
-            got = fn(**_clone(case.inputs))
+            if spec.checker is None:
+                got = fn(**_clone(case.inputs))
+            else:
+                outcome = spec.checker(fn, **_clone(case.inputs))
         except NotImplementedError:
-            return Verdict(name, False, "not implemented yet (replace the `raise NotImplementedError` with your code)", k)
+            return _failed(name, k, case.label, "not implemented yet", None,
+                           "not implemented yet (replace the `raise NotImplementedError` with your code)")
         except Exception as e:  # the learner's code may fail in any way: report it in one line
             msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             hint = BROADCAST_HINT if "size of tensor" in str(e) or "broadcast" in str(e) else "read the error and the docstring"
-            return Verdict(name, False, f"on {case.label}, your function raised {msg}. Hint: {hint}", k)
+            return _failed(name, k, case.label, f"your function raised {msg}", hint,
+                           f"on {case.label}, your function raised {msg}. Hint: {hint}")
+        if spec.checker is not None:
+            if outcome is None:
+                continue
+            problem, hint = outcome
+            return _failed(name, k, case.label, problem, hint,
+                           f"on {case.label}, {problem}. Hint: {hint or 'compare your code with the algorithm, step by step'}")
         problem = _compare(expected, got, spec)
         if problem is None:
             continue
@@ -122,10 +144,57 @@ def run_check(name: str, fn) -> Verdict:
             except Exception:
                 continue
             if _compare(wrong, got, spec) is None:
-                return Verdict(name, False, f"on {case.label}, {problem}. Hint: {hint}", k)
-        return Verdict(name, False, f"on {case.label}, {problem}. Hint: compare your code with the formula in "
-                                    f"the docstring, term by term", k)
+                return _failed(name, k, case.label, problem, hint, f"on {case.label}, {problem}. Hint: {hint}")
+        return _failed(name, k, case.label, problem, None, f"on {case.label}, {problem}. Hint: compare your code with "
+                                                            f"the formula in the docstring, term by term")
+    _LAST_FAILURE.pop(name, None)
+    _RUNG.pop(name, None)
     return Verdict(name, True, f"correct on all {len(cases)} cases ({', '.join(c.label for c in cases)})", len(cases))
+
+
+def _failed(name, k, label, problem, hint, message) -> Verdict:
+    """The failed verdict, remembered for the hint ladder (the last failure of each question)."""
+    _LAST_FAILURE[name] = (label, problem, hint)
+    return Verdict(name, False, message, k)
+
+
+class Hint(str):
+    """A rung of the hint ladder: :func:`hint` has printed it, so a cell ending in ``hint(...)`` shows it once."""
+
+    def _ipython_display_(self):
+        pass
+
+
+def hint(name: str) -> Hint:
+    """The next hint for question ``name`` after a failed check in this kernel: first what the quantity means,
+    then which equation and notebook section derive it, then which mistake the last failed answer matched.
+    Never the solution's code.  Prints the hint (one line) and returns it."""
+    if name not in CHECKS:
+        raise ValueError(f"name must be one of {sorted(CHECKS)}, got {name!r}")
+    spec = CHECKS[name]
+    if name not in _LAST_FAILURE:
+        text = (f"no failed check of {name} in this session yet: write your answer, run its check cell, and ask "
+                f"for a hint if it fails")
+    else:
+        rung = min(_RUNG.get(name, 0) + 1, 3)
+        _RUNG[name] = rung
+        meaning, where = (tuple(spec.hints) + ("", ""))[:2]
+        if rung == 1:
+            text = f"hint 1/3 for {name} (what it means): {meaning or 'read the question and the docstring again'}"
+        elif rung == 2:
+            text = f"hint 2/3 for {name} (where it is derived): {where or 'the notebook section the question names'}"
+        else:
+            label, problem, matched = _LAST_FAILURE[name]
+            if problem == "not implemented yet":
+                what = "your last answer was not implemented yet (it still raises NotImplementedError)"
+            elif matched:
+                what = f"your last answer, on {label}, matched a known mistake: {matched}"
+            else:
+                what = (f"your last answer, on {label}, matched none of the known mistakes ({problem}): compare "
+                        f"it with the equation term by term")
+            text = f"hint 3/3 for {name} (your last answer): {what}"
+    print(text)
+    return Hint(text)
 
 
 def check_json(name: str, fn) -> str:

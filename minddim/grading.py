@@ -6,7 +6,8 @@ solution notebook in ``solutions/``; :func:`format_report` turns the reports int
 (``python -m minddim grade``).
 
 The exercise checks themselves live in :mod:`minddim.checks`; their public names are re-exported here,
-so notebooks keep calling ``from minddim import grading; grading.check("q_sample", q_sample)``.
+so notebooks keep calling ``from minddim import grading; grading.check("q_sample", q_sample)``; after a failed
+check, ``grading.hint("q_sample")`` climbs the hint ladder (meaning, equation, the mistake the answer matched).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checks import CHECKS, Case, CheckFailed, Spec, Verdict, check, check_json, run_check
+from .checks import CHECKS, Case, CheckFailed, Hint, Spec, Verdict, check, check_json, hint, run_check
 
-__all__ = ["CHECKS", "Case", "CheckFailed", "Spec", "Verdict", "check", "check_json", "run_check",
+__all__ = ["CHECKS", "Case", "CheckFailed", "Hint", "Spec", "Verdict", "check", "check_json", "hint", "run_check",
            "questions", "grade_notebook", "format_report"]
 
 

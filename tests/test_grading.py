@@ -128,3 +128,89 @@ def test_the_progressive_rate_reference_is_the_bound_at_t_0_and_the_prior_term_a
     torch.testing.assert_close(rate[:, 0], terms.sum(-1))
     torch.testing.assert_close(rate[:, -1], terms[:, -1])
     assert (rate[:, :-1] >= rate[:, 1:]).all()
+
+
+# -- the hint ladder -------------------------------------------------------------------------------------
+def _solution_code():
+    """Every line inside the solutions' BEGIN/END SOLUTION regions (stripped, long enough to be code)."""
+    from pathlib import Path
+
+    lines = []
+    for sol in sorted((Path(__file__).resolve().parents[1] / "solutions").glob("[0-9][0-9]_*.py")):
+        inside = False
+        for ln in sol.read_text().splitlines():
+            if "### BEGIN SOLUTION" in ln:
+                inside = True
+            elif "### END SOLUTION" in ln:
+                inside = False
+            elif inside and len(ln.strip()) > 25 and not ln.strip().startswith("#"):
+                lines.append(ln.strip())
+    return lines
+
+
+def _reference_code(spec):
+    import inspect
+
+    try:
+        src = inspect.getsource(spec.reference)
+    except (OSError, TypeError):
+        return []
+    body = src.split(":", 1)[1] if "lambda" in src.split(":", 1)[0] else src
+    return [ln.strip().rstrip(",)") for ln in body.splitlines() if len(ln.strip().rstrip(",)")) > 25]
+
+
+def _fresh_ladder(name):
+    from minddim import checks
+
+    checks._LAST_FAILURE.pop(name, None)
+    checks._RUNG.pop(name, None)
+
+
+def test_every_question_has_both_first_rungs_of_the_hint_ladder():
+    for name, spec in grading.CHECKS.items():
+        assert len(spec.hints) == 2 and all(isinstance(h, str) and len(h) > 20 for h in spec.hints), name
+        assert "notebook" in spec.hints[1], name       # the second rung names where it is derived
+
+
+def test_the_hint_ladder_climbs_meaning_equation_mistake(capsys):
+    name = "q_sample"
+    _fresh_ladder(name)
+    assert "no failed check" in grading.hint(name)
+    assert grading.run_check(name, grading.CHECKS[name].reference).passed
+    assert "no failed check" in grading.hint(name)         # passing leaves nothing to hint at
+    mistake = list(grading.CHECKS[name].mistakes)[1]
+    assert not grading.run_check(name, grading.CHECKS[name].mistakes[mistake]).passed
+    h1, h2, h3, h4 = (grading.hint(name) for _ in range(4))
+    assert h1.startswith("hint 1/3") and grading.CHECKS[name].hints[0] in h1
+    assert h2.startswith("hint 2/3") and grading.CHECKS[name].hints[1] in h2
+    assert h3.startswith("hint 3/3") and mistake in h3
+    assert h4 == h3                                          # the top rung repeats
+    out = capsys.readouterr().out
+    assert out.count("hint 3/3") == 2 and "\n" not in h3
+    assert grading.run_check(name, grading.CHECKS[name].reference).passed
+    assert "no failed check" in grading.hint(name)           # a pass resets the ladder
+    with pytest.raises(ValueError, match="name"):
+        grading.hint("q_smaple")
+
+
+def test_the_top_rung_says_when_no_known_mistake_matched_or_nothing_was_written():
+    name = "alpha_bars"
+    _fresh_ladder(name)
+    grading.run_check(name, lambda betas: torch.cumprod(1 - betas, 0) + 1)
+    for _ in range(2):
+        grading.hint(name)
+    assert "matched none of the known mistakes" in grading.hint(name)
+    _fresh_ladder(name)
+    grading.run_check(name, _stub)
+    grading.hint(name), grading.hint(name)
+    assert "not implemented yet" in grading.hint(name)
+
+
+@pytest.mark.parametrize("name", sorted(grading.CHECKS))
+def test_no_hint_contains_the_solution_code(name):
+    spec = grading.CHECKS[name]
+    texts = list(spec.hints) + list(spec.mistakes)
+    code = _solution_code() + _reference_code(spec)
+    for text in texts:
+        for ln in code:
+            assert ln not in text, (name, ln)
