@@ -101,35 +101,34 @@ def gray_rmse(a, b, where=None):
 # - **distortion** $D(t)$ = RMSE of $\hat x_0$ against $x_0$ on the $[0, 255]$ scale, with $x_t \sim q(x_t \mid x_0)$
 #   (the marginal of the sender's chain).
 #
-# **Budget and estimator.** `md.vlb_terms` evaluates all $T$ terms, one network evaluation each per digit. We
-# need 16 digits for a spread, so we evaluate the network only on a grid of 50 times (every $t \le 10$, where
-# the terms change fastest, and 40 times spaced geometrically from 11 to 1000): the model below returns
-# $\epsilon_\theta$ on the grid and a dummy elsewhere, and we keep only the grid's columns of `vlb_terms`
-# (each an unbiased one-draw estimate of $L_{t-1}$, as in notebook 06), plus $L_T$, which is exact. Between grid
-# times we interpolate $\log L_{t-1}$ linearly in $\log(t-1)$ (the terms are KL divergences, $> 0$) and sum. The
-# rate is therefore an **estimate**; we measure its interpolation error by redoing it on every other grid time.
-# The same evaluations give $\hat x_0$, hence $D(t)$, at every grid time.
+# **Budget and estimator.** All $T$ terms cost one network evaluation each per digit. We need 16 digits for a
+# spread, so we compute the terms only on a grid of 50 times (every $t \le 10$, where the terms change fastest,
+# and 40 times spaced geometrically from 11 to 1000): `md.vlb_terms(..., times=grid_t)` draws
+# $x_t \sim q(x_t \mid x_0)$ and evaluates the network only at those $t$, and returns their columns $L_{t-1}$
+# (each an unbiased one-draw estimate, as in notebook 06), $L_T$, which is exact, and NaN in the other columns.
+# Between grid times we interpolate $\log L_{t-1}$ linearly in $\log(t-1)$ (the terms are KL divergences, $> 0$)
+# and sum. The rate is therefore an **estimate**; we measure its interpolation error by redoing it on every other
+# grid time. The model we pass records $\hat x_0$ at each evaluation, so the same evaluations give $D(t)$ at every
+# grid time.
 
 # %%
 digits, digit_labels = x_test[:16], test_labels[:16]
 grid_t = np.unique(np.r_[1:11, np.geomspace(11, T, 40).round()].astype(int))
-on_grid, x0_hat = set(grid_t.tolist()), {}
+x0_hat = {}
 
 
-def model_on_grid(x_t, t):
-    """eps_theta at the grid's times (recording x0_hat, eq. 15, clipped as vlb_terms clips it); zeros elsewhere,
-    where the bound's column is discarded."""
-    tt = int(t[0])
-    if tt not in on_grid:
-        return torch.zeros_like(x_t)
+def recording_model(x_t, t):
+    """eps_theta, recording the receiver's x0_hat (eq. 15, clipped as vlb_terms clips it) at each evaluated t."""
     eps = model(x_t, t)
-    x0_hat[tt] = md.predict_x0(x_t, eps, tt, schedule).clamp(-1, 1)
+    x0_hat[int(t[0])] = md.predict_x0(x_t, eps, int(t[0]), schedule).clamp(-1, 1)
     return eps
 
 
-terms = md.vlb_terms(model_on_grid, digits, schedule, variance="beta_tilde", clip_x0=1.0, progress=True,
-                     generator=torch.Generator().manual_seed(0))      # (16, T + 1) nats; column k is L_k
-print(f"{len(grid_t)} grid times, {len(grid_t) * len(digits)} network evaluations instead of {T * len(digits)}")
+terms = md.vlb_terms(recording_model, digits, schedule, variance="beta_tilde", clip_x0=1.0, times=grid_t,
+                     progress=True, generator=torch.Generator().manual_seed(0))   # (16, T + 1) nats; column k: L_k
+measured = terms[0].isfinite()                                    # L_{t-1} for t on the grid, and L_T
+print(f"{len(grid_t)} grid times, {len(grid_t) * len(digits)} network evaluations instead of {T * len(digits)}; "
+      f"{int(measured.sum())} of the {T + 1} columns measured, the others NaN")
 
 
 def fill_terms(terms, known_t):
@@ -145,6 +144,7 @@ def fill_terms(terms, known_t):
 
 
 full = fill_terms(terms, grid_t)
+assert full.isfinite().all()                                      # every NaN column interpolated
 rate = md.bits_per_dim(md.progressive_rate(full), digits).numpy()    # (16, T + 1): rate[:, t] = R(t), bits/dim
 coarse = md.bits_per_dim(md.progressive_rate(fill_terms(terms, grid_t[::2])), digits).numpy()
 bound, L0 = rate[:, 0], rate[:, 0] - rate[:, 1]
@@ -230,19 +230,20 @@ print(f"{'x0_hat read as its label':>26}" + "".join(f"{int((classify(x0_hat[t])[
 # What the printed numbers say (means and standard deviations over the 16 digits):
 #
 # - **The picture arrives early, the bits late.** $\hat x_0$ is within two gray levels of the digit from $t = 10$
-#   on (median over digits), when 76.0% $\pm$ 4.8% of the codelength is still to come; within one gray level from
-#   $t = 3$, with 65.7% $\pm$ 6.9% still to come. $L_0$ alone, the last message, is 54.5% $\pm$ 5.6% of the bound.
+#   on (median over digits), when 75.8% $\pm$ 4.7% of the codelength is still to come; within one gray level from
+#   $t = 3$, with 65.5% $\pm$ 6.9% still to come. $L_0$ alone, the last message, is 54.3% $\pm$ 5.6% of the bound.
 #   From the other end: the classifier already reads $\hat x_0$ as the right digit for 15 of the 16 digits at
-#   $t = 353$, after 0.028 bits/dim (under 2% of the bound), and for all 16 from $t = 250$ (0.044 bits/dim,
-#   2.7%). Most of the code describes where exactly each stroke's edge lies, to within a gray level; this is
-#   DDPM's reading of its fig. 5, that most of the lossless codelength goes to imperceptible detail.
-# - **The estimator.** Halving the grid changes $R(1)$ by 0.055 bits/dim (7% of it), so that is a generous error
-#   bar for the interpolated rates; the whole bound, 1.59 $\pm$ 0.32 bits/dim over 16 digits, agrees with notebook
+#   $t = 353$, after 0.029 bits/dim (under 2% of the bound: 0.029 / 1.60), and for all 16 from $t = 250$
+#   (0.047 bits/dim, 2.9%). Most of the code describes where exactly each stroke's edge lies, to within a gray
+#   level; this is DDPM's reading of its fig. 5, that most of the lossless codelength goes to imperceptible detail.
+# - **The estimator.** Halving the grid changes $R(1)$ by 0.053 bits/dim (7% of it), so that is a generous error
+#   bar for the interpolated rates; the whole bound, 1.60 $\pm$ 0.32 bits/dim over 16 digits, agrees with notebook
 #   06's 1.54 $\pm$ 0.19 from all 1,000 terms on 4 of the same digits.
-# - **Beside DDPM's CIFAR-10 model** (sec. 4.3; the numbers notebook 02 quotes, which we could not re-open from
-#   this machine: the search tool returned only the paper's abstract): a test bound of 3.75 bits/dim, split into a
-#   rate $L_1 + \dots + L_T$ of 1.78 and $L_0$ = 1.97 bits/dim, an RMSE of 0.95 gray levels at $t = 1$. Ours: 1.59,
-#   0.74, 0.85 and 0.49. The **shares** agree: $L_0$ is 54.5% of our bound and $1.97 / 3.75$ = 52.5% of theirs. The
+# - **Beside DDPM's CIFAR-10 model** (its $L_\text{simple}$ model, the one with the best samples: Table 1, sec. 4.3
+#   "Progressive coding" and appendix Table 4): a test bound of 3.75 bits/dim, split into a rate
+#   $L_1 + \dots + L_T$ of 1.78 and $L_0$ = 1.97 bits/dim, an RMSE of 0.95 gray levels at $t = 1$ (Table 4's last
+#   row: 1.77581 bits/dim, 0.95136). Ours: 1.60, 0.75, 0.85 and 0.49. The **shares** agree: $L_0$ is
+#   54.3% $\pm$ 5.6% of our bound and $1.97 / 3.75$ = 52.5% of theirs, a difference inside our spread. The
 #   absolute numbers do not compare: an MNIST digit is mostly black background, which costs almost nothing, and
 #   nearly binary strokes, which the network can snap to the right gray level (hence our RMSE at $t = 1$ below
 #   the noise level $127.5\sqrt{1 - \bar\alpha_1}$ = 1.3 gray levels); a CIFAR-10 photograph has texture
@@ -431,8 +432,8 @@ print("(mean +- std over the 3 pairs)")
 # as section 3 predicts. At $t = 500$ they survive for some pairs and not for others (48% $\pm$ 41% of the DDPM
 # inner images are of the pair's classes; the 0 -> 1 path is a 6 from end to end); at $t = 750$, with the shared
 # noise, each path is essentially one digit, often neither source (0% of the DDPM-750 inner images). DDPM
-# (sec. 4.3 and its appendix) reports the same tendency on faces: larger $t$ gives coarser and more varied
-# interpolations, and new samples at $t = 1000$. The DDIM paths are deterministic functions of $\lambda$, the
+# reports the same tendency on CelebA-HQ faces (sec. 4.3, "Interpolation", and its appendix fig. 9): "larger $t$
+# results in coarser and more varied interpolations, with novel samples at $t = 1000$". The DDIM paths are deterministic functions of $\lambda$, the
 # property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 06 does it by slerp); DDPM's stochastic decoder
 # gives a coherent path here only because its noise is shared across $\lambda$.
 #
@@ -535,9 +536,11 @@ plt.show()
 #   levels (right half, twice its spread), $-15.3 \pm 2.8$ (centre square) and $-6.8 \pm 0.9$ (80% random), the last
 #   two five or more times their spread. With 80% of the pixels unknown the classifier also agrees with the label
 #   more often, 45.0% against 35.8% (paired +9.2% $\pm$ 1.9%); for the other two masks the agreement differences
-#   are noise. RePaint (Lugmayr et al. 2022, sec. 4.2 and its ablations) reports the same direction on faces and
-#   ImageNet with far more compute ($r = 10$, $j = 10$ on $T = 250$), and that at equal compute resampling beats
-#   simply taking more steps; here $r = 3$ on 10 steps against 25 plain steps.
+#   are noise. RePaint (Lugmayr et al. 2022) resamples with far more compute ($r = 10$, $j = 10$ on $T = 250$), and
+#   its ablation (sec. 5.6, Table 2: 32 ImageNet images, wide masks) makes the same equal-cost comparison as ours:
+#   resampling lowers LPIPS from 0.168 ($T = 250$, $r = 1$) to 0.134 ($T = 250$, $r = 4$), while slowing down to
+#   $T = 1000$ plain steps gives 0.161. Ours is that comparison at a small budget: $r = 3$ on 10 steps against 25
+#   plain steps.
 # - **Deterministic replacement does not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than replacement
 #   on all three masks (+6.5 $\pm$ 6.2, +7.8 $\pm$ 7.7, +6.9 $\pm$ 4.3) and a lower agreement on the right half
 #   (-13.3% $\pm$ 9.5%), but each difference is within about 1.6 times its spread: it is not better, and whether it
@@ -560,9 +563,9 @@ plt.show()
 # ## Summary
 #
 # - **Progressive coding:** reading the reverse chain as a code, the rate still to send is the tail of the bound
-#   (`md.progressive_rate`). On MNIST the class is readable after under 3% of the bits, $\hat x_0$ is within two
-#   gray levels with three quarters of the bits still to come, and $L_0$ is about half of the bound, the share
-#   DDPM reports for CIFAR-10.
+#   (`md.progressive_rate`). On MNIST the class is readable after under 3% of the bits (2.9% at $t = 250$),
+#   $\hat x_0$ is within two gray levels with three quarters of the bits still to come, and $L_0$ is about half of
+#   the bound, the share DDPM reports for CIFAR-10.
 # - **Autoregression:** a diffusion that masks one pixel per step is an autoregressive model whose bound is exact;
 #   Gaussian diffusion reveals all pixels a little at a time, coarse structure first.
 # - **Shared $x_t$:** a digit's class survives noising to $t = 250$ almost always, to $t = 500$ for about half the
