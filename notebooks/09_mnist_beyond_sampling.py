@@ -433,9 +433,10 @@ print("(mean +- std over the 3 pairs)")
 # inner images are of the pair's classes; the 0 -> 1 path is a 6 from end to end); at $t = 750$, with the shared
 # noise, each path is essentially one digit, often neither source (0% of the DDPM-750 inner images). DDPM
 # reports the same tendency on CelebA-HQ faces (sec. 4.3, "Interpolation", and its appendix fig. 9): "larger $t$
-# results in coarser and more varied interpolations, with novel samples at $t = 1000$". The DDIM paths are deterministic functions of $\lambda$, the
-# property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 06 does it by slerp); DDPM's stochastic decoder
-# gives a coherent path here only because its noise is shared across $\lambda$.
+# results in coarser and more varied interpolations, with novel samples at $t = 1000$". The DDIM paths are
+# deterministic functions of $\lambda$, the property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 06 does
+# it by slerp); DDPM's stochastic decoder gives a coherent path here only because its noise is shared across
+# $\lambda$.
 #
 # ## 5. Inpainting with an unconditional model
 #
