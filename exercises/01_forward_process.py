@@ -27,6 +27,8 @@
 # under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
 # hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
 # the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+# Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
+# the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
 # Points: `alpha_bars` 1, `q_sample` 2, `q_step` 1.
 
@@ -41,12 +43,12 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** $\bar\alpha_t = \prod_{s=1}^t (1-\beta_s)$ for every $t = 0..T$, from `betas` of shape `(T+1,)` with
-# `betas[0] = 0` (so $\bar\alpha_0 = 1$).
+# **1.** $\bar\alpha_t$ for every $t = 0..T$ (notebook 01, section 2; DDPM's definition above eq. 4), from
+# `betas` of shape `(T+1,)` with `betas[0] = 0` (so $\bar\alpha_0 = 1$).
 
 # %% nbgrader={"grade": false, "grade_id": "alpha_bars", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def alpha_bars(betas):
-    """alpha-bar_t = prod_{s <= t} (1 - beta_s) for t = 0..T; betas has shape (T+1,) with betas[0] = 0."""
+    """alpha-bar_t for t = 0..T, shape (T+1,); betas has shape (T+1,) with betas[0] = 0."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -55,12 +57,12 @@ def alpha_bars(betas):
 grading.check("alpha_bars", alpha_bars)
 
 # %% [markdown]
-# **2.** A draw from $q(x_t\mid x_0)$ (DDPM eq. 4) with the given noise. Per-sample coefficients have shape
+# **2.** A draw from $q(x_t\mid x_0)$ with the given noise (notebook 01, section 2; DDPM eq. 4). Per-sample coefficients have shape
 # `(batch,)`: reshape them so they broadcast over the other dimensions of `x0`.
 
 # %% nbgrader={"grade": false, "grade_id": "q_sample", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_sample(x0, t, schedule, noise):
-    """x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise; t has shape (batch,). Return x0's dtype."""
+    """x_t drawn from q(x_t | x0) with this noise; t has shape (batch,). Return x0's dtype."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -69,11 +71,11 @@ def q_sample(x0, t, schedule, noise):
 grading.check("q_sample", q_sample)
 
 # %% [markdown]
-# **3.** One Markov step $q(x_t\mid x_{t-1})$ (DDPM eq. 2) with the given noise.
+# **3.** One Markov step $q(x_t\mid x_{t-1})$ with the given noise (notebook 01, section 1; DDPM eq. 2).
 
 # %% nbgrader={"grade": false, "grade_id": "q_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_step(x_prev, t, schedule, noise):
-    """x_t = sqrt(1 - beta_t) x_prev + sqrt(beta_t) noise; t has shape (batch,)."""
+    """x_t drawn from q(x_t | x_{t-1} = x_prev) with this noise; t has shape (batch,)."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Exercise 02 · The posterior and the bound
 #
-# Implement three pieces of the variational bound from notebook `02_variational_bound`. Conventions as in
+# Implement five pieces of the variational bound from notebook `02_variational_bound`. Conventions as in
 # exercise 01: 1-based time, `t` of shape `(batch,)`, coefficients reshaped to broadcast over `x`.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
@@ -24,8 +24,10 @@
 # under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
 # hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
 # the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+# Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
+# the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
-# Points: `q_posterior` 2, `normal_kl` 1, `prior_term` 1.
+# Points: `q_posterior` 2, `normal_kl` 1, `prior_term` 1, `middle_term` 2, `decoder_nll` 2.
 
 # %%
 import math
@@ -38,9 +40,8 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** Mean and variance of $q(x_{t-1}\mid x_t, x_0)$ (DDPM eqs. 6-7), for $t \ge 2$:
-# $\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}x_0 + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t$,
-# $\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$.
+# **1.** Mean and variance of $q(x_{t-1}\mid x_t, x_0)$ for $t \ge 2$, as notebook 02 derives them in section 2
+# (DDPM eqs. 6-7).
 
 # %% nbgrader={"grade": false, "grade_id": "q_posterior", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_posterior(x0, x_t, t, schedule):
@@ -53,8 +54,8 @@ def q_posterior(x0, x_t, t, schedule):
 grading.check("q_posterior", q_posterior)
 
 # %% [markdown]
-# **2.** The KL divergence between two Gaussians with *variances* `var1`, `var2`, elementwise:
-# $\mathrm{KL}(\mathcal N(m_1, v_1)\,\|\,\mathcal N(m_2, v_2)) = \tfrac12\big(\log\tfrac{v_2}{v_1} + \tfrac{v_1 + (m_1-m_2)^2}{v_2} - 1\big)$.
+# **2.** The KL divergence $\mathrm{KL}(\mathcal N(m_1, v_1)\,\|\,\mathcal N(m_2, v_2))$ between two Gaussians with
+# *variances* `var1`, `var2`, elementwise, in nats (the closed form notebook 02 uses in section 3).
 
 # %% nbgrader={"grade": false, "grade_id": "normal_kl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def normal_kl(mean1, var1, mean2, var2):
@@ -67,8 +68,8 @@ def normal_kl(mean1, var1, mean2, var2):
 grading.check("normal_kl", normal_kl)
 
 # %% [markdown]
-# **3.** The prior term $L_T = \mathrm{KL}(q(x_T\mid x_0)\,\|\,\mathcal N(0, I))$, summed over all dimensions of
-# each sample: one number per row of `x0`. You may use your `normal_kl`.
+# **3.** The prior term $L_T$ of the bound (DDPM eq. 5; notebook 02, sections 1 and 3): one number per row of
+# `x0`, in nats. You may use your `normal_kl`.
 
 # %% nbgrader={"grade": false, "grade_id": "prior_term", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def prior_term(x0, schedule):
@@ -79,3 +80,37 @@ def prior_term(x0, schedule):
 
 # %% nbgrader={"grade": true, "grade_id": "check_prior_term", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("prior_term", prior_term)
+
+# %% [markdown]
+# **4.** The bound's middle term $L_{t-1}$ for $t \ge 2$ (DDPM eq. 5; notebook 02, section 3), for one draw
+# $x_t$ and a model's noise estimate `eps`: $p_\theta(x_{t-1}\mid x_t)$ has the mean of DDPM eq. 11 (notebook 03,
+# section 1) and variance $\sigma_t^2 = \tilde\beta_t$ (`variance="beta_tilde"`) or $\sigma_t^2 = \beta_t$
+# (`variance="beta"`), DDPM's two choices (sec. 3.2). One number per sample, in nats: it is what
+# `md.vlb_terms` puts in column $t-1$. You may use your `q_posterior` and `normal_kl`.
+
+# %% nbgrader={"grade": false, "grade_id": "middle_term", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def middle_term(x0, x_t, eps, t, schedule, variance="beta_tilde"):
+    """L_{t-1} for each sample given the model's noise estimate eps, in nats, shape (batch,)."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_middle_term", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("middle_term", middle_term)
+
+
+# %% [markdown]
+# **5.** The decoder term $L_0 = -\log p_\theta(x_0\mid x_1)$ for 8-bit data scaled to $[-1, 1]$ (DDPM eq. 13;
+# notebook 02, section 4): each pixel of `x0` lies on the grid $\{-1, -1 + 2/255, \dots, 1\}$; $p_\theta$ gives it
+# the mass of $\mathcal N(\text{mean}, \text{var})$ over its bin. `var` is a number or a tensor that broadcasts
+# against `x0`. One number per sample, in nats. `torch.special.ndtr` is the standard normal CDF.
+
+# %% nbgrader={"grade": false, "grade_id": "decoder_nll", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def decoder_nll(x0, mean, var):
+    """L_0 = -log p_theta(x0 | x_1) under DDPM's discretized decoder, per sample, in nats, shape (batch,)."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_decoder_nll", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("decoder_nll", decoder_nll)

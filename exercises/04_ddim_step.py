@@ -16,7 +16,8 @@
 # %% [markdown]
 # # Exercise 04 · DDIM's sigma, step and sampler
 #
-# Implement the generalized step of notebook `04_non_markovian_forward`. Remember: DDIM's $\alpha_t$ is
+# Implement the generalized step of notebook `04_non_markovian_forward` and answer three questions about it
+# with functions (checked on numbers, on several schedules). Remember: DDIM's $\alpha_t$ is
 # DDPM's $\bar\alpha_t$ (`schedule.alpha_bars`). `t` and `t_prev` are integer tensors of shape `(batch,)`
 # with $0 \le t_\text{prev} < t$.
 #
@@ -25,8 +26,11 @@
 # under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
 # hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
 # the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+# Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
+# the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
-# Points: `ddim_sigma` 1, `ddim_step` 2, `ddim_sample` 2.
+# Points: `ddim_sigma` 1, `ddim_step` 2, `ddim_sample` 2, `eta_one_variances` 1, `gamma_weight` 2,
+# `least_weighted_t` 1.
 
 # %%
 import math
@@ -39,7 +43,9 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** DDIM eq. 16: $\sigma(\eta) = \eta\sqrt{\frac{1-\bar\alpha_{t_\text{prev}}}{1-\bar\alpha_t}}\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t_\text{prev}}}}$, one value per entry of `t` (float64, like the schedule).
+# **1.** $\sigma(\eta)$ for the step $t \to t_\text{prev}$, from your own derivation (notebook 04, section 3; DDIM
+# eq. 16: $\eta = 1$ makes $q_\sigma$'s reverse step DDPM's posterior, eq. 7, for any stride; $\eta = 0$ makes it
+# deterministic). One value per entry of `t`, float64 like the schedule.
 
 # %% nbgrader={"grade": false, "grade_id": "ddim_sigma", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ddim_sigma(schedule, t, t_prev, eta):
@@ -52,8 +58,8 @@ def ddim_sigma(schedule, t, t_prev, eta):
 grading.check("ddim_sigma", ddim_sigma)
 
 # %% [markdown]
-# **2.** DDIM eq. 12 with the given noise: $x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t_\text{prev}}-\sigma^2}\,\epsilon + \sigma\,\text{noise}$,
-# where $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$. You may use your `ddim_sigma`.
+# **2.** One generalized step from $t$ to $t_\text{prev}$ with the given noise (notebook 04, section 3; DDIM eq. 12).
+# You may use your `ddim_sigma`.
 
 # %% nbgrader={"grade": false, "grade_id": "ddim_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ddim_step(x_t, eps, t, t_prev, schedule, eta, noise):
@@ -80,3 +86,58 @@ def ddim_sample(model, x_T, schedule, timesteps, eta, generator):
 
 # %% nbgrader={"grade": true, "grade_id": "check_ddim_sample", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("ddim_sample", ddim_sample)
+
+# %% [markdown]
+# **4.** Show that $\eta = 1$ with unit strides is DDPM: return, for $t = 1..T$, $\sigma_t^2$ from your `ddim_sigma`
+# ($\eta = 1$, $t_\text{prev} = t - 1$) and DDPM's posterior variance $\tilde\beta_t$ written out from `betas` and
+# `alpha_bars` (DDPM eq. 7; notebook 02, section 2), not read from `schedule.beta_tildes`. The check compares
+# both with the package on three schedules; the cell after the check prints their largest difference.
+
+# %% nbgrader={"grade": false, "grade_id": "eta_one_variances", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def eta_one_variances(schedule):
+    """(sigma_t^2 at eta = 1 and t_prev = t - 1, tilde-beta_t), each of shape (T,) for t = 1..T."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_eta_one_variances", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+grading.check("eta_one_variances", eta_one_variances)
+
+# %%
+sigma2, beta_tilde = eta_one_variances(schedule)
+gap = float((sigma2 - beta_tilde).abs().max())
+print(f"max over t of |sigma_t(1)^2 - tilde-beta_t| < 1e-12: {gap < 1e-12}")
+
+
+# %% [markdown]
+# **5.** DDIM's Theorem 1 says $J_\sigma = L_\gamma + C$. Return the weight $\gamma_t$ for $t \ge 2$ that makes each
+# step's KL exactly $\gamma_t\|\epsilon - \epsilon_\theta\|^2$, for given $\sigma_t$ (one per entry of `t`, the step
+# $t \to t-1$). Derive it as notebook 04 does in section 4 ("Where the weights come from"; DDIM app. B): the
+# notebook checks it numerically, and at $\sigma_t^2 = \tilde\beta_t$ it must be DDPM eq. 12's weight.
+
+# %% nbgrader={"grade": false, "grade_id": "gamma_weight", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gamma_weight(t, schedule, sigma):
+    """Theorem 1's gamma_t for t >= 2 (shape (batch,)) given sigma_t (shape (batch,)), unit strides."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_gamma_weight", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("gamma_weight", gamma_weight)
+
+
+# %% [markdown]
+# **6.** DDPM eq. 12 writes each term of the bound as a weight times the eps error (notebook 03, section 1). With
+# $\sigma_t^2 = \beta_t$, at which $t$ is that weight smallest, i.e. where does $L_\text{simple}$ give the most
+# extra emphasis relative to the bound? Return it for any schedule (the check uses three); compute in the
+# schedule's float64 (neighbouring weights differ by about $10^{-6}$ near the minimum).
+
+# %% nbgrader={"grade": false, "grade_id": "least_weighted_t", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def least_weighted_t(schedule):
+    """The t in 1..T (a Python int) at which the bound's per-step weight on the eps error is smallest."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_least_weighted_t", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+grading.check("least_weighted_t", least_weighted_t)

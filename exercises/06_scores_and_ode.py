@@ -27,6 +27,8 @@
 # under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
 # hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
 # the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+# Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
+# the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
 # Points: `score_from_eps` 1, `langevin_step` 1, `euler_step` 2, `heun_step` 2.
 

@@ -5,6 +5,8 @@ exercise notebook in ``solutions/``; :mod:`minddim.checks` runs them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
 import torch
@@ -225,6 +227,146 @@ _register(
     })
 
 
+def _middle_inputs(variance):
+    def make(s, t, shape, dtype, g):
+        """x_t drawn from q(x_t | x_0) with some noise, and a model's eps near that noise (as after training)."""
+        x0, noise = _randn(shape, dtype, g), _randn(shape, dtype, g)
+        return {"x0": x0, "x_t": diffusion.q_sample(x0, t, s, noise), "eps": noise + 0.3 * _randn(shape, dtype, g),
+                "t": t, "schedule": s, "variance": variance}
+    return make
+
+
+def _middle_cases():
+    """p_theta's variance tilde-beta_t (the package's default) over the usual times, and beta_t at small t, where the
+    two differ most (at large t, tilde-beta_t ~ beta_t and KL(q || p) ~ KL(p || q)).  The beta_t cases at t <= 20 are
+    float64, like every case with t < 50: there the KL lives on a small difference of means, and a learner's float32
+    coefficients (1 - alpha-bar_2 = 3e-4 rounded in float32) move it by 1-4%, a rounding difference, not a mistake."""
+    beta_tilde = _time_cases(_middle_inputs("beta_tilde"), low=2)
+    g = torch.Generator().manual_seed(2031)
+    make = _middle_inputs("beta")
+    beta = [Case(label, make(s, torch.tensor(t), shape, dtype, g)) for label, s, t, shape, dtype in (
+        ("sigma_t^2 = beta_t, t = 2, 5, 10, 20", LONG, [2, 5, 10, 20], (4, 2), torch.float64),
+        ("sigma_t^2 = beta_t, a short schedule (T = 10)", SHORT, [2, 3, 10], (3, 2), torch.float64),
+        ("sigma_t^2 = beta_t, image-shaped x (batch 2, 1x4x4)", LONG, [30, 500], (2, 1, 4, 4), torch.float32))]
+    cases = beta_tilde[:1] + beta[:1] + beta_tilde[1:] + beta[1:]
+    for c in cases:          # small t in float64 (see above)
+        if c.inputs["schedule"] is LONG and int(c.inputs["t"].min()) < 50 and c.inputs["x0"].dtype == torch.float32:
+            c.label += " (float64: small t)"
+            c.inputs.update({k: c.inputs[k].double() for k in ("x0", "x_t", "eps")})
+    return cases
+
+
+def middle_term(x0, x_t, eps, t, schedule, variance="beta_tilde"):
+    """The package's L_{t-1} for one x_t, as :func:`minddim.bound.vlb_terms` computes its column t - 1: the KL of
+    q(x_{t-1} | x_t, x_0) against p_theta(x_{t-1} | x_t) = N(p_mean(x_t, eps), sigma_t^2), summed per sample, nats."""
+    q_mean, q_var = diffusion.q_posterior(x0, x_t, t, schedule)
+    mean = diffusion.p_mean(x_t, eps, t, schedule)
+    var = bound.reverse_variance(schedule, t, x0, variance)
+    kl = bound.normal_kl(q_mean, q_var.expand_as(q_mean), mean, var.expand_as(mean))
+    return kl.reshape(x0.shape[0], -1).sum(1)
+
+
+def _middle_with(swap=False, reduce="sum", bits=False, ignore_variance=False, target_eps=False):
+    def f(x0, x_t, eps, t, schedule, variance="beta_tilde"):
+        q_mean, q_var = diffusion.q_posterior(x0, x_t, t, schedule)
+        mean = diffusion.p_mean(x_t, eps, t, schedule)
+        var = bound.reverse_variance(schedule, t, x0, "beta_tilde" if ignore_variance else variance)
+        q_var, var = q_var.expand_as(q_mean), var.expand_as(mean)
+        kl = bound.normal_kl(mean, var, q_mean, q_var) if swap else bound.normal_kl(q_mean, q_var, mean, var)
+        if bits:
+            kl = kl / math.log(2)
+        if reduce == "none":
+            return kl
+        kl = kl.reshape(x0.shape[0], -1)
+        return kl.sum(1) if reduce == "sum" else kl.mean(1)
+    return f
+
+
+_register(
+    "middle_term",
+    hints=("L_{t-1}: the nats p_theta(x_{t-1} | x_t) wastes on the true reverse step q(x_{t-1} | x_t, x_0), "
+           "one number per sample (a KL between D-dimensional Gaussians with diagonal covariances)",
+           "notebook 02, section 3 (The bound term by term); DDPM eq. 5 (the middle sum) with eqs. 6-7 and 11"),
+    cases=_middle_cases,
+    reference=middle_term,
+    mistakes={
+        "the arguments are swapped: L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)), the posterior "
+        "first (the two differ once sigma_t^2 = beta_t differs from tilde-beta_t)": _middle_with(swap=True),
+        "return one number per sample: the KL of D-dimensional diagonal Gaussians is the sum of the D "
+        "per-dimension KLs, shape (batch,)": _middle_with(reduce="none"),
+        "average over dimensions instead of summing: the KL of D-dimensional diagonal Gaussians is the sum of "
+        "the D per-dimension terms": _middle_with(reduce="mean"),
+        "that is in bits: the bound's terms are in nats (natural log); bits are nats / ln 2":
+            _middle_with(bits=True),
+        "p_theta's variance is the one asked for: sigma_t^2 = beta_t when variance = 'beta' (DDPM sec. 3.2), "
+        "tilde-beta_t when variance = 'beta_tilde'": _middle_with(ignore_variance=True),
+    },
+    # float32 coefficients at t = 2 lose ~1e-4 to cancellation (the package computes them in float64)
+    rtol=2e-3, atol=1e-5)
+
+
+def _decoder_cases():
+    g = torch.Generator().manual_seed(2030)
+
+    def case(label, shape, dtype, var, edge_mean=False):
+        pixels = torch.randint(0, 256, shape, generator=g)
+        pixels.view(-1)[:2] = torch.tensor([0, 255])            # both extremes in every case
+        x0 = (pixels.to(torch.float64) / 127.5 - 1).to(dtype)
+        mean = (x0.double() + 0.01 * torch.randn(shape, generator=g, dtype=torch.float64)).to(dtype)
+        if edge_mean:
+            mean = mean.clamp(-1, 1)
+        return Case(label, {"x0": x0, "mean": mean, "var": torch.as_tensor(var, dtype=dtype)})
+    return [case("batch 4 of 8-bit 2-D points (both extremes), var = 1e-4", (4, 2), torch.float32, 1e-4),
+            case("images (batch 2, 1x4x4), float64, var = 4e-5", (2, 1, 4, 4), torch.float64, 4e-5),
+            case("means clamped to [-1, 1], var = 1e-3", (3, 3), torch.float64, 1e-3, edge_mean=True),
+            case("batch size 1, a per-sample var of shape (1, 1)", (1, 2), torch.float32, [[2e-4]])]
+
+
+def decoder_nll(x0, mean, var):
+    """L_0 = -log p_theta(x_0 | x_1) with DDPM's discretized decoder (eq. 13), summed per sample, in nats."""
+    return -bound.discretized_gaussian_log_likelihood(x0, mean, var).reshape(x0.shape[0], -1).sum(1)
+
+
+def _decoder_with(edges=True, half_width=1 / 255, reduce="sum", bits=False, sign=-1.0):
+    def f(x0, mean, var):
+        std = torch.as_tensor(var, dtype=x0.dtype).sqrt()
+        hi, lo = (x0 - mean + half_width) / std, (x0 - mean - half_width) / std
+        p = torch.special.ndtr(hi) - torch.special.ndtr(lo)
+        if edges:
+            p = torch.where(x0 < -0.999, torch.special.ndtr(hi), torch.where(x0 > 0.999, 1 - torch.special.ndtr(lo), p))
+        ll = torch.log(p.clamp(min=1e-12))
+        if bits:
+            ll = ll / math.log(2)
+        if reduce == "none":
+            return sign * ll
+        ll = ll.reshape(x0.shape[0], -1)
+        return sign * (ll.sum(1) if reduce == "sum" else ll.mean(1))
+    return f
+
+
+_register(
+    "decoder_nll",
+    hints=("L_0: the nats it costs to name x_0's exact 8-bit value given x_1, the Gaussian's mass over that value's "
+           "bin, one number per sample",
+           "notebook 02, section 4 (The decoder for 8-bit data); DDPM eq. 13"),
+    cases=_decoder_cases,
+    reference=decoder_nll,
+    mistakes={
+        "the bins at -1 and +1 reach to infinity (eq. 13's delta_-, delta_+): at x = 1 integrate from x - 1/255 "
+        "to +inf, at x = -1 from -inf to x + 1/255": _decoder_with(edges=False),
+        "a pixel's bin is [x - 1/255, x + 1/255], half a grid step (2/255) on each side, not a whole step":
+            _decoder_with(half_width=2 / 255),
+        "return one number per sample: sum the per-pixel negative log-likelihoods, shape (batch,)":
+            _decoder_with(reduce="none"),
+        "average over pixels instead of summing: -log p(x_0 | x_1) of independent pixels is the sum of theirs":
+            _decoder_with(reduce="mean"),
+        "that is in bits: the bound's terms are in nats (natural log); bits are nats / ln 2": _decoder_with(bits=True),
+        "the sign: L_0 is the negative log-likelihood, -log p(x_0 | x_1) >= 0": _decoder_with(sign=1.0),
+    },
+    # a direct log of the bin's mass loses precision in float32 where the package uses log_ndtr at the edges
+    rtol=1e-3, atol=1e-4)
+
+
 # -- 03 epsilon loss ------------------------------------------------------------------------------------
 def _linear_model(x, t):
     return 0.3 * x + 0.001 * t.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
@@ -304,6 +446,193 @@ _register(
             _ancestral_with(std=False),
         "the outer factor of the mean is 1 / sqrt(alpha_t), not 1 / sqrt(alpha-bar_t)":
             _ancestral_with(alpha_fn=lambda s: s.alpha_bars),
+    })
+
+
+# Algorithm 1 end to end: the learner's training step, run by a checker (a spy first, then a seeded training run)
+TRAIN_STEPS, TRAIN_BATCH, TRAIN_LR = 800, 256, 3e-3
+TRAIN_WITHIN = 0.20          # the trained MLP's held-out L_simple must come within 20% of the exact floor
+# calibration (one torch thread): the reference step reaches 1.10-1.11 x the floor on seeds 0, 1, 2 in 10-17 s
+
+
+class _Spy(torch.nn.Module):
+    """A model that records what the training step feeds it: eps_hat = w * x_t, one parameter w."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+        self.calls = []
+
+    def forward(self, x_t, t):
+        self.calls.append((x_t.detach().clone(), t.detach().clone() if isinstance(t, torch.Tensor) else t))
+        return self.w * x_t
+
+
+_SPY_T_HINT = ("draw t uniformly from 1..T, both ends included: this course's time is 1-based (t = 0 is the data "
+               "itself, and t = T must be drawn too)")
+_SPY_X_T_HINT = "form x_t with q(x_t | x_0): sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps (schedule.alpha_bars)"
+_SPY_NOISE_HINT = "draw fresh noise eps ~ N(0, I) at every step (from the generator): the same eps at every step trains on one noise draw"
+_SPY_TARGET_HINT = "the loss compares the model's output with the noise eps that made x_t, not with x_0 (DDPM eq. 14)"
+_SPY_UPDATE_HINT = ("each step needs optimizer.zero_grad(), loss.backward() and optimizer.step(), in that order; "
+                    "without zero_grad the gradients of earlier steps pile up")
+
+
+def _spy_case(fn, x0, schedule, seed, lr):
+    """Three calls of the learner's step on a spy model with plain SGD: what t and noise it draws, what x_t it
+    forms, what loss it returns and how it updates w; None or (problem, hint)."""
+    spy = _Spy()
+    opt = torch.optim.SGD(spy.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    T, B = schedule.T, x0.shape[0]
+    noises, ts = [], []
+    for call in range(3):
+        w_before = spy.w.detach().clone()
+        spy.calls.clear()
+        loss = fn(spy, opt, x0.clone(), schedule, g)
+        if len(spy.calls) != 1:
+            return (f"expected one model evaluation per step, got {len(spy.calls)}",
+                    "call the model once, on the batch of x_t with its t")
+        x_t, t = spy.calls[0]
+        if not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or tuple(t.shape) != (B,):
+            return (f"expected t as an integer tensor of shape ({B},), got {type(t).__name__} "
+                    f"{tuple(t.shape) if isinstance(t, torch.Tensor) else ''}", "one t per sample, torch.randint(..., (batch,))")
+        if tuple(x_t.shape) != tuple(x0.shape):
+            return f"expected x_t of shape {tuple(x0.shape)}, got {tuple(x_t.shape)}", _SPY_X_T_HINT
+        if t.min() < 1 or t.max() > T:
+            return f"expected t in 1..{T}, got values from {int(t.min())} to {int(t.max())}", _SPY_T_HINT
+        ab = schedule.alpha_bars[t].to(x0.dtype)[:, None]
+        noise = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        noises.append(noise)
+        ts.append(t)
+        out = w_before * x_t
+        expected = ((out - noise) ** 2).mean()
+        if not isinstance(loss, (float, torch.Tensor)) or (isinstance(loss, torch.Tensor) and loss.numel() != 1):
+            return f"expected the loss as a number, got {type(loss).__name__}", "return the loss (loss.item() or the 0-dim tensor)"
+        got = float(loss)
+        if not math.isclose(got, float(expected), rel_tol=1e-4, abs_tol=1e-6):
+            if math.isclose(got, float(((out - x0) ** 2).mean()), rel_tol=1e-4, abs_tol=1e-6):
+                return f"expected the loss {float(expected):.5g} (on eps), got {got:.5g}", _SPY_TARGET_HINT
+            corr = float(torch.corrcoef(torch.stack([noise.reshape(-1), x0.reshape(-1)]))[0, 1])
+            if abs(corr) > 0.5 or not (0.75 < float(noise.std()) < 1.25):
+                return (f"expected x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps with eps ~ N(0, I) independent "
+                        f"of x_0, got x_t whose implied eps has standard deviation {float(noise.std()):.3g} and "
+                        f"correlation {corr:.2f} with x_0", _SPY_X_T_HINT)
+            return f"expected the loss {float(expected):.5g}, got {got:.5g}", None
+        grad = (2 * (out - noise) * x_t).mean()
+        w_after = spy.w.detach()
+        if torch.isclose(w_after, w_before):
+            return (f"expected w to move by -lr * grad = {float(-lr * grad):.4g} after the step, got no change",
+                    _SPY_UPDATE_HINT)
+        if not torch.isclose(w_after, w_before - lr * grad, rtol=1e-4, atol=1e-7):
+            return (f"expected w to move by -lr * grad = {float(-lr * grad):.4g}, got {float(w_after - w_before):.4g}",
+                    _SPY_UPDATE_HINT)
+    if any(float((noises[0] - n).abs().mean()) < 1e-2 for n in noises[1:]):     # float32 recovery: ~1e-5 apart
+        return "expected a new eps at every step, got the same eps in two steps", _SPY_NOISE_HINT
+    all_t = torch.cat(ts)
+    if int(all_t.max()) != T or int(all_t.min()) != 1:
+        return (f"expected t drawn uniformly from 1..{T} (both ends appear in {len(all_t)} draws), got values from "
+                f"{int(all_t.min())} to {int(all_t.max())}", _SPY_T_HINT)
+    return None
+
+
+def _training_case(fn, data, held_out, schedule, seed):
+    """Train md.MLP with the learner's step for a fixed budget; grade the held-out loss against the exact floor."""
+    from .models import MLP
+
+    x_h, t_h, n_h, floor = held_out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        model = MLP()
+        opt = torch.optim.Adam(model.parameters(), lr=TRAIN_LR)
+        g, gd = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+        with contextlib.redirect_stdout(io.StringIO()):        # a step that prints its loss must not flood the cell
+            for _ in range(TRAIN_STEPS):
+                fn(model, opt, data[torch.randint(0, data.shape[0], (TRAIN_BATCH,), generator=gd)], schedule, g)
+        with torch.no_grad():
+            loss = float(epsilon_loss(model, x_h, schedule, t=t_h, noise=n_h))
+    finally:
+        torch.set_num_threads(threads)
+    if not math.isfinite(loss) or loss > floor * (1 + TRAIN_WITHIN):
+        return (f"expected a held-out L_simple within {TRAIN_WITHIN:.0%} of the exact floor {floor:.4f} after "
+                f"{TRAIN_STEPS} steps, got {loss:.4f} ({loss / floor - 1:+.0%})", None)
+    return None
+
+
+def _training_inputs():
+    from .analytic import sample_mixture
+
+    mixture = toy_mixture("eight_gaussians")
+    exact = GaussianMixtureDenoiser(*mixture, LONG)
+    g = torch.Generator().manual_seed(2032)
+    x_h = sample_mixture(*mixture, 4096, generator=g).float()
+    t_h, n_h = torch.randint(1, LONG.T + 1, (4096,), generator=g), torch.randn(4096, 2, generator=g)
+    floor = float(epsilon_loss(exact, x_h.double(), LONG, t=t_h, noise=n_h.double()))
+    data = sample_mixture(*mixture, 20_000, generator=g).float()
+    return data, (x_h, t_h, n_h, floor)
+
+
+def _training_step_cases():
+    g = torch.Generator().manual_seed(2033)
+    data, held_out = _training_inputs()
+    return [Case("a spy model with SGD (lr 0.01) on the short schedule (T = 10), batch 64: what your step draws and returns",
+                 {"mode": "spy", "x0": 5 * torch.randn(64, 2, generator=g), "schedule": SHORT, "seed": 0, "lr": 0.01}),
+            Case(f"training md.MLP on eight Gaussians: {TRAIN_STEPS} steps of batch {TRAIN_BATCH}, Adam {TRAIN_LR:g}",
+                 {"mode": "train", "data": data, "held_out": held_out, "schedule": LONG, "seed": 0})]
+
+
+def _training_step_checker(fn, mode, **inputs):
+    return _spy_case(fn, **inputs) if mode == "spy" else _training_case(fn, **inputs)
+
+
+def training_step(model, optimizer, x0_batch, schedule, generator):
+    """DDPM Algorithm 1, one step: t ~ Uniform{1..T}, eps ~ N(0, I), a gradient step on L_simple; the loss."""
+    t = torch.randint(1, schedule.T + 1, (x0_batch.shape[0],), generator=generator)
+    noise = torch.randn(x0_batch.shape, generator=generator, dtype=x0_batch.dtype)
+    loss = epsilon_loss(model, x0_batch, schedule, t=t, noise=noise)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _training_step_with(t_low=1, target="noise", fixed_noise=False, zero_grad=True, values_fn=lambda s: s.alpha_bars):
+    cache = {}
+
+    def f(model, optimizer, x0_batch, schedule, generator):
+        B = x0_batch.shape[0]
+        t = torch.randint(t_low, schedule.T + t_low, (B,), generator=generator)
+        if fixed_noise:
+            noise = cache.setdefault(tuple(x0_batch.shape), torch.randn(x0_batch.shape, generator=generator))
+        else:
+            noise = torch.randn(x0_batch.shape, generator=generator)
+        v = values_fn(schedule)[t].to(x0_batch.dtype).reshape(-1, *([1] * (x0_batch.dim() - 1)))
+        x_t = v.sqrt() * x0_batch + (1 - v).sqrt() * noise
+        loss = ((model(x_t, t) - (noise if target == "noise" else x0_batch)) ** 2).mean()
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return f
+
+
+_register(
+    "training_step",
+    hints=("one step of DDPM's training: pick a random time and noise, noise the data to that time, and move the "
+           "network toward predicting that noise",
+           "notebook 03, sections 1-2 (From the posterior mean to predicting eps; Training, and the floor); DDPM "
+           "Algorithm 1 and eq. 14"),
+    cases=_training_step_cases,
+    reference=training_step,
+    checker=_training_step_checker,
+    mistakes={
+        _SPY_T_HINT: _training_step_with(t_low=0),
+        _SPY_TARGET_HINT: _training_step_with(target="x0"),
+        _SPY_NOISE_HINT: _training_step_with(fixed_noise=True),
+        _SPY_UPDATE_HINT: _training_step_with(zero_grad=False),
+        _SPY_X_T_HINT: _training_step_with(values_fn=lambda s: s.alphas),
     })
 
 
@@ -411,6 +740,147 @@ _register(
         "the last step must go from tau_1 to 0 (x_0); your loop stops at x_{tau_1}": _sample_with(last_step=False),
         "you ignored eta: pass it to every step": _sample_with(eta_used=False),
     }, rtol=1e-6, atol=1e-8)
+
+
+# derivations answered as functions and numbers (notebook 04, section 4 and DDPM eq. 12)
+COSINE = Schedule.cosine(100)
+
+
+def _schedule_cases():
+    return [Case("the DDPM linear schedule (T = 1000)", {"schedule": LONG}),
+            Case("a short schedule (T = 10)", {"schedule": SHORT}),
+            Case("a cosine schedule (T = 100)", {"schedule": COSINE})]
+
+
+def eta_one_variances(schedule):
+    """(sigma_t^2 from DDIM eq. 16 with eta = 1 and t_prev = t - 1, tilde-beta_t from DDPM eq. 7), t = 1..T."""
+    t = torch.arange(1, schedule.T + 1)
+    return sampling.ddim_sigma(schedule, t, t - 1, 1.0) ** 2, schedule.beta_tildes[1:]
+
+
+def _eta_one_with(square=True, eta=1.0, off_by_one=False, include_zero=False):
+    def f(schedule):
+        t = torch.arange(1, schedule.T + 1)
+        s = sampling.ddim_sigma(schedule, t, t - 1, eta)
+        ab = schedule.alpha_bars
+        bt = (1 - ab[t if off_by_one else t - 1]) / (1 - ab[t]) * schedule.betas[t]
+        if include_zero:
+            return torch.cat([s.new_zeros(1), s**2]), torch.cat([bt.new_zeros(1), bt])
+        return (s**2 if square else s), bt
+    return f
+
+
+_register(
+    "eta_one_variances",
+    hints=("with eta = 1 and unit strides, DDIM's noise variance sigma_t^2 should be exactly DDPM's posterior "
+           "variance tilde-beta_t: the generative process is DDPM's",
+           "notebook 04, sections 1 and 3 (the family q_sigma; eta); DDIM eq. 16 against DDPM eq. 7"),
+    cases=_schedule_cases,
+    reference=eta_one_variances,
+    mistakes={
+        "sigma_t is a standard deviation: return its square, the variance sigma_t^2": _eta_one_with(square=False),
+        "use eta = 1 (DDPM's stochasticity), not eta = 0": _eta_one_with(eta=0.0),
+        "tilde-beta_t has alpha-bar_{t-1} in its numerator (1 - alpha-bar_{t-1}), not alpha-bar_t: that gives beta_t":
+            _eta_one_with(off_by_one=True),
+        "return t = 1..T only (T values): t = 0 has no step before it": _eta_one_with(include_zero=True),
+    }, rtol=1e-6, atol=1e-12)
+
+
+def _gamma_cases():
+    g = torch.Generator().manual_seed(2034)
+    out = []
+    for label, s, eta, t in (("random t >= 2, eta = 0.5", LONG, 0.5, torch.randint(2, LONG.T + 1, (6,), generator=g)),
+                             ("eta = 1 (DDPM's posterior variance)", LONG, 1.0, torch.tensor([2, 10, 300, 1000])),
+                             ("t = 2 and t = T, eta = 0.2", LONG, 0.2, torch.tensor([2, LONG.T])),
+                             ("a short schedule (T = 10), eta = 0.8", SHORT, 0.8, torch.arange(2, 11)),
+                             ("a cosine schedule (T = 100), eta = 0.6", COSINE, 0.6, torch.tensor([2, 50, 99]))):
+        out.append(Case(label, {"t": t, "schedule": s, "sigma": sampling.ddim_sigma(s, t, t - 1, eta)}))
+    return out
+
+
+def gamma_weight(t, schedule, sigma):
+    """DDIM Theorem 1's weight for t >= 2 (app. B): KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) =
+    gamma_t ||eps - eps_theta(x_t, t)||^2 for p_theta's step with the same sigma_t and x_0 replaced by its eps
+    estimate, so J_sigma = L_gamma + C.  gamma_t = (sqrt(ab_{t-1} (1 - ab_t) / ab_t) - sqrt(1 - ab_{t-1} - sigma_t^2))^2
+    / (2 sigma_t^2); with sigma_t^2 = tilde-beta_t it is DDPM eq. 12's beta_t^2 / (2 sigma_t^2 alpha_t (1 - ab_t))."""
+    ab, ab_prev = schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
+    sigma2 = sigma.to(ab.dtype) ** 2
+    coef = (ab_prev * (1 - ab) / ab).sqrt() - (1 - ab_prev - sigma2).clamp(min=0).sqrt()
+    return coef**2 / (2 * sigma2)
+
+
+def _gamma_with(half=True, square_sigma=True, ddpm_form=False, values_fn=lambda s: s.alpha_bars):
+    def f(t, schedule, sigma):
+        ab, ab_prev = values_fn(schedule)[t], values_fn(schedule)[t - 1]
+        s2 = sigma.to(ab.dtype) ** (2 if square_sigma else 1)
+        if ddpm_form:
+            beta, alpha = schedule.betas[t], schedule.alphas[t]
+            return beta**2 / (2 * s2 * alpha * (1 - schedule.alpha_bars[t]))
+        coef = (ab_prev * (1 - ab) / ab).sqrt() - (1 - ab_prev - sigma.to(ab.dtype) ** 2).clamp(min=0).sqrt()
+        return coef**2 / ((2 if half else 1) * s2)
+    return f
+
+
+_register(
+    "gamma_weight",
+    hints=("gamma_t: how much DDIM's objective J_sigma weighs the eps error at time t; it depends on sigma_t, and "
+           "for every sigma the minimizer is the same eps model (Theorem 1)",
+           "notebook 04, section 4 (Theorem 1: one model for all eta); DDIM Theorem 1 and its proof in app. B, "
+           "with DDIM eq. 7's mean"),
+    cases=_gamma_cases,
+    reference=gamma_weight,
+    mistakes={
+        "DDPM eq. 12's weight holds only for sigma_t^2 = tilde-beta_t: for other sigma_t the mean of q_sigma (DDIM "
+        "eq. 7) puts sqrt(1 - alpha-bar_{t-1} - sigma_t^2) in front of the direction to x_t": _gamma_with(ddpm_form=True),
+        "the Gaussian KL with equal variances is ||mean difference||^2 / (2 sigma_t^2): missing factor 1/2":
+            _gamma_with(half=False),
+        "divide by the variance sigma_t^2, not the standard deviation sigma_t": _gamma_with(square_sigma=False),
+        "that is the weight of DDIM's appendix B, 1 / (2 sigma_t^2 alpha-bar_t) (per dimension): a positive weight that "
+        "proves the theorem, not the exact one; the exact gamma_t keeps the squared coefficient of x_0 - x0_hat":
+            lambda t, schedule, sigma: 1 / (2 * sigma.to(torch.float64) ** 2 * schedule.alpha_bars[t]),
+        "DDIM's alpha_t is DDPM's alpha-bar_t: use schedule.alpha_bars, not schedule.alphas":
+            _gamma_with(values_fn=lambda s: s.alphas),
+    }, rtol=1e-6, atol=1e-12)
+
+
+def bound_eps_weight(schedule):
+    """DDPM eq. 12's weight on ||eps - eps_theta||^2 with sigma_t^2 = beta_t, for t = 0..T (inf at t = 0):
+    beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha-bar_t)) = beta_t / (2 alpha_t (1 - alpha-bar_t))."""
+    w = schedule.betas / (2 * schedule.alphas * (1 - schedule.alpha_bars))
+    w[0] = float("inf")
+    return w
+
+
+def least_weighted_t(schedule):
+    """The t in 1..T at which DDPM eq. 12's weight (sigma_t^2 = beta_t) is smallest."""
+    return int(torch.argmin(bound_eps_weight(schedule)[1:])) + 1
+
+
+def _least_with(zero_based=False, argmax=False, beta_tilde=False, alpha_bar=False):
+    def f(schedule):
+        beta = schedule.betas[1:]
+        s2 = schedule.beta_tildes[1:].clamp(min=1e-30) if beta_tilde else beta
+        a = (schedule.alpha_bars if alpha_bar else schedule.alphas)[1:]
+        w = beta**2 / (2 * s2 * a * (1 - schedule.alpha_bars[1:]))
+        k = int(torch.argmax(w) if argmax else torch.argmin(w))
+        return k if zero_based else k + 1
+    return f
+
+
+_register(
+    "least_weighted_t",
+    hints=("the bound weighs the eps error at each t; L_simple drops the weights, so it puts relatively more effort "
+           "where the bound's weight is smallest",
+           "notebook 03, section 1 and notebook 02, section 5 (Where the bits go); DDPM eq. 12 with sigma_t^2 = beta_t "
+           "and sec. 3.4 (L_simple as a reweighted bound)"),
+    cases=_schedule_cases,
+    reference=least_weighted_t,
+    mistakes={
+        "0-based: t runs 1..T; the index into betas[1:] is t - 1": _least_with(zero_based=True),
+        "that is where the weight is largest: the question asks for the smallest": _least_with(argmax=True),
+        "sigma_t^2 = beta_t here (DDPM's first choice), not tilde-beta_t": _least_with(beta_tilde=True),
+        "eq. 12 has alpha_t = 1 - beta_t (one step) in the denominator, beside 1 - alpha-bar_t": _least_with(alpha_bar=True),
+    })
 
 
 # -- 05 subsequences and encoding ---------------------------------------------------------------------------

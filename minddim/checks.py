@@ -146,7 +146,7 @@ def run_check(name: str, fn) -> Verdict:
             if _compare(wrong, got, spec) is None:
                 return _failed(name, k, case.label, problem, hint, f"on {case.label}, {problem}. Hint: {hint}")
         return _failed(name, k, case.label, problem, None, f"on {case.label}, {problem}. Hint: compare your code with "
-                                                            f"the formula in the docstring, term by term")
+                                                            f"the equation the question names, term by term")
     _LAST_FAILURE.pop(name, None)
     _RUNG.pop(name, None)
     return Verdict(name, True, f"correct on all {len(cases)} cases ({', '.join(c.label for c in cases)})", len(cases))

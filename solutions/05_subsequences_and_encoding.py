@@ -23,6 +23,8 @@
 # under it, which answers in one line: `PASS ...`, or `FAIL ...` with what was expected, what came back and a
 # hint. *Run All* stops at the first check that fails (an untouched question says "not implemented yet"), so
 # the questions after it are left unrun: that is expected, not a crash. Run each question's cells yourself.
+# Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
+# the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
 # Points: `uniform_timesteps` 1, `slerp` 2, `encode` 2.
 
@@ -37,12 +39,12 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The uniform subsequence of $1..T$ with exactly $S$ entries, increasing:
-# $\tau_i = \lfloor (i-1)T/S \rfloor + 1$ for $i = 1..S$ (a Python list of ints).
+# **1.** The uniform subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with exactly $S$ entries (notebook 05,
+# section 1; DDIM sec. 4.2 and app. D.2), a Python list of ints, also when $S$ does not divide $T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def uniform_timesteps(T, S):
-    """[tau_1, ..., tau_S], tau_i = floor((i - 1) T / S) + 1."""
+    """[tau_1, ..., tau_S], increasing, in 1..T."""
     ### BEGIN SOLUTION
     return [(i * T) // S + 1 for i in range(S)]
     ### END SOLUTION
@@ -52,9 +54,8 @@ def uniform_timesteps(T, S):
 grading.check("uniform_timesteps", uniform_timesteps)
 
 # %% [markdown]
-# **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample (flatten all but the first
-# dimension to measure the angle $\theta$ between `z0[i]` and `z1[i]`):
-# $\frac{\sin((1-w)\theta)}{\sin\theta}z_0 + \frac{\sin(w\theta)}{\sin\theta}z_1$.
+# **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample: the angle is measured between
+# `z0[i]` and `z1[i]` flattened (notebook 05, section 4, "Interpolation"; DDIM sec. 5.4).
 
 # %% nbgrader={"grade": false, "grade_id": "slerp", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def slerp(z0, z1, w):
@@ -71,10 +72,9 @@ def slerp(z0, z1, w):
 grading.check("slerp", slerp)
 
 # %% [markdown]
-# **3.** Deterministic encoding $x_0 \to x_{\tau_S}$: walk $0 \to \tau_1 \to \dots \to \tau_S$; from $t_\text{prev}$ to $t$,
-# take $\epsilon$ = `model(x, t_prev)` (on the first step, from $t_\text{prev} = 0$, use `model(x, tau_1)`), form
-# $\hat x_0 = (x - \sqrt{1-\bar\alpha_{t_\text{prev}}}\,\epsilon)/\sqrt{\bar\alpha_{t_\text{prev}}}$, then
-# $x \leftarrow \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
+# **3.** Deterministic encoding $x_0 \to x_{\tau_S}$ along $0 \to \tau_1 \to \dots \to \tau_S$ (notebook 05, section 4,
+# "Encoding data into $x_T$ and back"; DDIM sec. 4.3 and eq. 13). One convention the check needs: each step
+# evaluates the model where it starts, at $t_\text{prev}$ (on the first step, from $t_\text{prev} = 0$, at $\tau_1$).
 
 # %% nbgrader={"grade": false, "grade_id": "encode", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def encode(model, x0, schedule, timesteps):

@@ -27,7 +27,7 @@ def test_each_known_mistake_is_rejected_with_its_hint(name, hint):
 
 def test_every_check_knows_at_least_one_mistake():
     assert all(len(spec.mistakes) >= 1 for spec in grading.CHECKS.values())
-    assert len(grading.CHECKS) == 22
+    assert len(grading.CHECKS) == 28
 
 
 def _stub(*args, **kwargs):
@@ -214,3 +214,88 @@ def test_no_hint_contains_the_solution_code(name):
     for text in texts:
         for ln in code:
             assert ln not in text, (name, ln)
+
+
+# -- the new questions' references against the package ----------------------------------------------------
+def test_the_middle_term_reference_is_the_bound_column_and_the_decoder_its_first():
+    """middle_term(x0, x_t, eps_theta(x_t), t) is md.vlb_terms' column t - 1 for the same draw of x_t, and
+    decoder_nll(x0, p_mean, sigma_1^2) its column 0 (8-bit data)."""
+    import minddim as md
+    from minddim import answers
+
+    schedule = md.Schedule.linear()
+    model = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
+    x0 = (torch.randint(0, 256, (6, 2), generator=torch.Generator().manual_seed(0)).double() / 127.5 - 1)
+    for variance in ("beta_tilde", "beta"):
+        for t in (1, 2, 37, 600):
+            terms = md.vlb_terms(model, x0, schedule, variance=variance, times=[t],
+                                 generator=torch.Generator().manual_seed(t))
+            x_t = md.q_sample(x0, t, schedule, generator=torch.Generator().manual_seed(t))
+            tb = torch.full((6,), t)
+            eps = model(x_t, tb)
+            if t == 1:
+                var = md.bound.reverse_variance(schedule, tb, x0, variance)
+                got = answers.decoder_nll(x0, md.p_mean(x_t, eps, tb, schedule), var)
+            else:
+                got = answers.middle_term(x0, x_t, eps, tb, schedule, variance)
+            torch.testing.assert_close(got, terms[:, t - 1], rtol=1e-10, atol=1e-12)
+
+
+def test_gamma_weight_makes_each_kl_exactly_gamma_times_the_eps_error():
+    """KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta) with p_theta's mean from x0_hat(eps_theta) and the same sigma_t
+    is gamma_t ||eps - eps_theta||^2; at sigma_t^2 = tilde-beta_t, gamma_t is DDPM eq. 12's weight."""
+    import minddim as md
+    from minddim import answers
+
+    schedule = md.Schedule.linear()
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    eps_theta = eps + 0.3 * torch.randn(5, 3, generator=g, dtype=torch.float64)
+    t = torch.tensor([2, 10, 250, 700, 1000])
+    for eta in (0.1, 0.5, 1.0):
+        sigma = md.ddim_sigma(schedule, t, t - 1, eta)
+        x_t = md.q_sample(x0, t, schedule, eps)
+        q_mean, var = md.q_sigma_posterior(x0, x_t, t, t - 1, sigma, schedule)
+        p_mean, _ = md.q_sigma_posterior(md.predict_x0(x_t, eps_theta, t, schedule), x_t, t, t - 1, sigma, schedule)
+        kl = md.bound.normal_kl(q_mean, var.expand_as(q_mean), p_mean, var.expand_as(p_mean)).sum(1)
+        gamma = answers.gamma_weight(t, schedule, sigma)
+        torch.testing.assert_close(kl, gamma * ((eps - eps_theta) ** 2).sum(1), rtol=1e-8, atol=1e-12)
+    sigma2 = schedule.beta_tildes[t]
+    eq12 = schedule.betas[t] ** 2 / (2 * sigma2 * schedule.alphas[t] * (1 - schedule.alpha_bars[t]))
+    torch.testing.assert_close(answers.gamma_weight(t, schedule, sigma2.sqrt()), eq12, rtol=1e-8, atol=0)
+
+
+def test_least_weighted_t_and_eta_one_variances():
+    import minddim as md
+    from minddim import answers
+
+    schedule = md.Schedule.linear()
+    w = answers.bound_eps_weight(schedule)
+    t = answers.least_weighted_t(schedule)
+    assert 1 < t < schedule.T and w[t] == w[1:].min() and w[t - 1] > w[t] < w[t + 1]
+    sigma2, beta_tilde = answers.eta_one_variances(schedule)
+    assert sigma2.shape == (schedule.T,) and float((sigma2 - beta_tilde).abs().max()) < 1e-12
+
+
+def test_the_training_check_times_and_spies():
+    """The spy case needs no training (each listed mistake is caught there, in well under a second); the
+    training case's budget is stated in the check's label."""
+    import time
+
+    from minddim import answers
+
+    for hint, mistake in grading.CHECKS["training_step"].mistakes.items():
+        start = time.perf_counter()
+        v = grading.run_check("training_step", mistake)
+        assert not v.passed and "spy" in v.message and time.perf_counter() - start < 2.0, (hint, v.message)
+    assert f"{answers.TRAIN_STEPS} steps" in grading.CHECKS["training_step"].cases()[1].label
+
+
+def test_a_training_step_that_prints_every_step_is_graded_without_the_flood(capsys):
+    def training_step(model, optimizer, x0_batch, schedule, generator):
+        loss = grading.CHECKS["training_step"].reference(model, optimizer, x0_batch, schedule, generator)
+        print("loss", loss)
+        return loss
+    v = grading.run_check("training_step", training_step)
+    assert v.passed, v.line()
+    assert capsys.readouterr().out.count("loss") <= 3          # the spy's three calls only
