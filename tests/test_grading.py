@@ -299,3 +299,12 @@ def test_a_training_step_that_prints_every_step_is_graded_without_the_flood(caps
     v = grading.run_check("training_step", training_step)
     assert v.passed, v.line()
     assert capsys.readouterr().out.count("loss") <= 3          # the spy's three calls only
+
+
+@pytest.mark.parametrize("name,hint", MISTAKES, ids=[f"{n}:{h[:40]}" for n, h in MISTAKES])
+def test_the_top_rung_names_each_known_mistake(name, hint):
+    _fresh_ladder(name)
+    assert not grading.run_check(name, grading.CHECKS[name].mistakes[hint]).passed
+    rungs = [grading.hint(name) for _ in range(3)]
+    assert [r.split(" ")[1] for r in rungs] == ["1/3", "2/3", "3/3"]
+    assert hint in rungs[2] and "matched a known mistake" in rungs[2]
