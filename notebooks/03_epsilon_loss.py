@@ -256,7 +256,7 @@ plt.show()
 # paper's CIFAR-10 FID for the same cell. Spreads are standard deviations over the seeds (or draws).
 
 # %%
-from tqdm.auto import tqdm
+from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would be an output)
 
 steps_ablation, m, seeds = 250, 200, (0, 1, 2)
 with torch.no_grad():

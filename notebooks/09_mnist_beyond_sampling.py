@@ -36,7 +36,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would be an output)
 
 import minddim as md
 from minddim import plotting
