@@ -43,14 +43,13 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The score of the noisy marginal from the noise estimate (DDPM sec. 3.2): for
-# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ and $\epsilon = \mathbb{E}[\epsilon \mid x_t]$,
-# $$\nabla_{x_t}\log q_t(x_t) = -\frac{\epsilon}{\sqrt{1-\bar\alpha_t}}.$$
-# Return a tensor shaped like `eps`, in its dtype.
+# **1.** The score $\nabla_{x_t}\log q(x_t)$ of the noisy marginal, from a noise estimate `eps` of $x_t$ at time
+# `t`: notebook `08_scores_and_langevin`, section 1, derives it (DDPM sec. 3.2, after eq. 11). Return a tensor shaped
+# like `eps`, in its dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "score_from_eps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def score_from_eps(eps, t, schedule):
-    """grad log q_t(x_t) = -eps / sqrt(1 - alpha-bar_t), for eps of shape (batch, ...) and t of shape (batch,)."""
+    """grad log q(x_t) from the noise estimate eps (shape (batch, ...)) at times t (shape (batch,))."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -59,14 +58,13 @@ def score_from_eps(eps, t, schedule):
 grading.check("score_from_eps", score_from_eps)
 
 # %% [markdown]
-# **2.** One step of (unadjusted) Langevin dynamics with step size $\delta > 0$ (a number) and the given
-# standard normal `noise` $z$ (Song & Ermon 2019, eq. 4):
-# $$x' = x + \frac{\delta}{2}\,\nabla_x \log p(x) + \sqrt{\delta}\,z,$$
-# where `score` is $\nabla_x \log p(x)$, already evaluated at $x$.
+# **2.** One step of unadjusted Langevin dynamics (notebook `08_scores_and_langevin`, section 4a; Song & Ermon 2019,
+# eq. 4) with step size $\delta$ = `step_size` > 0 (a number) and the given standard normal `noise` $z$, where
+# `score` is $\nabla_x \log p(x)$, already evaluated at $x$.
 
 # %% nbgrader={"grade": false, "grade_id": "langevin_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def langevin_step(x, score, step_size, noise):
-    """x + step_size / 2 * score + sqrt(step_size) * noise."""
+    """The next state of the chain after x (score, noise: tensors shaped like x; step_size: a number > 0)."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -75,17 +73,14 @@ def langevin_step(x, score, step_size, noise):
 grading.check("langevin_step", langevin_step)
 
 # %% [markdown]
-# **3.** The probability-flow ODE in DDIM's variables (DDIM eq. 14, with its $\alpha$ written as our $\bar\alpha$):
-# $$\bar x = \frac{x}{\sqrt{\bar\alpha}}, \qquad \sigma = \sqrt{\frac{1-\bar\alpha}{\bar\alpha}}, \qquad
-# \mathrm{d}\bar x = \epsilon\,\mathrm{d}\sigma.$$
-# One Euler step from $t$ down to $t_\text{prev}$, with `eps` evaluated at $x_t$ (DDIM eq. 13):
-# $\bar x_{t_\text{prev}} = \bar x_t + (\sigma_{t_\text{prev}} - \sigma_t)\,\epsilon$; return it in DDPM's variables,
-# $x_{t_\text{prev}} = \sqrt{\bar\alpha_{t_\text{prev}}}\;\bar x_{t_\text{prev}}$ ($\bar\alpha_0 = 1$, so $\sigma_0 = 0$).
-# This is DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04), written in other variables.
+# **3.** One Euler step of the probability-flow ODE in DDIM's variables $\bar x$ and $\sigma$ (DDIM eqs. 13-14, with
+# its $\alpha$ written as our $\bar\alpha$; notebook `08_scores_and_langevin`, section 5), from $t$ down to
+# $t_\text{prev}$ with `eps` evaluated at $x_t$. Return the result in DDPM's variables, $x_{t_\text{prev}}$
+# ($\bar\alpha_0 = 1$). It should agree with DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04).
 
 # %% nbgrader={"grade": false, "grade_id": "euler_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def euler_step(x_t, eps, t, t_prev, schedule):
-    """x_{t_prev} by one Euler step of DDIM eq. 14 in x-bar = x / sqrt(alpha-bar), sigma = sqrt((1 - alpha-bar) / alpha-bar)."""
+    """x_{t_prev} by one Euler step of DDIM eq. 14 (in x-bar and sigma), returned in DDPM's variables."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -94,19 +89,15 @@ def euler_step(x_t, eps, t, t_prev, schedule):
 grading.check("euler_step", euler_step)
 
 # %% [markdown]
-# **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1), from $t$ to
-# $t_\text{prev} \ge 1$: the trapezoidal rule on $\mathrm{d}\bar x = \epsilon\,\mathrm{d}\sigma$. With your `euler_step`:
-# 1. the predictor, the Euler step with $\epsilon_t$ = `model(x_t, t)`, reaches $x'$;
-# 2. the slope there is $\epsilon'$ = `model(x', t_prev)`;
-# 3. retake the Euler step from $x_t$ with the mean slope $(\epsilon_t + \epsilon')/2$.
-#
-# Each step costs two model evaluations instead of one, and the method is second order: over $S$ steps its error
-# falls like $1/S^2$ where Euler's falls like $1/S$ (notebook `08_scores_and_langevin` measures both slopes).
-# (`md.heun` samples this way; it keeps the last step, to $t = 0$ where a network is not defined, an Euler step.)
+# **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1; notebook
+# `08_scores_and_langevin`, section 5), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
+# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). Over $S$ steps its error falls like $1/S^2$ where
+# Euler's falls like $1/S$ (the notebook measures both slopes). (`md.heun` samples this way; it keeps the last step,
+# to $t = 0$ where a network is not defined, an Euler step.)
 
 # %% nbgrader={"grade": false, "grade_id": "heun_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def heun_step(model, x_t, t, t_prev, schedule):
-    """x_{t_prev} by one Heun step of DDIM eq. 14: Euler predictor, then the Euler step with the mean slope."""
+    """x_{t_prev} by one Heun step of DDIM eq. 14."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 

@@ -42,21 +42,16 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The replacement step of inpainting (Song et al. 2021, app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$
-# marks the known pixels ($m = 1$) of an image $x_0$; the unknown ones ($m = 0$) are to be filled in. The reverse
-# process has just taken a step from $t$ to $t_\text{prev}$ and reached $x'_{t_\text{prev}}$ (`x_prev`). Its
-# known pixels are replaced by a draw of the forward process at the same time, $q(x_{t_\text{prev}} \mid x_0)$
-# (DDPM eq. 4), with the given standard normal `noise` $\epsilon$:
-# $$x_{t_\text{prev}} = m \odot \left(\sqrt{\bar\alpha_{t_\text{prev}}}\,x_0 + \sqrt{1-\bar\alpha_{t_\text{prev}}}\,\epsilon\right)
-# + (1 - m) \odot x'_{t_\text{prev}}.$$
-# At $t_\text{prev} = 0$ the known pixels are $x_0$ itself. `mask` is a bool or 0/1 tensor that broadcasts against
-# `x0` (one `(1, 1, 28, 28)` mask may serve a whole batch of images): `torch.where(mask.bool(), a, b)` handles both.
-# `t` is given because the step came from there; the answer does not depend on it. Return a tensor shaped like
-# `x0`, in its dtype (`md.replace_known(x_prev, x0, mask, t_prev, schedule, noise)` is the package's version).
+# **1.** The replacement step of inpainting (notebook `09_mnist_beyond_sampling`, section 5; Song et al. 2021,
+# app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
+# ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
+# reached $x'_{t_\text{prev}}$ (`x_prev`); use the given standard normal `noise` for the draw the step needs.
+# `mask` is a bool or 0/1 tensor that broadcasts against `x0` (one `(1, 1, 28, 28)` mask may serve a whole batch of
+# images): `torch.where(mask.bool(), a, b)` handles both. Return a tensor shaped like `x0`, in its dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "replace_known", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def replace_known(x_prev, x0, mask, t, t_prev, schedule, noise):
-    """Where mask is 1, sqrt(alpha-bar_{t_prev}) x0 + sqrt(1 - alpha-bar_{t_prev}) noise; where it is 0, x_prev."""
+    """x_{t_prev} after the replacement: x_prev where mask is 0, the known pixels brought to time t_prev where it is 1."""
     ### BEGIN SOLUTION
     alpha_bar_prev = schedule.alpha_bars[t_prev].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))
     known = alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev).sqrt() * noise
@@ -68,20 +63,16 @@ def replace_known(x_prev, x0, mask, t, t_prev, schedule, noise):
 grading.check("replace_known", replace_known)
 
 # %% [markdown]
-# **2.** The rate of DDPM's progressive code (sec. 4.3, Algorithms 3-4). The sender transmits $x_T$ first, at a
-# cost of $L_T = D_\text{KL}(q(x_T \mid x_0)\,\|\,p(x_T))$, then for $s = T, \dots, 2$ each $x_{s-1}$ given $x_s$,
-# at a cost of $L_{s-1} = D_\text{KL}(q(x_{s-1} \mid x_s, x_0)\,\|\,p_\theta(x_{s-1} \mid x_s))$ with
-# relative-entropy coding, and last $x_0$ given $x_1$, at a cost of $L_0 = -\log p_\theta(x_0 \mid x_1)$ (DDPM eq. 5).
-# By the time the receiver has $x_t$ it has received
-# $$R_t = L_T + \sum_{s = t+1}^{T} L_{s-1} = \sum_{k=t}^{T} L_k, \qquad t = 0, \dots, T,$$
-# so $R_T = L_T$ and $R_0$ is the whole bound $L$. `terms` holds $L_0, \dots, L_T$ along its last axis
+# **2.** The rate $R_t$ of DDPM's progressive code: the codelength the receiver has received by the time it has
+# $x_t$ (DDPM sec. 4.3, Algorithms 3-4, the terms of eq. 5; notebook `09_mnist_beyond_sampling`, section 1), for
+# $t = 0, \dots, T$. `terms` holds $L_0, \dots, L_T$ along its last axis
 # (index $k$ is $L_k$, as `md.vlb_terms` returns them), one row per image: shape `(batch, T + 1)`. Return
 # $R_0, \dots, R_T$ in the same shape (and units). Notebook `09_mnist_beyond_sampling` plots $R_t$ against the
 # distortion of $\hat x_0$ at $t$ (DDPM Fig. 5).
 
 # %% nbgrader={"grade": false, "grade_id": "progressive_rate", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def progressive_rate(terms):
-    """rate[..., t] = sum over k >= t of terms[..., k] (the codelength received once x_t is decoded)."""
+    """rate[..., t] = the codelength received once x_t is decoded, from the bound's terms L_0..L_T."""
     ### BEGIN SOLUTION
     return terms.flip(-1).cumsum(-1).flip(-1)
     ### END SOLUTION
@@ -91,13 +82,10 @@ def progressive_rate(terms):
 grading.check("progressive_rate", progressive_rate)
 
 # %% [markdown]
-# **3.** One step of inpainting with an unconditional eps-model, from $t$ to $t_\text{prev}$:
-# 1. the noise estimate $\epsilon_\theta(x_t, t)$ = `model(x_t, t)`, on the whole of $x_t$: the model sees the known
-#    pixels, noised to $t$, next to the unknown ones;
-# 2. DDIM's step (DDIM eq. 12) with `eta` and the step's standard normal `noise`:
-#    `md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0]` (your `ddim_step` of exercise 04) reaches
-#    $x'_{t_\text{prev}}$;
-# 3. your `replace_known`, with its own standard normal draw `noise_known`.
+# **3.** One step of inpainting with an unconditional eps-model from $t$ to $t_\text{prev}$ (notebook
+# `09_mnist_beyond_sampling`, section 5): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
+# eq. 12; `md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0]`, your `ddim_step` of exercise 04) with `eta`
+# and the step's standard normal `noise`, and your `replace_known` with its own standard normal draw `noise_known`.
 #
 # `md.inpaint` repeats this step from $\tau_S$ down to 0 (with $\eta = 1$ over all $T$ steps it is DDPM's sampler
 # with replacement); RePaint (Lugmayr et al. 2022) also walks back up with the forward process now and then, so
@@ -105,7 +93,7 @@ grading.check("progressive_rate", progressive_rate)
 
 # %% nbgrader={"grade": false, "grade_id": "inpaint_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def inpaint_step(model, x_t, x0, mask, t, t_prev, schedule, eta, noise, noise_known):
-    """x_{t_prev}: DDIM's step (eq. 12) from x_t with eps = model(x_t, t), then the known pixels replaced."""
+    """x_{t_prev}: one inpainting step from x_t."""
     ### BEGIN SOLUTION
     eps = model(x_t, t)
     x_prev, _ = md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)
