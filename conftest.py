@@ -91,7 +91,6 @@ def _tolerant(item, compare):
 
 # the longest files first (whole-notebook or whole-file times under --durations, one thread), then the rest
 # in collection order; the many short unit-test files at the end fill the gaps between the workers
-# 06 runs beside 05 and then 03 (2-D models): beside 09's U-Net sampling it took 208 s instead of about 171 s
 RUN_FIRST = ("notebooks/06_mnist.ipynb", "notebooks/05_fast_sampling.ipynb", "notebooks/03_epsilon_loss.ipynb",
              "notebooks/09_mnist_beyond_sampling.ipynb", "notebooks/08_scores_and_langevin.ipynb", "tests/test_shipped_unet.py",
              "notebooks/04_non_markovian_forward.ipynb", "tests/test_exercises_and_grader.py", "tests/test_nbgrader.py",
