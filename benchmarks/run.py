@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
-from minddim.train import machine  # noqa: E402
+from minddim.commands import machine  # noqa: E402
 
 SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step")
 

@@ -19,7 +19,8 @@ from .score import (annealed_langevin, dsm_loss, eps_from_score, euler_step, gau
                     gaussian_langevin_covariance, langevin, langevin_step, ode_sigma, pf_ode_solve, score_from_eps,
                     score_model, tweedie)
 from .schedules import Schedule
-from .train import EMA, TrainResult, sample_images, train, train_images, train_toy
+from .commands import sample_images, train_images
+from .train import EMA, TrainResult, train, train_toy
 
 __version__ = "0.1.0"
 from .weights import pretrained

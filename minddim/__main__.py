@@ -9,7 +9,8 @@ import sys
 
 
 def main(argv=None) -> int:
-    from .train import DATASETS, LR_DECAYS, PRECISIONS
+    from .commands import DATASETS
+    from .train import LR_DECAYS, PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m minddim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,14 +71,14 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "train-classifier":
-        from .train import train_classifier
+        from .commands import train_classifier
 
         _, acc = train_classifier(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                   root=args.root, command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(f"wrote {args.out}: test accuracy {acc:.4f}")
         return 0
     if args.command == "train":
-        from .train import train_images
+        from .commands import train_images
 
         train_images(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                      ema_decay=args.ema_decay, seed=args.seed, base=args.base,
@@ -88,14 +89,14 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
         return 0
     if args.command == "evaluate":
-        from .train import evaluate_unet
+        from .commands import evaluate_unet
 
         quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
                                 command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(json.dumps(quality, indent=2))
         return 0
     if args.command == "sample":
-        from .train import sample_images
+        from .commands import sample_images
 
         eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
         sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed)

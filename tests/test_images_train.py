@@ -227,7 +227,7 @@ def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
     cmd = [sys.executable, "-m", "minddim", "train", "--data", "mnist", "--out", str(run), "--steps", "2",
            "--batch-size", "2", "--base", "8", "--mults", "1,2"]
     subprocess.run(cmd, check=True, cwd=ROOT, env=os.environ, capture_output=True)
-    from minddim.train import load_unet
+    from minddim.commands import load_unet
 
     model = load_unet(run / "ema.pt")
     assert model(torch.zeros(1, 1, 28, 28), torch.tensor([10])).shape == (1, 1, 28, 28)

@@ -1,0 +1,221 @@
+"""The commands around the training loop, what ``python -m minddim train | sample | evaluate | train-classifier``
+run: a U-Net trained on MNIST or CIFAR-10 into a run folder, its EMA weights loaded back, sampled to a PNG grid and
+scored, and the MNIST classifier behind the MNIST FID. The loop itself is :mod:`minddim.train`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ._io import atomic_path
+from .schedules import Schedule
+from .train import TrainResult, _save_atomic, train
+
+
+DATASETS = ("mnist", "cifar10")
+
+
+def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, batch_size: int = 64,
+                 lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
+                 num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
+                 progress: bool = True, command: str | None = None, device: str = "cpu",
+                 lr_decay: str = "constant", precision: str = "fp32") -> TrainResult:
+    """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
+    (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
+    (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
+    ``ema.pt`` (a state_dict) with ``ema.json`` (command, steps, wall-clock of each session, machine)."""
+    import json
+    import time
+
+    from .data import load_cifar10, load_mnist, to_model_range
+    from .models import UNet
+
+    if data not in DATASETS:
+        raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
+    out = Path(out)
+    images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
+    x = to_model_range(images)
+    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
+              "precision": precision, "ema_decay": ema_decay, "seed": seed,
+              "model": {"channels": x.shape[1], "base": base, "mults": list(mults), "num_res": num_res},
+              "schedule": {"kind": "linear", "T": 1000}}
+    config_path = out / "config.json"
+    sessions = []
+    if resume and config_path.exists():
+        # runs from before --lr-decay and --precision
+        stored = {"lr_decay": "constant", "precision": "fp32", **json.loads(config_path.read_text())}
+        if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
+            raise ValueError(f"resume: the arguments differ from the run's {config_path}")
+        sessions = stored.get("sessions", [])
+    _write_json(config_path, {**config, "sessions": sessions})
+    torch.manual_seed(seed)
+    model = UNet(**{k: v for k, v in config["model"].items()})
+    started = time.time()
+    result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
+                   seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
+                   resume=resume, log_csv=out / "loss.csv", device=device, lr_decay=lr_decay, precision=precision)
+    sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
+    _write_json(out / "config.json", {**config, "sessions": sessions})
+    _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
+    _write_json(out / "ema.json", {
+        "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
+                              f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --precision {precision} "
+                              f"--ema-decay {ema_decay} --seed {seed} --base {base} "
+                              f"--mults {','.join(map(str, mults))} --num-res {num_res}",
+        "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
+        "machine": machine(device),
+        "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
+            sum(result.losses[-100:]) / len(result.losses[-100:]), 5)})
+    return result
+
+
+def machine(device: str | torch.device = "cpu") -> dict:
+    """What a recorded figure was measured on: platform, processor, cores, torch version and threads, Python,
+    and the accelerator's name when ``device`` is one (e.g. ``"cuda"``)."""
+    import platform
+
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+    if torch.device(device).type == "cuda":
+        info["device"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _write_json(path, obj) -> None:
+    import json
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2))
+
+
+def load_unet(weights) -> torch.nn.Module:
+    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it,
+    or the shipped model of that name (``"mnist_unet"``)."""
+    import json
+
+    from .models import UNet
+    from .weights import AVAILABLE, pretrained
+
+    if isinstance(weights, str) and weights in AVAILABLE and not Path(weights).exists():
+        return pretrained(weights)
+    weights = Path(weights)
+    if not weights.is_file() or not weights.with_suffix(".json").is_file():
+        raise ValueError(f"weights must be a state_dict .pt file with its .json beside it (as `train` writes), "
+                         f"or one of {sorted(AVAILABLE)}; got {str(weights)!r}")
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    model = UNet(**meta["model"])
+    model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    return model.eval()
+
+
+def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, eta=0.0, seed: int = 0,
+                  kind: str = "uniform", progress: bool = True) -> torch.Tensor:
+    """Sample ``n`` images from trained weights with DDIM (``steps``, ``eta``; DDPM is steps=1000, eta=1)
+    and write them to ``out`` as a PNG grid; returns the images in [-1, 1]. What ``python -m minddim sample``
+    runs."""
+    from .plotting import save_image_grid
+    from .sampling import sample, timesteps
+
+    model = load_unet(weights)
+    schedule = Schedule.linear()
+    size = 28 if model.config["channels"] == 1 else 32
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn(n, model.config["channels"], size, size, generator=g)
+    x = sample(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g, progress=progress,
+               clip_x0=1.0)
+    save_image_grid(x, out)
+    return x
+
+
+def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int = 5, batch_size: int = 128,
+                     lr: float = 1e-3, seed: int = 0, root=None, progress: bool = True, command: str | None = None):
+    """Train the MNIST :class:`~minddim.models.Classifier` (Adam with a cosine learning-rate decay,
+    cross-entropy, the 60k training images in [-1, 1]), measure its test accuracy and write ``out`` (state_dict) with a JSON beside it. What
+    ``python -m minddim train-classifier`` runs. Returns (model, test accuracy)."""
+    import time
+
+    from .data import load_mnist, to_model_range
+    from .models import Classifier
+
+    x, y = load_mnist("train", root=root)
+    xt, yt = load_mnist("test", root=root)
+    x, xt = to_model_range(x), to_model_range(xt)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = Classifier()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * -(-len(x) // batch_size))
+    started = time.time()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=g)
+        batches = range(0, len(x), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"classifier epoch {epoch + 1}/{epochs}", leave=False)
+        model.train()
+        for i in batches:
+            idx = order[i:i + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            decay.step()
+    seconds = time.time() - started
+    model.eval()
+    with torch.no_grad():
+        accuracy = float(torch.cat([model(xt[i:i + 1000]).argmax(1) for i in range(0, len(xt), 1000)]).eq(yt)
+                         .float().mean())
+    out = Path(out)
+    _save_atomic(model.state_dict(), out)
+    _write_json(out.with_suffix(".json"), {
+        "command": command or f"python -m minddim train-classifier --out {out} --epochs {epochs} "
+                              f"--batch-size {batch_size} --lr {lr} --seed {seed}",
+        "epochs": epochs, "steps": epochs * -(-len(x) // batch_size), "wall_clock_seconds": round(seconds, 1),
+        "machine": machine(),
+        "model": {}, "test_accuracy": round(accuracy, 4)})
+    return model, accuracy
+
+
+def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
+                  command: str | None = None) -> dict:
+    """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
+    the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
+    > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
+    and, as the floor at this ``n``, the same figures for ``n`` real training images. What
+    ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
+    import json
+
+    from .data import load_mnist, to_model_range
+    from .metrics import (classifier_confidence, classifier_features, classifier_sure_fraction, frechet_distance,
+                          sample_quality)
+    from .weights import pretrained
+
+    model = load_unet(weights)
+    meta_path = Path(weights).with_suffix(".json")
+    if model.config["channels"] != 1:
+        raise ValueError("weights must be an MNIST (1-channel) U-Net")
+    classifier = pretrained("mnist_classifier")
+    reference = to_model_range(load_mnist("test", root=root)[0])
+    train_images_ = to_model_range(load_mnist("train", root=root)[0])
+    schedule = Schedule.linear()
+    pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
+    reference = classifier_features(classifier, reference)        # the test set's features, computed once
+    quality = {"command": command or f"python -m minddim evaluate --weights {weights} --n {n} --seed {seed}",
+               "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed, "batch": batch,
+               "machine": machine(),
+               "real_train_images": {"fid": round(frechet_distance(classifier_features(classifier, train_images_[pick]),
+                                                                   reference), 2),
+                                     "confidence": round(classifier_confidence(train_images_[pick], classifier), 4),
+                                     "sure": round(classifier_sure_fraction(train_images_[pick], classifier), 4)}}
+    for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
+        result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
+                                classifier=classifier, progress=progress)
+        result.pop("images")
+        quality[name] = result
+    meta = json.loads(meta_path.read_text())
+    _write_json(meta_path, {**meta, "quality": quality})
+    return quality
