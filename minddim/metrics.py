@@ -54,7 +54,7 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
 
     def mean_k(a, b, same: bool):
         d2 = torch.cdist(a, b).square_()
-        total = sum(torch.exp(-d2 / (2 * h)).sum() for h in h2)
+        total = sum(d2.mul(-0.5 / h).exp_().sum() for h in h2)     # in place: one temporary per bandwidth
         if same:  # unbiased: leave out the diagonal k(a_i, a_i) = len(h2)
             return (total - len(h2) * a.shape[0]) / (a.shape[0] * (a.shape[0] - 1))
         return total / (a.shape[0] * b.shape[0])
@@ -182,11 +182,14 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     the fraction the classifier is sure of (:func:`classifier_sure_fraction`) and sampling wall-clock.
     ``reference`` is images in [-1, 1] (N, 1, 28, 28) or their :func:`classifier_features` (N, d), to compute
     those once for many calls. x_T and all sampling noise
-    come from ``seed``, drawn in batches of ``batch``. Returns a dict with ``n, steps, eta, seed, fid,
-    confidence, sure, seconds`` (rounded for printing) and the samples in [-1, 1] under ``"images"``."""
+    come from ``seed``, drawn in batches of ``batch``; under torchrun each process runs the network on its rows
+    of every batch (:func:`minddim.distributed.sample_across`), drawing the same numbers. Returns a dict with
+    ``n, steps, eta, seed, fid, confidence, sure, seconds`` (rounded for printing) and the samples in [-1, 1]
+    under ``"images"``."""
     import time
 
-    from .sampling import sample, timesteps
+    from .distributed import sample_across
+    from .sampling import timesteps
 
     n = check_positive_int(n, "n")
     batch = check_positive_int(batch, "batch")
@@ -203,8 +206,8 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     x_T = torch.randn(n, 1, 28, 28, generator=g)
     tau = timesteps(schedule.T, steps)
     started = time.perf_counter()
-    images = torch.cat([sample(model, x_T[i:i + batch], schedule, tau, eta, generator=g, progress=progress,
-                               clip_x0=1.0) for i in range(0, n, batch)])
+    images = torch.cat([sample_across(model, x_T[i:i + batch], schedule, tau, eta, generator=g, progress=progress,
+                                      clip_x0=1.0) for i in range(0, n, batch)])
     seconds = time.perf_counter() - started
     images = images.clamp(-1, 1)
     return {"n": n, "steps": int(steps), "eta": eta, "seed": seed,

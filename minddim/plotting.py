@@ -98,6 +98,21 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
     return grid
 
 
+def show_images(images: torch.Tensor, title: str, nrow: int | None = None, ax=None):
+    """Draw :func:`image_grid` of images (N, C, H, W) in [-1, 1] on ``ax`` (a new 4x4-inch figure when omitted):
+    gray levels 0..255 for one channel, RGB for three; ``title`` above, no axes (pixels have no units). Returns
+    the axes."""
+    grid = image_grid(images, nrow)
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    if grid.shape[-1] == 1:
+        ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(grid)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
+
+
 def save_image_grid(images: torch.Tensor, path, nrow: int | None = None) -> None:
     """Write :func:`image_grid` as a PNG (via a temporary file renamed into place)."""
     from ._io import atomic_path

@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from minddim import plotting  # noqa: E402
@@ -40,3 +41,16 @@ def test_image_grid_places_each_image_in_its_cell():
     assert grid.shape == (2 * 3 + 1, 2 * 3 + 1, 1) and grid.dtype == np.uint8
     assert grid[1, 1, 0] == 0 and grid[1, 4, 0] == 128 and grid[4, 1, 0] == 255   # black, mid-grey, white
     assert grid[0, 0, 0] == 255                                                  # padding is white
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_show_images_draws_the_grid_with_its_title(channels):
+    images = torch.linspace(-1, 1, 4 * channels * 5 * 5).reshape(4, channels, 5, 5)
+    ax = plotting.show_images(images, "four images", 2)
+    drawn = ax.get_images()[0].get_array()
+    expected = plotting.image_grid(images, 2)
+    assert ax.get_title() == "four images" and not ax.axison
+    assert np.array_equal(np.asarray(drawn), expected[..., 0] if channels == 1 else expected)
+    if channels == 1:
+        assert ax.get_images()[0].get_clim() == (0, 255)
+    plt.close(ax.figure)
