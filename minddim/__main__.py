@@ -46,12 +46,21 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu", help='where to train: "cpu" (default) or e.g. "cuda"')
     p.add_argument("--root", default=None, help="data folder (default: $MINDDIM_DATA or ~/.cache/minddim)")
 
-    p = sub.add_parser("sample", help="sample a PNG grid from trained weights (DDIM, or DDPM with --steps 1000 --eta 1)")
-    p.add_argument("--weights", required=True, help="ema.pt written by `train` (ema.json beside it)")
-    p.add_argument("--out", default="samples.png")
+    p = sub.add_parser("sample", help="sample a PNG grid, or a folder of PNG files for FID, from trained weights "
+                                      "(DDIM, or DDPM with --steps 1000 --eta 1)")
+    p.add_argument("--weights", required=True, help="ema.pt written by `train` (ema.json beside it), a shipped model "
+                                                    "(mnist_unet), or, for the folder mode, a diffusers folder or hub "
+                                                    "id such as google/ddpm-cifar10-32 (README, \"The papers' own models\")")
+    p.add_argument("--out", default="samples.png",
+                   help="a .png file: one grid of all samples; anything else: a folder of 00000.png, 00001.png, ... "
+                        "written in batches, resumable (minddim.sample_folder)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--eta", default="0", help='a number >= 0, or "sigma_hat"')
+    p.add_argument("--kind", choices=("uniform", "quadratic", "trailing"), default="uniform",
+                   help="the subsequence of --steps time steps (minddim.sampling.timesteps)")
+    p.add_argument("--batch", type=int, default=100, help="folder mode: images per batch (default 100)")
+    p.add_argument("--device", default="cpu", help='folder mode: "cpu" (default) or e.g. "cuda"')
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="MNIST FID and confidence of DDIM-50 and DDPM-1000 samples, into the weights' JSON")
@@ -94,6 +103,14 @@ def main(argv=None) -> int:
         quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
                                 command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(json.dumps(quality, indent=2))
+        return 0
+    if args.command == "sample" and not args.out.lower().endswith(".png"):
+        from .sample_folder import sample_folder
+
+        eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
+        written = sample_folder(args.weights, args.out, n=args.n, batch=args.batch, steps=args.steps, eta=eta,
+                                seed=args.seed, kind=args.kind, device=args.device)
+        print(f"wrote {len(written)} PNG files to {args.out} (the others were there already)")
         return 0
     if args.command == "sample":
         from .commands import sample_images

@@ -242,3 +242,22 @@ def test_bad_paths_and_a_missing_diffusers_give_clear_errors(tiny_folder, tmp_pa
     monkeypatch.setitem(sys.modules, "diffusers", None)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[hub\]'"):
         load_diffusers(tiny_folder)
+
+
+def test_the_sample_command_writes_a_diffusers_checkpoints_samples_to_a_folder(tiny_folder, tmp_path):
+    """`python -m minddim sample --weights <diffusers folder> --out <folder>`: the checkpoint's own size and
+    clip_sample, the files of :func:`minddim.sample_folder.write_samples`."""
+    from minddim.__main__ import main
+    from minddim.sample_folder import read_png, write_samples
+
+    out = tmp_path / "samples"
+    assert main(["sample", "--weights", str(tiny_folder), "--out", str(out), "--n", "3", "--batch", "2",
+                 "--steps", "4", "--kind", "quadratic", "--seed", "5"]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+    model, schedule = load_diffusers(tiny_folder)
+    again = tmp_path / "again"
+    write_samples(model, schedule, again, n=3, image_shape=model.image_shape, batch=2, steps=4, kind="quadratic",
+                  seed=5, clip_x0=model.clip_x0, progress=False)
+    for name in ("00000.png", "00002.png"):
+        image = read_png(out / name)
+        assert image.shape == (3, 8, 8) and torch.equal(image, read_png(again / name))
