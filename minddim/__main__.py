@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="samples.png",
                    help="a .png file: one grid of all samples; anything else: a folder of 00000.png, 00001.png, ... "
                         "written in batches, resumable (minddim.sample_folder)")
-    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n", "--num-samples", type=int, default=64,
+                   help="how many (under torchrun write --num-samples: torchrun takes --n for its own --nnodes)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--eta", default="0", help='a number >= 0, or "sigma_hat"')
     p.add_argument("--kind", choices=("uniform", "quadratic", "trailing"), default="uniform",
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("evaluate", help="MNIST FID and confidence of DDIM-50 and DDPM-1000 samples, into the weights' JSON")
     p.add_argument("--weights", required=True, help="ema.pt written by `train` (its ema.json receives the figures)")
-    p.add_argument("--n", type=int, default=1000, help="samples per sampler (default 1000)")
+    p.add_argument("--n", "--num-samples", type=int, default=1000,
+                   help="samples per sampler (default 1000; under torchrun write --num-samples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--root", default=None)
@@ -79,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None)
 
     args = parser.parse_args(argv)
+    # under torchrun every process runs this; rank 0 alone says what was written
+    report = print if os.environ.get("RANK", "0") == "0" else (lambda *a, **k: None)
     if args.command == "train-classifier":
         from .commands import train_classifier
 
@@ -95,14 +100,14 @@ def main(argv=None) -> int:
                      checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
                      lr_decay=args.lr_decay, precision=args.precision,
                      command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
-        print(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
+        report(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
         return 0
     if args.command == "evaluate":
         from .commands import evaluate_unet
 
         quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
                                 command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
-        print(json.dumps(quality, indent=2))
+        report(json.dumps(quality, indent=2))
         return 0
     if args.command == "sample" and not args.out.lower().endswith(".png"):
         from .sample_folder import sample_folder
@@ -116,8 +121,8 @@ def main(argv=None) -> int:
         from .commands import sample_images
 
         eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
-        sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed)
-        print(f"wrote {args.out}")
+        sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed, kind=args.kind)
+        report(f"wrote {args.out}")
         return 0
     if args.command == "exercises":
         from .exercises import make_exercises
@@ -133,4 +138,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .distributed import entry_point
+
+    sys.exit(entry_point(main)())       # under torchrun: a failure is recorded with its rank for the launcher

@@ -25,11 +25,28 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
-    ``ema.pt`` (a state_dict) with ``ema.json`` (command, steps, wall-clock of each session, machine)."""
+    ``ema.pt`` (a state_dict) with ``ema.json`` (command, steps, wall-clock of each session, machine).
+
+    Under torchrun (``torchrun --nproc_per_node=N -m minddim train ...``) the N processes train one model with
+    DistributedDataParallel on the global batch ``batch_size`` (:func:`minddim.train.train`); rank 0 writes
+    every file, and ``ema.json`` records the world size and the launch command. ``device="cuda"`` gives each
+    process the GPU of its local rank."""
+    from .distributed import process_group
+
+    with process_group(device) as device:
+        return _train_images(data, out, steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed,
+                             base=base, mults=mults, num_res=num_res, checkpoint_every=checkpoint_every,
+                             resume=resume, root=root, progress=progress, command=command, device=device,
+                             lr_decay=lr_decay, precision=precision)
+
+
+def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mults, num_res, checkpoint_every,
+                  resume, root, progress, command, device, lr_decay, precision) -> TrainResult:
     import json
     import time
 
     from .data import load_cifar10, load_mnist, to_model_range
+    from .distributed import is_writer, launch_command, world
     from .models import UNet
 
     if data not in DATASETS:
@@ -49,21 +66,27 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
         if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
             raise ValueError(f"resume: the arguments differ from the run's {config_path}")
         sessions = stored.get("sessions", [])
-    _write_json(config_path, {**config, "sessions": sessions})
+    writer = is_writer()
+    if writer:
+        _write_json(config_path, {**config, "sessions": sessions})
     torch.manual_seed(seed)
     model = UNet(**{k: v for k, v in config["model"].items()})
     started = time.time()
     result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
-                   seed=seed, progress=progress, checkpoint=out / "checkpoint.pt", checkpoint_every=checkpoint_every,
-                   resume=resume, log_csv=out / "loss.csv", device=device, lr_decay=lr_decay, precision=precision)
-    sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps})
+                   seed=seed, progress=progress and writer, checkpoint=out / "checkpoint.pt",
+                   checkpoint_every=checkpoint_every, resume=resume, log_csv=out / "loss.csv", device=device,
+                   lr_decay=lr_decay, precision=precision)
+    if not writer:
+        return result
+    sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps, "world_size": world().size})
     _write_json(out / "config.json", {**config, "sessions": sessions})
     _save_atomic({k: v.cpu() for k, v in result.ema.state_dict().items()}, out / "ema.pt")
     _write_json(out / "ema.json", {
-        "command": command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
+        "command": launch_command(command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
                               f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --precision {precision} "
                               f"--ema-decay {ema_decay} --seed {seed} --base {base} "
-                              f"--mults {','.join(map(str, mults))} --num-res {num_res}",
+                              f"--mults {','.join(map(str, mults))} --num-res {num_res}"),
+        "world_size": world().size,
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
         "machine": machine(device),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
@@ -115,18 +138,22 @@ def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, e
                   kind: str = "uniform", progress: bool = True) -> torch.Tensor:
     """Sample ``n`` images from trained weights with DDIM (``steps``, ``eta``; DDPM is steps=1000, eta=1)
     and write them to ``out`` as a PNG grid; returns the images in [-1, 1]. What ``python -m minddim sample``
-    runs."""
+    runs. Under torchrun the processes share the batch by rows (:func:`minddim.distributed.sample_across`: the
+    same x_T and noise, the network on 1/N of the rows each) and rank 0 writes the grid of all of them."""
+    from .distributed import is_writer, process_group, sample_across
     from .plotting import save_image_grid
-    from .sampling import sample, timesteps
+    from .sampling import timesteps
 
     model = load_unet(weights)
     schedule = Schedule.linear()
     size = 28 if model.config["channels"] == 1 else 32
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(n, model.config["channels"], size, size, generator=g)
-    x = sample(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g, progress=progress,
-               clip_x0=1.0)
-    save_image_grid(x, out)
+    with process_group("cpu"):
+        x = sample_across(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g,
+                          progress=progress and is_writer(), clip_x0=1.0)
+        if is_writer():
+            save_image_grid(x, out)
     return x
 
 
@@ -186,10 +213,20 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
     > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
     and, as the floor at this ``n``, the same figures for ``n`` real training images. What
-    ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote."""
+    ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote. Under torchrun the processes
+    share each batch by rows (:func:`minddim.metrics.sample_quality`), so the figures are those of one process
+    with the same seed (up to floating-point rounding), and rank 0 writes them."""
+    from .distributed import process_group
+
+    with process_group("cpu"):
+        return _evaluate_unet(weights, n=n, seed=seed, batch=batch, root=root, progress=progress, command=command)
+
+
+def _evaluate_unet(weights, *, n, seed, batch, root, progress, command) -> dict:
     import json
 
     from .data import load_mnist, to_model_range
+    from .distributed import is_writer, launch_command, world
     from .metrics import (classifier_confidence, classifier_features, classifier_sure_fraction, frechet_distance,
                           sample_quality)
     from .weights import pretrained
@@ -204,7 +241,8 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     schedule = Schedule.linear()
     pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
     reference = classifier_features(classifier, reference)        # the test set's features, computed once
-    quality = {"command": command or f"python -m minddim evaluate --weights {weights} --n {n} --seed {seed}",
+    quality = {"command": launch_command(command or f"python -m minddim evaluate --weights {weights} --n {n} "
+                                                    f"--seed {seed}"),
                "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed, "batch": batch,
                "machine": machine(),
                "real_train_images": {"fid": round(frechet_distance(classifier_features(classifier, train_images_[pick]),
@@ -213,9 +251,12 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
                                      "sure": round(classifier_sure_fraction(train_images_[pick], classifier), 4)}}
     for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
-                                classifier=classifier, progress=progress)
+                                classifier=classifier, progress=progress and is_writer())
         result.pop("images")
         quality[name] = result
-    meta = json.loads(meta_path.read_text())
-    _write_json(meta_path, {**meta, "quality": quality})
+    if world().size > 1:
+        quality["world_size"] = world().size
+    if is_writer():
+        meta = json.loads(meta_path.read_text())
+        _write_json(meta_path, {**meta, "quality": quality})
     return quality

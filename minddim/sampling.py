@@ -158,13 +158,19 @@ class Trajectory(NamedTuple):
 
 def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
            generator: torch.Generator | None = None, trajectory: bool = False, progress: bool = False,
-           clip_x0: float | None = None):
+           clip_x0: float | None = None, rows: slice | None = None):
     """Run the generative process x_{tau_S} -> ... -> x_{tau_1} -> x_0 (DDIM sec. 4.2, eq. 12).
 
     ``model(x_t, t) -> eps_hat`` with ``t`` of shape ``(B,)``; ``timesteps`` is the increasing tau from
     :func:`timesteps`; ``eta`` a number >= 0 or ``"sigma_hat"``. DDPM ancestral sampling is
     ``sample(model, x_T, schedule, timesteps(T, T), eta=1)``. Returns x_0, or a :class:`Trajectory`
     when ``trajectory=True``. Runs under ``torch.no_grad()``.
+
+    ``rows`` (a slice of the batch) samples only those rows of ``x_T``, for one of several processes sharing a
+    batch (:func:`minddim.distributed.sample_across`): the network sees those rows only, while each step's noise
+    is still drawn for the whole batch from ``generator`` and then sliced. Processes given the same ``x_T`` and
+    identically seeded generators thus draw exactly what one process draws for the whole batch, and their rows
+    put together are its samples (bit for bit where the network computes each row as it does in a full batch).
     """
     schedule = as_schedule(schedule)
     check_tensor(x_T, "x_T")
@@ -178,8 +184,11 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
         from tqdm import tqdm
 
         steps = tqdm(list(steps), desc=f"sampling ({len(tau)} steps)", leave=False)
-    x, xs, x0s = x_T, [x_T], []
-    B = x_T.shape[0]
+    if rows is not None and not isinstance(rows, slice):
+        raise TypeError(f"rows must be a slice of the batch, got {type(rows).__name__}")
+    x = x_T if rows is None else x_T[rows]
+    xs, x0s = [x], []
+    B = x.shape[0]
     # every step's scalars at once (as (S,) tensors; element k is what ddim_step computes for step k)
     table = _step_coefficients(schedule, walk[:-1], walk[1:], eta, x_T.new_empty(len(tau)))
     coefficients = {t: tuple(c[k] for c in table[:5]) + (bool(table[4][k] > 0),)
@@ -191,7 +200,10 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
             if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
                 raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
                                  f"got {getattr(eps, 'shape', type(eps).__name__)}")
-            x, x0_hat = _ddim_update(x, eps, coefficients[t], clip_x0, None, generator)
+            noise = None
+            if rows is not None and coefficients[t][-1]:                  # the whole batch's noise, our rows
+                noise = torch.randn(x_T.shape, dtype=x.dtype, device=x.device, generator=generator)[rows]
+            x, x0_hat = _ddim_update(x, eps, coefficients[t], clip_x0, noise, generator)
             if trajectory:
                 xs.append(x)
                 x0s.append(x0_hat)

@@ -12,7 +12,8 @@ import torch
 
 from ._io import atomic_path
 from ._validate import check_positive_int
-from .losses import objective
+from .distributed import is_writer, mean_over_processes, shard, world
+from .losses import objective, sample_t
 from .schedules import Schedule, as_schedule
 
 
@@ -77,6 +78,17 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
     floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
     ``benchmarks/README.md``, section 3).  The returned networks are back in the usual layout.
+
+    Several processes (a ``torch.distributed`` process group is initialized, as ``python -m minddim train``
+    does under torchrun): ``batch_size`` is the global batch, which the number of processes must divide. Every
+    process draws the whole global minibatch, its times t and its noise from the same generator, in the order
+    one process draws them, keeps its contiguous share of the rows (:func:`minddim.distributed.shard`) and
+    trains the model wrapped in DistributedDataParallel, which averages the shards' gradients: the gradient of
+    the global batch's mean loss, so the run follows the single-process one up to floating-point rounding.
+    The losses recorded are the global batch's (averaged over the processes). Rank 0 alone keeps the EMA and
+    writes the checkpoint and ``log_csv``; every process loads the checkpoint on ``resume``. The other ranks
+    return ``ema=None``. ``loss_fn`` draws its own randomness and is for one process only. Dropout (off in the
+    package's U-Nets) is the one random draw each process makes from its own torch generator.
     """
     schedule = as_schedule(schedule)
     steps = check_positive_int(steps, "steps")
@@ -90,6 +102,9 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         raise ValueError("data must hold at least one example")
     if (resume or checkpoint_every) and checkpoint is None:
         raise ValueError("checkpoint must be a path when resume or checkpoint_every is set")
+    rows = shard(batch_size)                                      # this process's rows of the global batch
+    if loss_fn is not None and world().size > 1:
+        raise ValueError("loss_fn is for one process: under torchrun the objective's draws are shared")
     torch.manual_seed(seed)
     device = torch.device(device)
     g = torch.Generator(device=device).manual_seed(seed)
@@ -103,12 +118,13 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         if isinstance(data, torch.Tensor):
             data = data.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ema = EMA(model, ema_decay)
+    ema = EMA(model, ema_decay) if is_writer() else None
     losses, start = [], 0
     if resume and Path(checkpoint).exists():
         state = torch.load(checkpoint, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
+        if ema is not None:
+            ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         g.set_state(state["data_rng"].cpu())
@@ -118,6 +134,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         from tqdm import tqdm
 
         it = tqdm(it, desc="training", initial=start, total=steps, leave=False)
+    net = model if world().size == 1 else _ddp(model, device)
     model.train()
     pending = []                  # this step's losses, still on the device: read back every 50 steps, not every step
     for step in it:
@@ -129,33 +146,46 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
             x0 = data(batch_size, g)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             if loss_fn is None:
-                loss = objective(model, x0, schedule, prediction, weighting, generator=g)
+                # the global batch's t ~ U{1..T} and eps ~ N(0, I), drawn as objective() draws them; our rows
+                t = sample_t(batch_size, schedule.T, g, device)
+                noise = torch.randn(x0.shape, dtype=x0.dtype, device=device, generator=g)
+                loss = objective(net, x0[rows], schedule, prediction, weighting, t=t[rows], noise=noise[rows])
             else:
                 loss = loss_fn(model, x0, schedule, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ema.update(model)
+        if ema is not None:
+            ema.update(model)
         pending.append(loss.detach())
         done = step + 1
         save = checkpoint is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0))
         if len(pending) == 50 or save or done == steps:
-            losses.extend(torch.stack(pending).tolist())
+            losses.extend(mean_over_processes(torch.stack(pending)).tolist())
             pending.clear()
             if progress and len(losses) >= 50:
                 it.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
-        if save:
+        if save and is_writer():
             _save_atomic({"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(),
                           "torch_rng": torch.get_rng_state(), "data_rng": g.get_state(), "losses": losses,
                           "step": done}, checkpoint)
             if log_csv is not None:
                 _write_csv(losses, log_csv)
-    if log_csv is not None and checkpoint is None:
+    if log_csv is not None and checkpoint is None and is_writer():
         _write_csv(losses, log_csv)
     if channels_last:
-        model, ema.model = (m.to(memory_format=torch.contiguous_format) for m in (model, ema.model))
+        model = model.to(memory_format=torch.contiguous_format)
+        if ema is not None:
+            ema.model = ema.model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return TrainResult(model, ema.model, losses)
+    return TrainResult(model, None if ema is None else ema.model, losses)
+
+
+def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel: its backward pass averages the gradients over the processes."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def _save_atomic(obj, path) -> None:

@@ -1,0 +1,195 @@
+"""Training and sampling under torchrun: 2 CPU processes (gloo), launched for real, against 1 process.
+
+The runs train a tiny U-Net (base 16, two levels) on a synthetic archive in CIFAR-10's format, launched as
+``python -m torch.distributed.run --nproc_per_node=2 -m tests.minddim_on_a_synthetic_archive train ...``: that
+module is ``python -m minddim`` with the synthetic archive's checksum accepted (and, for the failure test, one
+rank made to raise). Base 16 rather than 8: with 8 channels and 8 groups every GroupNorm group is one channel,
+so the biases in front of a GroupNorm get a gradient that is exactly zero in exact arithmetic; its rounding
+noise differs between 1 and 2 processes and Adam scales any nonzero gradient to a step of size ~lr, so those
+weights (which do not change the network's output) would differ by ~lr while everything else agrees to 1e-6.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+import minddim as md
+from minddim import distributed
+from minddim.__main__ import main
+from tests.test_data_images import _cifar_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS, FAIL_AT = 6, 5              # a 6-step run; the killed one dies in step 5, after the checkpoint of step 4
+TOLERANCE = 1e-5                   # max abs difference of the weights, 2 processes against 1 (measured: ~1e-6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """A data root holding a synthetic CIFAR-10 archive (20 training images), and its MD5."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "cifar10").mkdir()
+    return root, _cifar_archive(root / "cifar10" / md.data.CIFAR10_FILE, n_train=4)
+
+
+def _train_args(root, out, steps=STEPS, *extra):
+    return ["train", "--data", "cifar10", "--root", str(root), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "4", "--base", "16", "--mults", "1,2", "--checkpoint-every", "2", *extra]
+
+
+def _torchrun(args, md5, **env):
+    """``python -m minddim ARGS`` on 2 processes under torchrun (one torch thread each)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "tests.minddim_on_a_synthetic_archive", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MINDDIM_TEST_CIFAR10_MD5": md5, **env}
+    env.pop("WORLD_SIZE", None)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(archive, tmp_path_factory, monkeypatch_module):
+    """The same 6-step run on 1 process (in this one) and on 2 processes (torchrun)."""
+    root, md5 = archive
+    folder = tmp_path_factory.mktemp("runs")
+    monkeypatch_module.setattr(md.data, "CIFAR10_MD5", md5)
+    assert main(_train_args(root, folder / "one")) == 0
+    done = _torchrun(_train_args(root, folder / "two"), md5)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote") == 1, "rank 0 alone reports"
+    return folder / "one", folder / "two"
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _checkpoint(run):
+    return torch.load(run / "checkpoint.pt", weights_only=True)
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+def test_two_processes_follow_the_single_process_run_on_the_same_global_batch(runs):
+    one, two = runs
+    c1, c2 = _checkpoint(one), _checkpoint(two)
+    assert c1["step"] == c2["step"] == STEPS and len(c2["losses"]) == STEPS
+    # the logged loss is the global batch's (the mean over the two processes' halves)
+    assert c2["losses"] == pytest.approx(c1["losses"], abs=1e-6)
+    assert _max_diff(c1["model"], c2["model"]) < TOLERANCE
+    assert _max_diff(c1["ema"], c2["ema"]) < TOLERANCE
+    e1, e2 = (torch.load(r / "ema.pt", weights_only=True) for r in runs)
+    assert _max_diff(e1, e2) < TOLERANCE
+    # the generator has made the same draws: both runs would continue on the same minibatches
+    assert torch.equal(c1["data_rng"], c2["data_rng"])
+    # rank 0 wrote every file, once; the JSON records the world size and the launch command
+    meta = json.loads((two / "ema.json").read_text())
+    assert meta["world_size"] == 2 and json.loads((one / "ema.json").read_text())["world_size"] == 1
+    assert meta["command"].startswith("torchrun --nnodes 1 --nproc_per_node 2 -m minddim train --data cifar10")
+    assert json.loads((two / "config.json").read_text())["sessions"][-1]["world_size"] == 2
+    assert (two / "loss.csv").read_text() == (one / "loss.csv").read_text()
+    assert sorted(p.name for p in two.iterdir()) == ["checkpoint.pt", "config.json", "ema.json", "ema.pt", "loss.csv"]
+
+
+def test_a_failing_rank_stops_the_job_and_a_resumed_run_ends_where_the_uninterrupted_one_ends(archive, runs, tmp_path):
+    root, md5 = archive
+    run = tmp_path / "killed"
+    failed = _torchrun(_train_args(root, run), md5, MINDDIM_TEST_FAIL=f"1:{FAIL_AT}")
+    assert failed.returncode != 0
+    # torchrun's summary names the failed rank as the root cause, with the error and our note
+    root_cause = failed.stderr.split("Root Cause")[-1]
+    assert "rank      : 1 (local_rank: 1)" in root_cause, failed.stderr[-3000:]
+    assert f"injected failure at step {FAIL_AT}" in root_cause and "(in the process of rank 1 of 2)" in root_cause
+    # the checkpoint of step 4 is whole, nothing half-written beside it, no final weights
+    assert _checkpoint(run)["step"] == FAIL_AT - 1
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.json", "loss.csv"]
+    resumed = _torchrun(_train_args(root, run, STEPS, "--resume"), md5)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight, again = _checkpoint(runs[1]), _checkpoint(run)
+    assert again["losses"] == straight["losses"]
+    for key in ("model", "ema"):
+        assert all(torch.equal(straight[key][k], again[key][k]) for k in straight[key])
+    assert [s["finished_step"] for s in json.loads((run / "config.json").read_text())["sessions"]] == [STEPS]
+
+
+def test_sample_on_two_processes_returns_the_single_process_images(runs, tmp_path):
+    weights = runs[0] / "ema.pt"
+    # --num-samples, not --n: torchrun's own parser would take --n for an abbreviation of its options
+    args = ["sample", "--weights", str(weights), "--num-samples", "4", "--steps", "3", "--eta", "1", "--seed", "5"]
+    assert main(args + ["--out", str(tmp_path / "one.png")]) == 0
+    done = _torchrun(args + ["--out", str(tmp_path / "two.png")], "unused")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = plt.imread(tmp_path / "one.png"), plt.imread(tmp_path / "two.png")
+    assert one.shape == two.shape == (2 * 34 + 2, 2 * 34 + 2, 4)
+    assert (one == two).all()
+    other = md.commands.sample_images(weights, tmp_path / "other.png", n=4, steps=3, eta=1.0, seed=6, progress=False)
+    assert not (plt.imread(tmp_path / "other.png") == one).all(), "a different seed draws different images"
+    assert other.shape == (4, 3, 32, 32)
+
+
+# --- the pieces, in one process ---------------------------------------------------------------------------------
+
+def test_each_rank_keeps_its_contiguous_share_of_the_global_batch(monkeypatch):
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(1, 2, 1))
+    assert distributed.shard(8) == slice(4, 8)
+    with pytest.raises(ValueError, match=r"batch_size \(5\).*processes \(2\)"):
+        distributed.shard(5)
+    with pytest.raises(ValueError, match=r"batch_size \(5\).*processes \(2\)"):
+        md.train(md.MLP(), torch.zeros(10, 2), md.Schedule.linear(), steps=1, batch_size=5, progress=False)
+    # rows to sample: any batch, the first ranks one row more; together every row once, in order
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(0, 3, 0))
+    rows = [distributed.rows_of(7, r) for r in range(3)]
+    assert rows == [slice(0, 3), slice(3, 5), slice(5, 7)]
+    assert distributed.rows_of(7) == rows[0]
+
+
+def test_one_process_is_the_plain_single_process_path():
+    assert not distributed.launched() and distributed.world() == (0, 1, 0) and distributed.is_writer()
+    assert distributed.shard(5) == slice(0, 5)
+    assert distributed.launch_command("python -m minddim train") == "python -m minddim train"
+    with distributed.process_group("cpu") as device:
+        assert device == torch.device("cpu") and not torch.distributed.is_initialized()
+    x = torch.randn(3, 2)
+    assert distributed.gather_rows(x, 3) is x and distributed.mean_over_processes(x) is x
+
+
+def _samples(model, x_T, eta, rows=None):
+    s = md.Schedule.linear()
+    return md.sample(model, x_T, s, md.timesteps(s.T, 4), eta, generator=torch.Generator().manual_seed(2),
+                     clip_x0=1.0, rows=rows)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0, "sigma_hat"])
+def test_the_rows_of_a_batch_sampled_apart_are_the_whole_batch_bit_for_bit(eta):
+    x_T = torch.randn(7, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+    def rowwise(x, t):                               # a network that computes every row on its own
+        return torch.tanh(x) * (t.float() / 1000).reshape(-1, 1, 1, 1)
+
+    whole = _samples(rowwise, x_T, eta)
+    parts = [_samples(rowwise, x_T, eta, slice(a, b)) for a, b in [(0, 3), (3, 5), (5, 7)]]
+    assert torch.equal(torch.cat(parts), whole)
+    # the U-Net, on equal halves: on this CPU each row comes out as in the full batch
+    torch.manual_seed(0)
+    net = md.UNet(1, base=16, mults=(1, 2), num_res=1, groups=4).eval()
+    x_T = x_T[:6].repeat(2, 1, 1, 1)[:8]
+    assert torch.equal(torch.cat([_samples(net, x_T, eta, slice(0, 4)), _samples(net, x_T, eta, slice(4, 8))]),
+                       _samples(net, x_T, eta))
+    with pytest.raises(TypeError, match="rows"):
+        _samples(rowwise, x_T, eta, [0, 1])
