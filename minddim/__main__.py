@@ -110,11 +110,14 @@ def main(argv=None) -> int:
         report(json.dumps(quality, indent=2))
         return 0
     if args.command == "sample" and not args.out.lower().endswith(".png"):
+        from .distributed import launched_as, process_device
         from .sample_folder import sample_folder
 
         eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
+        rank, world, _ = launched_as()                   # under torchrun: this process's batches, on its GPU
         written = sample_folder(args.weights, args.out, n=args.n, batch=args.batch, steps=args.steps, eta=eta,
-                                seed=args.seed, kind=args.kind, device=args.device)
+                                seed=args.seed, kind=args.kind, device=process_device(args.device), rank=rank,
+                                world=world)
         print(f"wrote {len(written)} PNG files to {args.out} (the others were there already)")
         return 0
     if args.command == "sample":

@@ -14,6 +14,8 @@ The rules that make N processes follow the single-process run (README, "Training
 - **Sampling by rows.** ``sampling.sample(..., rows=...)`` draws x_T and each step's noise for the whole batch
   and runs the network on this process's rows only; :func:`sample_across` gathers the rows of all processes.
 - **Rank 0 writes.** Only rank 0 keeps the EMA and writes files (:func:`is_writer`).
+- ``sample --out FOLDER`` (:mod:`minddim.sample_folder`) needs no process group: each process takes whole batches,
+  b % N == rank, each with its own generator (:func:`launched_as`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,22 @@ class World(NamedTuple):
     local_rank: int
 
 
+def launched_as() -> World:
+    """This process's place as torchrun's environment gives it (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), process
+    group or not: ``World(0, 1, 0)`` without torchrun. For work split without talking between the processes
+    (``sample --out FOLDER`` takes whole batches round-robin)."""
+    return World(*(int(os.environ.get(k, d)) for k, d in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"))))
+
+
 def launched() -> bool:
     """Whether this process was started by torchrun as one of several (``WORLD_SIZE`` > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched_as().size > 1
 
 
 def world() -> World:
     """The initialized process group's rank and size, or ``World(0, 1, 0)`` when there is none."""
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return World(dist.get_rank(), dist.get_world_size(), launched_as().local_rank)
     return World(0, 1, 0)
 
 
@@ -54,7 +63,7 @@ def process_device(device) -> torch.device:
     """``device`` for this process: ``"cuda"`` becomes ``cuda:LOCAL_RANK`` under torchrun (one GPU per process)."""
     device = torch.device(device)
     if device.type == "cuda" and device.index is None and launched():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", launched_as().local_rank)
     return device
 
 

@@ -193,3 +193,20 @@ def test_the_rows_of_a_batch_sampled_apart_are_the_whole_batch_bit_for_bit(eta):
                        _samples(net, x_T, eta))
     with pytest.raises(TypeError, match="rows"):
         _samples(rowwise, x_T, eta, [0, 1])
+
+
+def test_sample_to_a_folder_under_torchrun_takes_this_ranks_batches(runs, tmp_path, monkeypatch):
+    """`sample --out FOLDER` splits whole batches round-robin (minddim.sample_folder) with the rank and world size
+    that torchrun puts in the environment; no process group is needed, so the environment is set here."""
+    args = ["sample", "--weights", str(runs[0] / "ema.pt"), "--num-samples", "5", "--batch", "2", "--steps", "2",
+            "--eta", "1"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    for rank in (1, 0):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert main(args + ["--out", str(tmp_path / "two")]) == 0
+        if rank == 1:                                      # batch 1 of 0..2: images 2 and 3
+            assert sorted(p.name for p in (tmp_path / "two").glob("*.png")) == ["00002.png", "00003.png"]
+    one, two = (sorted((tmp_path / d).glob("*.png")) for d in ("one", "two"))
+    assert [p.name for p in one] == [p.name for p in two] == [f"0000{i}.png" for i in range(5)]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
