@@ -51,14 +51,7 @@ x_test = to_model_range(test_u8)                     # pixels {0..255} -> [-1, 1
 model = md.pretrained("mnist_unet")                  # notebook 06's shipped EMA U-Net
 classifier = md.pretrained("mnist_classifier")       # 99.06% test accuracy
 
-
-def show(images, title, nrow=None, ax=None):
-    """A grid of images in [-1, 1] (nrow images per row)."""
-    ax = ax or plt.subplots(figsize=(4, 4))[1]
-    ax.imshow(plotting.image_grid(images, nrow)[..., 0], cmap="gray", vmin=0, vmax=255)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    return ax
+show = plotting.show_images          # show(images, title, nrow, ax): a grid of images in [-1, 1]
 
 
 def classify(images):
