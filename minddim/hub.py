@@ -144,6 +144,15 @@ def scheduler_config(path) -> dict:
     return config
 
 
+def paper_folder(name: str = "ddpm-cifar10-32", root=None) -> Path:
+    """Where the course looks for a downloaded checkpoint of the papers: ``<data root>/<name>``, the data root
+    being ``root``, else ``$MINDDIM_DATA``, else ``~/.cache/minddim`` (as for the data sets). Download it there
+    once, with network: ``huggingface_hub.snapshot_download("google/ddpm-cifar10-32", local_dir=...)``."""
+    from .data import data_root
+
+    return data_root(root) / name
+
+
 def is_diffusers(weights) -> bool:
     """Whether ``weights`` names a diffusers checkpoint: a folder with ``model_index.json``, ``config.json`` or
     ``unet/config.json``, or (not an existing path, not ending in .pt) a hub id ``owner/name``."""
@@ -188,4 +197,4 @@ def _layout(folder: Path) -> tuple[Path, Path]:
     return unet_dir, scheduler
 
 
-__all__ = ["DiffusersEps", "load_diffusers", "scheduler_config", "is_diffusers"]
+__all__ = ["DiffusersEps", "load_diffusers", "scheduler_config", "is_diffusers", "paper_folder"]
