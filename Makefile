@@ -10,6 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minddim-installed
 # the course's JupyterLab settings (no "Jupyter news?" pop-up), installed where the lab reads its overrides
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+NBGRADER_SERVER := formgrader validate_assignment assignment_list course_list
 
 .PHONY: lab test bench setup clean
 
@@ -26,6 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 $(LAB_OVERRIDES): lab/overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp lab/overrides.json $@
+	# nbgrader is the instructor's tool (tests/test_nbgrader.py, README "For instructors"): its menus and server
+	# extensions stay out of the learner's lab (`jupyter labextension enable @jupyter/nbgrader` brings them back)
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader
+	for e in $(NBGRADER_SERVER); do $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e; done
 
 # the file browser at the repository's root (notebooks/, exercises/), notebook 01 open
 lab: setup

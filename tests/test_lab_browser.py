@@ -264,6 +264,16 @@ def test_lab_starts_without_the_news_popup(lab):
         "JupyterLab asks about Jupyter news: lab/overrides.json is not installed (make setup)"
 
 
+def test_the_learners_lab_shows_no_nbgrader_menu(lab):
+    """nbgrader is installed (the instructor's tool) but switched off in .venv by make: no menu, no formgrader."""
+    page = lab["page"]
+    labels = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+    assert "File" in labels and "Run" in labels, labels
+    assert not [m for m in labels if re.search("nbgrader|grader|assignment", m, re.I)], \
+        f"nbgrader's menus show in the learners' lab (make setup disables them): {labels}"
+    assert not page.get_by_text(re.compile("Create Assignment|Formgrader", re.I)).count()
+
+
 def test_notebook_01_runs_in_the_lab(lab):
     page, course = lab["page"], lab["course"]
     panel = _open_from_file_browser(page, "notebooks/01_forward_process.ipynb")
