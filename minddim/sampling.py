@@ -172,18 +172,8 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
     identically seeded generators thus draw exactly what one process draws for the whole batch, and their rows
     put together are its samples (bit for bit where the network computes each row as it does in a full batch).
     """
-    schedule = as_schedule(schedule)
-    check_tensor(x_T, "x_T")
-    if x_T.dim() < 1:
-        raise ValueError("x_T must have a batch dimension, got a scalar")
-    tau = check_timesteps(timesteps, schedule.T)
     eta = check_eta(eta)
-    walk = torch.cat([tau.new_zeros(1), tau]).flip(0)  # tau_S, ..., tau_1, 0
-    steps = zip(walk[:-1].tolist(), walk[1:].tolist())
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(list(steps), desc=f"sampling ({len(tau)} steps)", leave=False)
+    schedule, tau, walk, steps = _reverse_walk(x_T, schedule, timesteps, progress, "sampling ({S} steps)")
     if rows is not None and not isinstance(rows, slice):
         raise TypeError(f"rows must be a slice of the batch, got {type(rows).__name__}")
     x = x_T if rows is None else x_T[rows]
@@ -195,11 +185,7 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
                     for k, t in enumerate(walk[:-1].tolist())}
     with torch.no_grad():
         for t, t_prev in steps:
-            t_batch = torch.full((B,), t, dtype=torch.long, device=x.device)
-            eps = model(x, t_batch)
-            if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-                raise ValueError(f"model(x_t, t) must return a tensor shaped like x_t {tuple(x.shape)}, "
-                                 f"got {getattr(eps, 'shape', type(eps).__name__)}")
+            eps = _model_eps(model, x, torch.full((B,), t, dtype=torch.long, device=x.device))
             noise = None
             if rows is not None and coefficients[t][-1]:                  # the whole batch's noise, our rows
                 noise = torch.randn(x_T.shape, dtype=x.dtype, device=x.device, generator=generator)[rows]
@@ -248,17 +234,8 @@ def heun(model, x_T: torch.Tensor, schedule: Schedule, timesteps, *, progress: b
     Every stage is DDIM's eta = 0 step; the last step, to t = 0, stays the Euler step. S timesteps cost
     2S - 1 model evaluations (DDIM's cost S). Returns x_0, or a :class:`Trajectory`.
     """
-    schedule = as_schedule(schedule)
-    check_tensor(x_T, "x_T")
-    if x_T.dim() < 1:
-        raise ValueError("x_T must have a batch dimension, got a scalar")
-    tau = check_timesteps(timesteps, schedule.T)
-    walk = torch.cat([tau.new_zeros(1), tau]).flip(0)  # tau_S, ..., tau_1, 0
-    steps = list(zip(walk[:-1].tolist(), walk[1:].tolist()))
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc=f"Heun sampling ({len(tau)} steps, {2 * len(tau) - 1} evaluations)", leave=False)
+    schedule, tau, walk, steps = _reverse_walk(x_T, schedule, timesteps, progress,
+                                               "Heun sampling ({S} steps, {evaluations} evaluations)")
     x, xs, x0s = x_T, [x_T], []
     with torch.no_grad():
         for t, t_prev in steps:
@@ -269,6 +246,24 @@ def heun(model, x_T: torch.Tensor, schedule: Schedule, timesteps, *, progress: b
     if trajectory:
         return Trajectory(x, torch.stack(xs), torch.stack(x0s), walk)
     return x
+
+
+def _reverse_walk(x_T: torch.Tensor, schedule: Schedule, timesteps, progress: bool, desc: str):
+    """What every sampler checks and walks: ``x_T`` a batch, ``timesteps`` valid; returns ``(schedule, tau, walk,
+    steps)`` with ``walk`` = tau_S, ..., tau_1, 0 and ``steps`` its pairs (t, t_prev), under a progress bar
+    labelled ``desc`` (formatted with ``S`` and ``evaluations`` = 2S - 1) when ``progress``."""
+    schedule = as_schedule(schedule)
+    check_tensor(x_T, "x_T")
+    if x_T.dim() < 1:
+        raise ValueError("x_T must have a batch dimension, got a scalar")
+    tau = check_timesteps(timesteps, schedule.T)
+    walk = torch.cat([tau.new_zeros(1), tau]).flip(0)
+    steps = list(zip(walk[:-1].tolist(), walk[1:].tolist()))
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc=desc.format(S=len(tau), evaluations=2 * len(tau) - 1), leave=False)
+    return schedule, tau, walk, steps
 
 
 def _model_eps(model, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
