@@ -11,6 +11,7 @@ weights (which do not change the network's output) would differ by ~lr while eve
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,10 +50,10 @@ def _train_args(root, out, steps=STEPS, *extra):
             "--batch-size", "4", "--base", "16", "--mults", "1,2", "--checkpoint-every", "2", *extra]
 
 
-def _torchrun(args, md5, **env):
+def _torchrun(args, md5, *options, **env):
     """``python -m minddim ARGS`` on 2 processes under torchrun (one torch thread each)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "tests.minddim_on_a_synthetic_archive", *args]
+           *options, "-m", "tests.minddim_on_a_synthetic_archive", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MINDDIM_TEST_CIFAR10_MD5": md5, **env}
     env.pop("WORLD_SIZE", None)
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -64,7 +65,7 @@ def runs(archive, tmp_path_factory, monkeypatch_module):
     root, md5 = archive
     folder = tmp_path_factory.mktemp("runs")
     monkeypatch_module.setattr(md.data, "CIFAR10_MD5", md5)
-    assert main(_train_args(root, folder / "one")) == 0
+    assert main(_train_args(root, folder / "one", STEPS, "--resume")) == 0    # --resume in a fresh folder: a fresh run
     done = _torchrun(_train_args(root, folder / "two"), md5)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote") == 1, "rank 0 alone reports"
@@ -107,7 +108,8 @@ def test_two_processes_follow_the_single_process_run_on_the_same_global_batch(ru
     assert sorted(p.name for p in two.iterdir()) == ["checkpoint.pt", "config.json", "ema.json", "ema.pt", "loss.csv"]
 
 
-def test_a_failing_rank_stops_the_job_and_a_resumed_run_ends_where_the_uninterrupted_one_ends(archive, runs, tmp_path):
+def test_a_failing_rank_stops_the_job_and_a_resumed_run_ends_where_the_uninterrupted_one_ends(
+        archive, runs, tmp_path, monkeypatch):
     root, md5 = archive
     run = tmp_path / "killed"
     failed = _torchrun(_train_args(root, run), md5, MINDDIM_TEST_FAIL=f"1:{FAIL_AT}")
@@ -119,13 +121,23 @@ def test_a_failing_rank_stops_the_job_and_a_resumed_run_ends_where_the_uninterru
     # the checkpoint of step 4 is whole, nothing half-written beside it, no final weights
     assert _checkpoint(run)["step"] == FAIL_AT - 1
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.json", "loss.csv"]
-    resumed = _torchrun(_train_args(root, run, STEPS, "--resume"), md5)
+    shutil.copytree(run, tmp_path / "copy")
+    # resumed under torchrun, in a job that torchrun restarts once: rank 0 fails in its first step, the second
+    # attempt resumes from the checkpoint of step 4 (--resume) and ends where the uninterrupted run ends, bit for bit
+    resumed = _torchrun(_train_args(root, run, STEPS, "--resume"), md5, "--max-restarts=1", MINDDIM_TEST_FAIL="0:1")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "injected failure at step 1" in resumed.stderr
     straight, again = _checkpoint(runs[1]), _checkpoint(run)
     assert again["losses"] == straight["losses"]
     for key in ("model", "ema"):
         assert all(torch.equal(straight[key][k], again[key][k]) for k in straight[key])
     assert [s["finished_step"] for s in json.loads((run / "config.json").read_text())["sessions"]] == [STEPS]
+    # and on 1 process: the same global batches, so the same run up to rounding
+    monkeypatch.setattr(md.data, "CIFAR10_MD5", md5)
+    assert main(_train_args(root, tmp_path / "copy", STEPS, "--resume")) == 0
+    alone = _checkpoint(tmp_path / "copy")
+    assert alone["losses"] == pytest.approx(straight["losses"], abs=1e-6)
+    assert _max_diff(alone["model"], straight["model"]) < TOLERANCE
 
 
 def test_sample_on_two_processes_returns_the_single_process_images(runs, tmp_path):
