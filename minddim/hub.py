@@ -5,6 +5,8 @@ diffusers (Hugging Face) stores a DDPM as a ``DDPMPipeline`` folder: ``model_ind
 (``UNet2DModel``: ``config.json`` and ``diffusion_pytorch_model.safetensors`` or ``.bin``) and the scheduler
 (``scheduler_config.json``), either in subfolders ``unet/`` and ``scheduler/`` (what ``save_pretrained``
 writes) or all at the folder's root (how the google/ddpm-* repositories were first uploaded). Both layouts load.
+The weights are read by diffusers: safetensors, or a .bin file through ``torch.load(..., weights_only=True)``,
+so no pickled code runs.
 
 Time. diffusers is 0-based: its ``alphas_cumprod[k]``, k = 0..T-1, is the product of (1 - beta) over its
 first k + 1 betas, i.e. our ``Schedule.alpha_bars[k + 1]`` (DESIGN.md, "Notation"), and its network is

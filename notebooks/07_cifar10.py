@@ -26,6 +26,12 @@
 # archive), or place `cifar-10-python.tar.gz` in `$MINDDIM_DATA/cifar10/` (default
 # `~/.cache/minddim/cifar10/`). Without it, the first cell below says so and the test suite reports the
 # rest of the notebook as skipped; nothing here stands in for CIFAR-10.
+#
+# Section 5 samples **the DDPM paper's own CIFAR-10 model** (`google/ddpm-cifar10-32`, DDPM's weights in
+# diffusers' format) with this course's sampler. It needs the checkpoint, not the data: download it once with
+# network, `hf download google/ddpm-cifar10-32 --local-dir $MINDDIM_DATA/ddpm-cifar10-32` (`hf` comes with
+# `pip install -e '.[hub]'`), then run the first cell and section 5. Without the folder, section 5 says so and
+# skips.
 
 # %% tags=["nbval-ignore-output"]
 import time
@@ -37,6 +43,7 @@ import torch
 import minddim as md
 from minddim import plotting
 from minddim.data import available, load_cifar10, to_model_range
+from minddim.hub import is_diffusers, paper_folder
 
 HAVE_CIFAR10 = available("cifar10")
 if HAVE_CIFAR10:
@@ -45,6 +52,10 @@ else:
     print("CIFAR-10 is not present in the data folder ($MINDDIM_DATA/cifar10/cifar-10-python.tar.gz), so the "
           "rest of this notebook cannot run here and the test suite skips it. To run it, download the data "
           "once with minddim.data.load_cifar10('train') or place the archive there.")
+HAVE_PAPER_MODEL = is_diffusers(paper_folder("ddpm-cifar10-32"))
+print("The DDPM paper's CIFAR-10 model (google/ddpm-cifar10-32) is "
+      + ("present at $MINDDIM_DATA/ddpm-cifar10-32: section 5 samples it." if HAVE_PAPER_MODEL else
+         "not present at $MINDDIM_DATA/ddpm-cifar10-32: section 5 says so and skips."))
 
 # %% [markdown]
 # ## 1. The data
@@ -128,9 +139,81 @@ for ax, (S, eta) in zip(axes, ((1000, 1.0), (50, 0.0), (10, 0.0))):
 plt.show()
 
 # %% [markdown]
+# ## 5. The paper's own model, sampled by this course
+#
+# `google/ddpm-cifar10-32` holds the weights of DDPM's CIFAR-10 network (35.7 M parameters, FID 3.17 in the
+# DDPM paper) in diffusers' format. `minddim.hub.load_diffusers` loads it as `model(x_t, t)` in this course's
+# 1-based time (the network is handed $t - 1$, diffusers' 0-based index) with the `Schedule` of its scheduler
+# config (linear betas from $10^{-4}$ to 0.02, $T = 1000$), and `md.sample` samples it: DDPM-1000 and
+# DDIM-$S$ from **one** $x_T$. `tests/test_hub.py` checks this loader against diffusers' own pipelines on a
+# network of the same architecture. The checkpoint's scheduler uses DDPM's smaller variance ($\sigma_t^2 =
+# \tilde\beta_t$, `fixed_small`), which is $\eta = 1$ (`model.ddpm_eta`): DDIM's Table 1 row $\eta = 1$, not its
+# $\hat\sigma$ row, whose $S = 1000$ entry is DDPM's 3.17. Clipping of the predicted $x_0$ follows the config.
+#
+# Cost: every step is one pass of the 35.7 M-parameter network, 12.1 GFLOPs per image (measured with
+# `torch.utils.flop_counter`), about 0.22 s per image on one thread of this course's 2-core CPU. On a CPU the
+# cell below therefore draws 4 images (DDPM-1000 alone is 4,000 image-passes, about a quarter of an hour);
+# with a GPU it draws 16. FID needs 50,000 samples per setting: README, "The papers' own models".
+
+# %% tags=["nbval-ignore-output"]
+if HAVE_PAPER_MODEL:
+    from minddim.hub import load_diffusers
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    paper, paper_schedule = load_diffusers(paper_folder("ddpm-cifar10-32"), device=device)
+    print(paper_schedule, "| parameters:", sum(p.numel() for p in paper.parameters()), "| variance_type:",
+          paper.variance_type, "-> DDPM's eta =", paper.ddpm_eta, "| clip_x0:", paper.clip_x0)
+    n_paper = 16 if device == "cuda" else 4
+    x_T_paper = torch.randn(n_paper, *paper.image_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    paper_samples, paper_seconds = {}, {}
+    for S, eta in ((1000, paper.ddpm_eta), (100, 0.0), (50, 0.0), (20, 0.0), (10, 0.0)):
+        start = time.perf_counter()
+        paper_samples[S] = md.sample(paper, x_T_paper, paper_schedule, md.timesteps(paper_schedule.T, S), eta,
+                                     clip_x0=paper.clip_x0, generator=torch.Generator(device).manual_seed(1),
+                                     progress=True).cpu()
+        paper_seconds[S] = time.perf_counter() - start
+        print(f"{'DDPM' if S == 1000 else 'DDIM'}-{S}: {paper_seconds[S]:.1f} s for {n_paper} images on {device}")
+    fig, axes = plt.subplots(1, 5, figsize=(13, 3))
+    for ax, S in zip(axes, paper_samples):
+        ax.imshow(plotting.image_grid(paper_samples[S], 4 if n_paper == 16 else 2))
+        title = (f"DDPM, eta = {paper.ddpm_eta}, S = 1000\n{paper_seconds[S]:.1f} s" if S == 1000 else
+                 f"DDIM, eta = 0, S = {S}\n{paper_seconds[S]:.1f} s, {paper_seconds[1000] / paper_seconds[S]:.0f}x faster")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle("google/ddpm-cifar10-32 sampled by md.sample, all from one x_T", fontsize=10)
+    plt.show()
+else:
+    print("The paper's model is not present at $MINDDIM_DATA/ddpm-cifar10-32: skipping section 5.")
+
+# %% [markdown]
+# **Sample consistency** (DDIM sec. 5.2). With $\eta = 0$ the sample is a deterministic function of $x_T$, and
+# DDIM reports that the same $x_T$ gives nearly the same image at every $S$: $S$ changes details, not content.
+# The cell measures it: the root-mean-square distance (pixels in $[-1, 1]$) between each DDIM-$S$ sample and the
+# DDIM-100 sample from the same $x_T$, beside the distance between DDIM-100 samples from *different* $x_T$,
+# the scale of "a different image". DDPM-1000 draws fresh noise at every step, so it is not expected to match.
+
+# %% tags=["nbval-ignore-output"]
+if HAVE_PAPER_MODEL:
+    def rms(a, b):
+        return ((a - b) ** 2).flatten(1).mean(1).sqrt()
+
+    different = rms(paper_samples[100], paper_samples[100].roll(1, 0))
+    print(f"RMS distance between DDIM-100 samples of different x_T: {different.mean():.3f} "
+          f"(min {different.min():.3f}, max {different.max():.3f} over {n_paper} pairs)")
+    for S in (10, 20, 50, 1000):
+        d = rms(paper_samples[S], paper_samples[100])
+        print(f"{'DDPM' if S == 1000 else 'DDIM'}-{S:<4} vs DDIM-100, same x_T: mean {d.mean():.3f} "
+              f"(min {d.min():.3f}, max {d.max():.3f})")
+else:
+    print("The paper's model is not present at $MINDDIM_DATA/ddpm-cifar10-32: skipping section 5.")
+
+# %% [markdown]
 # ## Summary
 #
 # - Nothing in the package is specific to MNIST: the data loader, `md.UNet(channels=3)`, `md.train` and
 #   `md.sample` carry over unchanged.
 # - A CPU can show the mechanics on CIFAR-10 but not a good model: the command above, on a GPU, is the
 #   path to samples worth measuring, and `python -m minddim sample` draws them with any $S$ and $\eta$.
+# - The DDPM paper's own model loads in the course's 1-based time (`minddim.hub`) and runs on the same
+#   `md.sample`; `python -m minddim sample --weights $MINDDIM_DATA/ddpm-cifar10-32 --out FOLDER` writes the
+#   50,000 PNGs that torch-fidelity or clean-fid turn into DDIM Table 1's FIDs (README, "The papers' own models").
