@@ -109,6 +109,12 @@ def main(argv=None) -> int:
                                 command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         report(json.dumps(quality, indent=2))
         return 0
+    if args.command == "sample" and args.out.lower().endswith(".png"):
+        from .hub import is_diffusers
+
+        if is_diffusers(args.weights):
+            parser.error("sample: a diffusers checkpoint is sampled into a folder of PNG files; give --out a folder "
+                         "(a path without .png)")
     if args.command == "sample" and not args.out.lower().endswith(".png"):
         from .distributed import launched_as, process_device
         from .sample_folder import sample_folder

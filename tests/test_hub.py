@@ -261,3 +261,5 @@ def test_the_sample_command_writes_a_diffusers_checkpoints_samples_to_a_folder(t
     for name in ("00000.png", "00002.png"):
         image = read_png(out / name)
         assert image.shape == (3, 8, 8) and torch.equal(image, read_png(again / name))
+    with pytest.raises(SystemExit):                   # the grid mode takes the course's U-Nets only
+        main(["sample", "--weights", str(tiny_folder), "--out", str(tmp_path / "grid.png")])
