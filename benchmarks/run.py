@@ -18,6 +18,8 @@ Sections (DESIGN.md, issue "Benchmarks"):
   few-step  DDIM (eta = 0) against the second-order sampler md.heun at 10, 20 and 50 network evaluations with
             the shipped MNIST U-Net: MNIST FID and the classifier's sure fraction of 1,000 samples for two seeds,
             wall-clock per 1,000 samples; first a 200-sample trial of the timestep kinds "uniform"/"trailing"
+  distributed  `python -m minddim train --data mnist` (shipped U-Net configuration) on 1 process against 2 under
+            torchrun (gloo, one thread each) and 1 process on 2 threads: images/s of the training steps
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
 machine is shared and noisy.
 """
@@ -46,7 +48,7 @@ import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
 from minddim.commands import machine  # noqa: E402
 
-SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step")
+SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step", "distributed")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -390,6 +392,55 @@ def bench_few_step(n: int = 1000, seeds=(0, 1), batch: int = 500, trial_n: int =
             "loadavg_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
 
 
+def bench_distributed(repeats: int = 2, batch: int = 128, short: int = 4, long: int = 24) -> dict:
+    """Training images/s of ``python -m minddim train --data mnist`` (the shipped U-Net's configuration, global
+    batch ``batch``) on 1 process with 1 thread, on 1 process with 2 threads, and on 2 processes under torchrun
+    (gloo, 1 thread each: DistributedDataParallel, each process half of the batch). Each setting trains ``short``
+    and ``long`` steps from scratch; the difference of the training wall-clocks recorded in ema.json, divided by
+    ``long - short`` steps, is the time per step without the start-up (imports, loading MNIST, the process group).
+    ``repeats`` rounds, the settings interleaved in each; the median per setting. Needs MNIST under
+    $MINDDIM_DATA. The load average before each run is recorded (the machine is shared)."""
+    import socket
+
+    config = md.weights.provenance("mnist_unet")["model"]
+    settings = [("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2),
+                ("2 processes (torchrun, gloo), 1 thread each", 2, 1)]
+    model_args = ["--batch-size", str(batch), "--base", str(config["base"]), "--mults",
+                  ",".join(map(str, config["mults"])), "--num-res", str(config["num_res"]), "--checkpoint-every", "0"]
+
+    def train_seconds(procs: int, threads: int, steps: int) -> float:
+        with socket.socket() as sock:                # a free port for torchrun's rendezvous
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with tempfile.TemporaryDirectory() as out:
+            launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}",
+                         f"--master_port={port}", "-m", "minddim"] if procs > 1 else [sys.executable, "-m", "minddim"])
+            cmd = launcher + ["train", "--data", "mnist", "--out", out, "--steps", str(steps), *model_args]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+            return json.loads((Path(out) / "ema.json").read_text())["wall_clock_seconds"]
+
+    per_step = {name: [] for name, _, _ in settings}
+    load = {name: [] for name, _, _ in settings}
+    for _ in range(repeats):
+        for name, procs, threads in settings:
+            load[name].append(round(os.getloadavg()[0], 2))
+            seconds = {steps: train_seconds(procs, threads, steps) for steps in (short, long)}
+            per_step[name].append((seconds[long] - seconds[short]) / (long - short))
+    rows = []
+    for name, procs, threads in settings:
+        seconds = statistics.median(per_step[name])
+        rows.append({"setting": name, "processes": procs, "threads": threads,
+                     "seconds_per_step": [round(v, 3) for v in per_step[name]],
+                     "images_per_second": round(batch / seconds, 1), "load_average_before": load[name],
+                     "command": f"OMP_NUM_THREADS={threads} " + (f"torchrun --nproc_per_node={procs} -m minddim"
+                                if procs > 1 else "python -m minddim") + f" train --data mnist --out RUN --steps "
+                                f"{short} (then {long}) " + " ".join(model_args)})
+    return {"model": config, "batch": batch, "steps": [short, long], "repeats": repeats, "rows": rows}
+
+
 def cpu_summary() -> dict:
     """lscpu's model name and which of the vector/matrix flags that matter to torch on a CPU it lists."""
     info = {}
@@ -430,7 +481,8 @@ def main(argv=None) -> int:
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
         fn = {"sampling": lambda: bench_sampling(args.repeats), "overhead": lambda: bench_overhead(max(args.repeats, 5)),
-              "training": bench_training, "toy": bench_toy, "course": bench_course, "few-step": bench_few_step}[name]
+              "training": bench_training, "toy": bench_toy, "course": bench_course, "few-step": bench_few_step,
+              "distributed": lambda: bench_distributed(args.repeats)}[name]
         value = fn()
         results[name] = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
                          "cpu": cpu_summary(), "section_seconds": round(time.perf_counter() - start, 1),
@@ -571,7 +623,42 @@ def render(results: dict) -> str:
     if "few-step" in results:
         r = head("few-step", "6. Few steps: DDIM against the second-order sampler (shipped MNIST U-Net)")
         lines += _render_few_step(r)
+    if "distributed" in results:
+        r = head("distributed", "7. Training on 2 processes under torchrun (gloo) on this CPU")
+        lines += _render_distributed(r)
     return "\n".join(lines)
+
+
+def _render_distributed(r: dict) -> list:
+    """Section 7 of the README: images/s of the training command on 1 and 2 processes, and what that shows."""
+    short, long = r["steps"]
+    base = r["rows"][0]["images_per_second"]
+    lines = [f"`python -m minddim train --data mnist` with the shipped U-Net's configuration ({r['model']}), global "
+             f"batch {r['batch']}, trained for {short} and for {long} steps from scratch in each setting; images/s = "
+             f"{r['batch']} x ({long} - {short}) / (difference of the two runs' training wall-clocks in ema.json), so "
+             f"the start-up (imports, loading MNIST, joining the process group) is left out; the median of "
+             f"{r['repeats']} rounds, the settings interleaved. Under torchrun each "
+             f"process computes half of the batch and DistributedDataParallel all-reduces the gradients over gloo "
+             f"(README, \"Training on several GPUs or machines\").", "",
+             "| setting | images/s | vs 1 process, 1 thread | s per step (each round) | load average before each round |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['setting']} | {row['images_per_second']} | {row['images_per_second'] / base:.2f}x | "
+              f"{', '.join(map(str, row['seconds_per_step']))} | {', '.join(map(str, row['load_average_before']))} |"
+              for row in r["rows"]]
+    lines += ["", "Commands:", ""] + [f"- `{row['command']}`" for row in r["rows"]]
+    rounds = range(len(r["rows"][0]["seconds_per_step"]))
+    quiet = min(rounds, key=lambda k: max(row["load_average_before"][k] for row in r["rows"]))
+    lines += ["", f"The machine is shared: a load average above 1 before a setting means another job held a core, "
+              f"and the 2-thread process suffers most from it. In the quietest round (round {quiet + 1}, load "
+              f"average at most {max(row['load_average_before'][quiet] for row in r['rows'])} before each setting): "
+              + "; ".join(f"{row['setting']} {r['batch'] / row['seconds_per_step'][quiet]:.0f} images/s"
+                          for row in r["rows"]) + "."]
+    lines += ["", "What this shows: on one 2-core CPU, the same global batch on 2 processes of 1 thread against 1 "
+              "process of 1 and of 2 threads, i.e. what DDP's split and gloo's all-reduce cost or save next to "
+              "torch's own threads on the same cores. What it does not show: a GPU figure. On GPUs each process has "
+              "its own device and NCCL all-reduces over NVLink or the network (DDP overlaps the all-reduce with the "
+              "backward pass on either backend); none of that is measured here (no GPU was at hand).", ""]
+    return lines
 
 
 def _pm(stat: dict, fmt: str) -> str:
