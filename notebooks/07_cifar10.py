@@ -98,6 +98,33 @@ print("  python -m minddim train --data cifar10 --out runs/cifar10 --device cuda
 print("  python -m minddim sample --weights runs/cifar10/ema.pt --steps 50 --eta 0 --out cifar10_ddim50.png")
 
 # %% [markdown]
+# **At the paper's scale: several GPUs, several machines.** The paper's width and depth (base 128, multipliers
+# 1, 2, 2, 2, two residual blocks per level: 34.43 M parameters here) at its batch of 128 for 800k steps took
+# the paper 10.6 hours on a TPU v3-8 (21 steps per second, DDPM appendix B); to spread it over several GPUs the
+# command does not change, only the launcher does. `torchrun` starts one process per GPU,
+# each trains its share of the same global batch, and DistributedDataParallel averages their gradients:
+#
+# ```bash
+# # one machine, 8 GPUs: each process computes 16 of the 128 images of every step
+# torchrun --nproc_per_node=8 -m minddim train --data cifar10 --out runs/cifar10_ddpm --device cuda \
+#     --steps 800000 --batch-size 128 --lr 2e-4 --ema-decay 0.9999 --base 128 --mults 1,2,2,2 --num-res 2 \
+#     --checkpoint-every 5000 --resume
+# # two machines with 8 GPUs each: the same line on both, with the node's rank and the first machine's address
+# torchrun --nnodes=2 --nproc_per_node=8 --node-rank=0 --master-addr=HOST0 --master-port=29500 -m minddim train ...  # on HOST0
+# torchrun --nnodes=2 --nproc_per_node=8 --node-rank=1 --master-addr=HOST0 --master-port=29500 -m minddim train ...  # on the other
+# ```
+#
+# `--batch-size` stays the global batch (the number of processes must divide it), and every process draws the
+# whole batch's images, times t and noise from the same seeded generator and keeps its own rows, so the run
+# follows the one-process run with the same arguments up to floating-point rounding: the learning rate needs no
+# rescaling. Rank 0 alone writes the run folder (checkpoint, `loss.csv`, `ema.pt` and `ema.json`, which records
+# the world size and the launch command). With `--resume` on the first launch too, the same line relaunched after
+# a stop continues from the last checkpoint (relaunch by hand: torchrun's own `--max-restarts` failed to reconnect
+# the processes in 7 of 11 tries on the course's CPU machine); on a failure the whole job stops with a non-zero
+# exit and torchrun names the rank that failed. Tested on 2 CPU processes (gloo) against one process
+# (`tests/test_distributed.py`); no multi-GPU run was measured for this course.
+
+# %% [markdown]
 # ## 3. A small model on the CPU
 #
 # A few hundred steps of the smallest U-Net, the GPU run's code path at a budget that fits here. Enough to
