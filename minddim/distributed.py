@@ -119,6 +119,12 @@ def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
     return x / size
 
 
+def barrier() -> None:
+    """Wait until every process is here (no-op with one process)."""
+    if world().size > 1:
+        dist.barrier()
+
+
 def gather_rows(x: torch.Tensor, batch: int) -> torch.Tensor:
     """The whole batch from every process's rows (:func:`rows_of`), in rank order, on every process."""
     size = world().size

@@ -12,7 +12,7 @@ import torch
 
 from ._io import atomic_path
 from ._validate import check_positive_int
-from .distributed import is_writer, mean_over_processes, shard, world
+from .distributed import barrier, is_writer, mean_over_processes, shard, world
 from .losses import objective, sample_t
 from .schedules import Schedule, as_schedule
 
@@ -86,7 +86,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     trains the model wrapped in DistributedDataParallel, which averages the shards' gradients: the gradient of
     the global batch's mean loss, so the run follows the single-process one up to floating-point rounding.
     The losses recorded are the global batch's (averaged over the processes). Rank 0 alone keeps the EMA and
-    writes the checkpoint and ``log_csv``; every process loads the checkpoint on ``resume``. The other ranks
+    writes the checkpoint and ``log_csv``, and the others wait until it is written (a failure in a later step
+    cannot interrupt it); every process loads the checkpoint on ``resume``. The other ranks
     return ``ema=None``. ``loss_fn`` draws its own randomness and is for one process only. Dropout (off in the
     package's U-Nets) is the one random draw each process makes from its own torch generator.
     """
@@ -171,6 +172,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
                           "step": done}, checkpoint)
             if log_csv is not None:
                 _write_csv(losses, log_csv)
+        if save:
+            barrier()             # no process starts the next step (and can fail in it) before the checkpoint is whole
     if log_csv is not None and checkpoint is None and is_writer():
         _write_csv(losses, log_csv)
     if channels_last:

@@ -1,12 +1,18 @@
 """``python -m minddim`` for tests/test_distributed.py, launched by torchrun on a synthetic CIFAR-10 archive:
 the archive's MD5 (in ``MINDDIM_TEST_CIFAR10_MD5``) stands in for the real one. With ``MINDDIM_TEST_FAIL``
-set to ``RANK:STEP``, the process of that rank raises in the objective of the STEP-th training step it runs."""
+set to ``RANK:STEP``, the process of that rank raises in the objective of the STEP-th training step it runs, and
+rank 0 writes its checkpoints slowly (a slow disk: one second inside the temporary file), so that a process that
+did not wait for the checkpoint would fail while rank 0 is still writing it."""
 
 import importlib
 import os
 import sys
+import time
+
+import torch
 
 import minddim.data
+from minddim._io import atomic_path
 from minddim.__main__ import main
 from minddim.distributed import entry_point, world
 
@@ -22,7 +28,13 @@ if os.environ.get("MINDDIM_TEST_FAIL"):
             raise RuntimeError(f"injected failure at step {step}")
         return objective(*args, **kwargs)
 
+    def slow_save(obj, path):
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+            time.sleep(1.0)
+
     loop.objective = failing_objective
+    loop._save_atomic = slow_save
 
 if __name__ == "__main__":
     sys.exit(entry_point(main)())
