@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--kind", choices=("uniform", "quadratic", "trailing"), default="uniform",
                    help="the subsequence of --steps time steps (minddim.sampling.timesteps)")
     p.add_argument("--batch", type=int, default=100, help="folder mode: images per batch (default 100)")
-    p.add_argument("--device", default="cpu", help='folder mode: "cpu" (default) or e.g. "cuda"')
+    p.add_argument("--device", default="cpu", help='"cpu" (default) or e.g. "cuda" (under torchrun: each process\'s GPU)')
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="MNIST FID and confidence of DDIM-50 and DDPM-1000 samples, into the weights' JSON")
@@ -71,6 +71,8 @@ def main(argv=None) -> int:
                    help="samples per sampler (default 1000; under torchrun write --num-samples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--device", default="cpu", help='where to sample: "cpu" (default) or e.g. "cuda" (under torchrun: '
+                                                   "each process's GPU); the scoring runs on the CPU")
     p.add_argument("--root", default=None)
 
     p = sub.add_parser("train-classifier", help="train the MNIST classifier behind the MNIST FID")
@@ -106,6 +108,7 @@ def main(argv=None) -> int:
         from .commands import evaluate_unet
 
         quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
+                                device=args.device,
                                 command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         report(json.dumps(quality, indent=2))
         return 0
@@ -130,7 +133,8 @@ def main(argv=None) -> int:
         from .commands import sample_images
 
         eta = args.eta if args.eta == "sigma_hat" else float(args.eta)
-        sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed, kind=args.kind)
+        sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=eta, seed=args.seed, kind=args.kind,
+                      device=args.device)
         report(f"wrote {args.out}")
         return 0
     if args.command == "exercises":

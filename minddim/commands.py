@@ -135,23 +135,26 @@ def load_unet(weights) -> torch.nn.Module:
 
 
 def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, eta=0.0, seed: int = 0,
-                  kind: str = "uniform", progress: bool = True) -> torch.Tensor:
+                  kind: str = "uniform", progress: bool = True, device="cpu") -> torch.Tensor:
     """Sample ``n`` images from trained weights with DDIM (``steps``, ``eta``; DDPM is steps=1000, eta=1)
-    and write them to ``out`` as a PNG grid; returns the images in [-1, 1]. What ``python -m minddim sample``
-    runs. Under torchrun the processes share the batch by rows (:func:`minddim.distributed.sample_across`: the
-    same x_T and noise, the network on 1/N of the rows each) and rank 0 writes the grid of all of them."""
+    and write them to ``out`` as a PNG grid; returns the images in [-1, 1] (on the CPU). What ``python -m
+    minddim sample`` runs. Under torchrun the processes share the batch by rows
+    (:func:`minddim.distributed.sample_across`: the same x_T and noise, the network on 1/N of the rows each)
+    and rank 0 writes the grid of all of them. ``device`` (``"cuda"``: each process's GPU) holds the network,
+    x_T and the generator of the noise: a GPU's generator draws other numbers than the CPU's, so the images
+    depend on the device type, not on the number of processes."""
     from .distributed import is_writer, process_group, sample_across
     from .plotting import save_image_grid
     from .sampling import timesteps
 
-    model = load_unet(weights)
     schedule = Schedule.linear()
-    size = 28 if model.config["channels"] == 1 else 32
-    g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn(n, model.config["channels"], size, size, generator=g)
-    with process_group("cpu"):
+    with process_group(device) as device:
+        model = load_unet(weights).to(device)
+        size = 28 if model.config["channels"] == 1 else 32
+        g = torch.Generator(device=device).manual_seed(seed)
+        x_T = torch.randn(n, model.config["channels"], size, size, generator=g, device=device)
         x = sample_across(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g,
-                          progress=progress and is_writer(), clip_x0=1.0)
+                          progress=progress and is_writer(), clip_x0=1.0).cpu()
         if is_writer():
             save_image_grid(x, out)
     return x
@@ -208,21 +211,24 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
 
 
 def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
-                  command: str | None = None) -> dict:
+                  command: str | None = None, device="cpu") -> dict:
     """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
     the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
     > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
     and, as the floor at this ``n``, the same figures for ``n`` real training images. What
     ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote. Under torchrun the processes
     share each batch by rows (:func:`minddim.metrics.sample_quality`), so the figures are those of one process
-    with the same seed (up to floating-point rounding), and rank 0 writes them."""
+    with the same seed (up to floating-point rounding), and rank 0 writes them. ``device`` (``"cuda"``: each
+    process's GPU) is where the samples are drawn (:func:`~minddim.metrics.sample_quality`); the classifier
+    scores them on the CPU."""
     from .distributed import process_group
 
-    with process_group("cpu"):
-        return _evaluate_unet(weights, n=n, seed=seed, batch=batch, root=root, progress=progress, command=command)
+    with process_group(device) as device:
+        return _evaluate_unet(weights, n=n, seed=seed, batch=batch, root=root, progress=progress, command=command,
+                              device=device)
 
 
-def _evaluate_unet(weights, *, n, seed, batch, root, progress, command) -> dict:
+def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device) -> dict:
     import json
 
     from .data import load_mnist, to_model_range
@@ -231,7 +237,7 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command) -> dict:
                           sample_quality)
     from .weights import pretrained
 
-    model = load_unet(weights)
+    model = load_unet(weights).to(device)
     meta_path = Path(weights).with_suffix(".json")
     if model.config["channels"] != 1:
         raise ValueError("weights must be an MNIST (1-channel) U-Net")
@@ -244,14 +250,14 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command) -> dict:
     quality = {"command": launch_command(command or f"python -m minddim evaluate --weights {weights} --n {n} "
                                                     f"--seed {seed}"),
                "reference": f"MNIST test set ({len(reference)} images)", "n": n, "seed": seed, "batch": batch,
-               "machine": machine(),
+               "machine": machine(device),
                "real_train_images": {"fid": round(frechet_distance(classifier_features(classifier, train_images_[pick]),
                                                                    reference), 2),
                                      "confidence": round(classifier_confidence(train_images_[pick], classifier), 4),
                                      "sure": round(classifier_sure_fraction(train_images_[pick], classifier), 4)}}
     for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
-                                classifier=classifier, progress=progress and is_writer())
+                                classifier=classifier, progress=progress and is_writer(), device=device)
         result.pop("images")
         quality[name] = result
     if world().size > 1:

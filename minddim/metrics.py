@@ -176,7 +176,7 @@ def commitment_times(trajectory, classifier=None, batch: int = 1000) -> torch.Te
 
 
 def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: torch.Tensor, seed: int = 0,
-                   batch: int = 500, classifier=None, progress: bool = True) -> dict:
+                   batch: int = 500, classifier=None, progress: bool = True, device="cpu") -> dict:
     """Draw ``n`` MNIST samples with :func:`~minddim.sampling.sample` on ``timesteps(T, steps)`` with ``eta``
     (DDPM: ``steps = T, eta = 1``) and score them: MNIST FID against ``reference``, classifier confidence,
     the fraction the classifier is sure of (:func:`classifier_sure_fraction`) and sampling wall-clock.
@@ -185,7 +185,9 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     come from ``seed``, drawn in batches of ``batch``; under torchrun each process runs the network on its rows
     of every batch (:func:`minddim.distributed.sample_across`), drawing the same numbers. Returns a dict with
     ``n, steps, eta, seed, fid, confidence, sure, seconds`` (rounded for printing) and the samples in [-1, 1]
-    under ``"images"``."""
+    under ``"images"`` (on the CPU). ``device`` (where ``model`` is, e.g. ``"cuda"``) holds x_T and the generator
+    of all sampling noise: a GPU's generator draws other numbers than the CPU's, so the figures depend on the
+    device type for a seed, not on the number of processes; the classifier scores on the CPU."""
     import time
 
     from .distributed import sample_across
@@ -202,12 +204,12 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
                          f"got {tuple(reference.shape)}")
     if getattr(model, "config", {}).get("channels", 1) != 1:
         raise ValueError("model must be an MNIST (1-channel) model: the MNIST FID scores 28x28 digits")
-    g = torch.Generator().manual_seed(seed)
-    x_T = torch.randn(n, 1, 28, 28, generator=g)
+    g = torch.Generator(device=device).manual_seed(seed)
+    x_T = torch.randn(n, 1, 28, 28, generator=g, device=device)
     tau = timesteps(schedule.T, steps)
     started = time.perf_counter()
     images = torch.cat([sample_across(model, x_T[i:i + batch], schedule, tau, eta, generator=g, progress=progress,
-                                      clip_x0=1.0) for i in range(0, n, batch)])
+                                      clip_x0=1.0) for i in range(0, n, batch)]).cpu()
     seconds = time.perf_counter() - started
     images = images.clamp(-1, 1)
     return {"n": n, "steps": int(steps), "eta": eta, "seed": seed,

@@ -140,7 +140,17 @@ def test_a_failing_rank_stops_the_job_and_a_resumed_run_ends_where_the_uninterru
     assert _max_diff(alone["model"], straight["model"]) < TOLERANCE
 
 
-def test_sample_on_two_processes_returns_the_single_process_images(runs, tmp_path):
+@pytest.fixture
+def one_thread():
+    """torch on one thread in this process too, as in the launched ones (OMP_NUM_THREADS=1): the network's CPU
+    kernels may round differently with another thread count, and the comparison below is pixel for pixel."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sample_on_two_processes_returns_the_single_process_images(runs, tmp_path, one_thread):
     """5 images on 2 processes: rank 0 runs the network on rows 0-2, rank 1 on rows 3-4; the rows are gathered."""
     from minddim.commands import load_unet
     from minddim.plotting import save_image_grid
@@ -239,3 +249,26 @@ def test_sample_to_a_folder_under_torchrun_takes_this_ranks_batches(runs, tmp_pa
     one, two = (sorted((tmp_path / d).glob("*.png")) for d in ("one", "two"))
     assert [p.name for p in one] == [p.name for p in two] == [f"0000{i}.png" for i in range(5)]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
+
+
+def test_sample_and_evaluate_take_the_device_that_holds_network_x_T_and_generator(runs, tmp_path):
+    """--device: the network, x_T and the noise's generator live there (a GPU's generator draws other numbers than
+    the CPU's, so only the CPU case can be pinned here): "cpu" given explicitly is the default draw, bit for bit;
+    a device torch does not know is refused by name before anything is written."""
+    from minddim.commands import sample_images
+    from minddim.metrics import classifier_features, sample_quality
+
+    weights = runs[0] / "ema.pt"
+    default = sample_images(weights, tmp_path / "a.png", n=3, steps=2, eta=1.0, seed=1, progress=False)
+    on_cpu = sample_images(weights, tmp_path / "b.png", n=3, steps=2, eta=1.0, seed=1, progress=False, device="cpu")
+    assert torch.equal(default, on_cpu)
+    with pytest.raises(RuntimeError, match="gpu"):
+        sample_images(weights, tmp_path / "c.png", n=3, steps=2, seed=1, progress=False, device="gpu")
+    assert not (tmp_path / "c.png").exists()
+    # sample_quality (what evaluate runs): the same figures with device="cpu" as without
+    mnist = md.UNet(1, 8, (1, 2), 1).eval()
+    reference = classifier_features(md.pretrained("mnist_classifier"), torch.rand(50, 1, 28, 28) * 2 - 1)
+    runs_ = [sample_quality(mnist, md.Schedule.linear(), 2, 1.0, n=20, batch=10, reference=reference, seed=3,
+                            progress=False, **kw) for kw in ({}, {"device": "cpu"})]
+    assert torch.equal(runs_[0].pop("images"), runs_[1].pop("images"))
+    assert {k: v for k, v in runs_[0].items() if k != "seconds"} == {k: v for k, v in runs_[1].items() if k != "seconds"}
