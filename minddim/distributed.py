@@ -91,12 +91,11 @@ def process_group(device="cpu"):
 def shard(batch: int, name: str = "batch_size") -> slice:
     """This process's rows of a global batch of ``batch``: the r-th of N equal, contiguous blocks. A batch that
     the number of processes does not divide is a ValueError naming ``name``."""
-    rank, size, _ = world()
+    size = world().size
     if batch % size:
         raise ValueError(f"{name} ({batch}) must be a multiple of the number of processes ({size}): each process "
                          f"takes an equal share of the global batch")
-    per = batch // size
-    return slice(rank * per, (rank + 1) * per)
+    return rows_of(batch)
 
 
 def rows_of(batch: int, rank: int | None = None) -> slice:
