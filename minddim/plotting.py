@@ -1,10 +1,23 @@
-"""Figures the notebooks share: 2-D scatter panels, reverse trajectories, and animations."""
+"""Figures the notebooks share: 2-D scatter panels, reverse trajectories, animations, image grids; and
+:func:`below`, how the notebooks print a quantity that is zero up to rounding."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+
+def below(value: float, bound: float = 1e-12) -> str:
+    """``value`` (a difference that is zero up to rounding) as text that reads the same on every CPU: ``"< 1e-12"``
+    when ``|value| < bound``. Rounding noise differs from one CPU's kernels to another's (AVX2, AVX-512, ARM sum in
+    different orders), so its digits are never printed; a value at or above ``bound`` is printed with its digits and
+    "NOT below", so that a real discrepancy shows (and no longer matches a stored output)."""
+    value, bound = abs(float(value)), float(bound)
+    if not bound > 0:
+        raise ValueError(f"bound must be positive, got {bound}")
+    text = f"{bound:.0e}".replace("e-0", "e-")
+    return f"< {text}" if value < bound else f"{value:.1e} (NOT below {text})"
 
 
 def _np(x):

@@ -56,7 +56,7 @@ t, noise = 300, torch.randn_like(x0)
 
 beta = schedule.betas[t].item()
 inline = math.sqrt(1 - beta) * x0 + math.sqrt(beta) * noise          # eq. (2), by hand
-print("max |inline - md.q_step| =", f"{(inline - md.q_step(x0, t, schedule, noise)).abs().max().item():.1e}")
+print("max |inline - md.q_step| =", plotting.below((inline - md.q_step(x0, t, schedule, noise)).abs().max()))
 
 # %% [markdown]
 # Running the chain from $t = 1$ to $T$ turns the swiss roll into a Gaussian blob:

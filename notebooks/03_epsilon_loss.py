@@ -71,8 +71,8 @@ t = torch.randint(1, T + 1, (1000,))
 x_t = md.q_sample(x0, t, schedule, eps)
 a, beta, ab = (schedule.alphas[t][:, None], schedule.betas[t][:, None], schedule.alpha_bars[t][:, None])
 mu_from_eps = (x_t - beta / (1 - ab).sqrt() * eps) / a.sqrt()                      # eq. 10, inline
-print("max |eq. 10 - q_posterior mean| =", f"{(mu_from_eps - md.q_posterior(x0, x_t, t, schedule)[0]).abs().max().item():.1e}")
-print("and md.p_mean (eq. 11) with the true noise:", f"{(md.p_mean(x_t, eps, t, schedule) - mu_from_eps).abs().max().item():.1e}")
+print("max |eq. 10 - q_posterior mean| =", plotting.below((mu_from_eps - md.q_posterior(x0, x_t, t, schedule)[0]).abs().max()))
+print("and md.p_mean (eq. 11) with the true noise:", plotting.below((md.p_mean(x_t, eps, t, schedule) - mu_from_eps).abs().max()))
 
 # %% [markdown]
 # $L_\text{simple}$ (eq. 14) drops the weight. Relative to the true bound (with $\sigma_t^2=\beta_t$) that is a

@@ -71,7 +71,7 @@ x_t = md.q_sample(x0, 400, schedule)
 sigma = md.ddim_sigma(schedule, 400, 399, 0.5)
 m1, _ = q_sigma_inline(x0, x_t, 400, 399, sigma)
 m2, _ = md.q_sigma_posterior(x0, x_t, 400, 399, sigma, schedule)
-print("max |inline - md.q_sigma_posterior| =", f"{(m1 - m2).abs().max().item():.1e}")
+print("max |inline - md.q_sigma_posterior| =", plotting.below((m1 - m2).abs().max()))
 
 # %% [markdown]
 # **Lemma 1** (DDIM): for every choice of $\sigma$, $q_\sigma(x_t\mid x_0) = \mathcal N(\sqrt{\bar\alpha_t}x_0, (1-\bar\alpha_t)I)$.
@@ -161,10 +161,10 @@ plt.show()
 # %%
 t = torch.arange(2, T + 1)
 print("max |sigma(eta=1)^2 - beta_tilde| over t =",
-      f"{(md.ddim_sigma(schedule, t, t - 1, 1.0) ** 2 - schedule.beta_tildes[2:]).abs().max().item():.1e}")
+      plotting.below((md.ddim_sigma(schedule, t, t - 1, 1.0) ** 2 - schedule.beta_tildes[2:]).abs().max()))
 x, e, z = (torch.randn(T - 1, 2, dtype=torch.float64) for _ in range(3))
 ddpm_step = md.p_mean(x, e, t, schedule) + schedule.beta_tildes[t].sqrt()[:, None] * z     # DDPM Algorithm 2
-print("max |ddim_step(eta=1) - DDPM ancestral step| =", f"{(md.ddim_step(x, e, t, t - 1, schedule, 1.0, z)[0] - ddpm_step).abs().max().item():.1e}")
+print("max |ddim_step(eta=1) - DDPM ancestral step| =", plotting.below((md.ddim_step(x, e, t, t - 1, schedule, 1.0, z)[0] - ddpm_step).abs().max()))
 
 
 # %% [markdown]
@@ -188,9 +188,9 @@ x1, e1, z1 = (torch.randn(5, 2, dtype=torch.float64) for _ in range(3))
 print("sigma for the step 1 -> 0 at eta = 0, 0.5, 1, 'sigma_hat':",
       [md.ddim_sigma(schedule, 1, 0, eta).item() for eta in (0.0, 0.5, 1.0, "sigma_hat")])
 print("max |ddim_step(x_1 -> x_0, eta=1) - f_theta(x_1)| =",
-      f"{(md.ddim_step(x1, e1, 1, 0, schedule, 1.0, z1)[0] - md.predict_x0(x1, e1, 1, schedule)).abs().max().item():.1e}")
+      plotting.below((md.ddim_step(x1, e1, 1, 0, schedule, 1.0, z1)[0] - md.predict_x0(x1, e1, 1, schedule)).abs().max()))
 print("max |DDPM mean at t=1 - f_theta(x_1)| =",
-      f"{(md.p_mean(x1, e1, 1, schedule) - md.predict_x0(x1, e1, 1, schedule)).abs().max().item():.1e}")
+      plotting.below((md.p_mean(x1, e1, 1, schedule) - md.predict_x0(x1, e1, 1, schedule)).abs().max()))
 
 # %% [markdown]
 # ## 4. Theorem 1: one model for all $\eta$
@@ -415,7 +415,7 @@ x_t = torch.randn(5, 2, dtype=torch.float64)
 e = mlp(x_t, torch.full((5,), t)).double()
 s = lambda k: math.sqrt((1 - ab[k].item()) / ab[k].item())  # noqa: E731
 euler = (x_t / ab[t].sqrt() + (s(t_prev) - s(t)) * e) * ab[t_prev].sqrt()
-print("max |Euler step - ddim_step(eta=0)| =", f"{(euler - md.ddim_step(x_t, e, t, t_prev, schedule, 0.0)[0]).abs().max().item():.1e}")
+print("max |Euler step - ddim_step(eta=0)| =", plotting.below((euler - md.ddim_step(x_t, e, t, t_prev, schedule, 0.0)[0]).abs().max()))
 
 # %% [markdown]
 # ## Summary

@@ -72,8 +72,8 @@ for t in (10, 300):
     eps = exact(x_t, torch.full((2000,), t))
     inline = -eps / (1 - ab[t]).sqrt()
     print(f"t = {t:>3}: max |-E[eps|x_t] / sqrt(1 - ab) - exact.score| = "
-          f"{(inline - exact.score(x_t, t)).abs().max().item():.1e}, "
-          f"max |inline - md.score_from_eps| = {(inline - md.score_from_eps(eps, t, schedule)).abs().max().item():.1e}")
+          f"{plotting.below((inline - exact.score(x_t, t)).abs().max())}, "
+          f"max |inline - md.score_from_eps| = {plotting.below((inline - md.score_from_eps(eps, t, schedule)).abs().max())}")
 
 # %% [markdown]
 # The vector fields, exact (top) and from the MLP (bottom), on a grid, over 1,000 draws of $q(x_t)$ in grey. The score
@@ -178,8 +178,8 @@ for t in (10, 100, 300, 700):
     eps = exact(x_t, t_batch)
     via_tweedie = md.tweedie(x_t, exact.score(x_t, t), t, schedule)
     print(f"t = {t:>3}: max |tweedie - predict_x0| = "
-          f"{(via_tweedie - md.predict_x0(x_t, eps, t, schedule)).abs().max().item():.1e}, "
-          f"max |tweedie - E[x0|x_t] inline| = {(via_tweedie - posterior_mean_inline(x_t, t)).abs().max().item():.1e}")
+          f"{plotting.below((via_tweedie - md.predict_x0(x_t, eps, t, schedule)).abs().max())}, "
+          f"max |tweedie - E[x0|x_t] inline| = {plotting.below((via_tweedie - posterior_mean_inline(x_t, t)).abs().max())}")
 
 # %% [markdown]
 # The same for the MLP (float32): $\hat x_0$ from its $\epsilon$ and Tweedie on its score agree to rounding, and both
@@ -194,7 +194,7 @@ with torch.no_grad():
 x0_mlp = md.tweedie(x_t, md.score_from_eps(eps_mlp, t, schedule), t, schedule)
 x0_exact = md.tweedie(x_t, exact.score(x_t, t), t, schedule)
 print(f"MLP: max |tweedie - predict_x0| = "
-      f"{(x0_mlp - md.predict_x0(x_t, eps_mlp, t, schedule)).abs().max().item():.1e}; "
+      f"{plotting.below((x0_mlp - md.predict_x0(x_t, eps_mlp, t, schedule)).abs().max(), 1e-5)} (float32); "
       f"RMS distance of its E[x0|x_t] to the exact one: {(x0_mlp - x0_exact).pow(2).sum(1).mean().sqrt().item():.3f} "
       f"(RMS distance of x_t to it: {(x_t - x0_exact).pow(2).sum(1).mean().sqrt().item():.3f})")
 plotting.scatter_panels([x_t, x0_exact, x0_mlp], [f"x_t, t = {t}", "E[x0|x_t], exact", "E[x0|x_t], MLP (Tweedie)"],
@@ -203,8 +203,8 @@ plotting.scatter_panels([x_t, x0_exact, x0_mlp], [f"x_t, t = {t}", "E[x0|x_t], e
 plt.show()
 
 # %% [markdown]
-# Tweedie's formula and `predict_x0` agree to $5.3\times10^{-15}$, and both agree with the independently computed
-# posterior mean to $2.6\times10^{-14}$ (float64) at all four $t$: with the exact model, DDIM's "predicted $x_0$" *is*
+# Tweedie's formula and `predict_x0` agree to better than $10^{-12}$, and both agree with the independently computed
+# posterior mean to better than $10^{-12}$ (float64) at all four $t$: with the exact model, DDIM's "predicted $x_0$" *is*
 # $\mathbb E[x_0\mid x_t]$. For the MLP the two formulas agree to float32 rounding ($7.2\times10^{-7}$), and its
 # posterior mean lies an RMS 0.038 from the exact one at $t = 300$, where $x_t$ itself lies 0.430 from it. The posterior
 # mean is an average over the modes $x_t$ may have come from, so where $x_t$ is ambiguous it falls between modes: one
@@ -243,7 +243,7 @@ with torch.no_grad():
               / (2 * (1 - ab[t].item()) * md.dsm_loss(score_exact, x0_64, t, schedule, noise=noise_64).item())
               for t in (1, 10, 100, 500, 1000)]
     worst = max(abs(r - 1) for r in ratios)
-print(f"exact model, float64: max |ratio - 1| over the same t = {worst:.1e}")
+print(f"exact model, float64: max |ratio - 1| over the same t = {plotting.below(worst)}")
 
 # %% [markdown]
 # **What the weighting does.** Song & Ermon chose $\lambda(\sigma) = \sigma^2$ because $\|\sigma s_\theta\|$ is of order
@@ -276,7 +276,7 @@ print(f"L_simple's weight, relative to the bound's, is {relative:.0f} times larg
 # %% [markdown]
 # On the same draws the identity holds: ratio 1.0000 for $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits
 # (the DSM target $\epsilon/\sqrt{1-\bar\alpha_1}$ is 100 times the noise); in float64 with the exact model the ratio is
-# 1 to $4.4\times10^{-16}$. The exact model's DSM loss falls from 4972 at $t = 1$ to $4.1\times10^{-5}$ at $t = T$,
+# 1 to better than $10^{-12}$. The exact model's DSM loss falls from 4972 at $t = 1$ to $4.1\times10^{-5}$ at $t = T$,
 # eight orders of magnitude; times $\sigma_t^2$ it is between 0.0000 and 0.4972 (it is half the per-coordinate
 # $L_\text{simple}$ floor, which cannot exceed $\mathbb E\,\epsilon_i^2 = 1$). Unweighted, the smallest noise levels
 # would dominate the sum; NCSN's $\lambda = \sigma^2$ and DDPM's dropped weights are the same remedy. The bound weighs
@@ -302,7 +302,7 @@ score_fix = lambda x: exact.score(x, t_fix)  # noqa: E731
 x, z = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
 inline = x + 0.1 / 2 * score_fix(x) + math.sqrt(0.1) * z
 print(f"max |inline Langevin step - md.langevin_step| = "
-      f"{(inline - md.langevin_step(x, score_fix(x), 0.1, z)).abs().max().item():.1e}")
+      + plotting.below((inline - md.langevin_step(x, score_fix(x), 0.1, z)).abs().max()))
 
 
 def draw_q(seed, n=1000):
@@ -442,7 +442,7 @@ sigma_t = md.ddim_sigma(schedule, t, t - 1, 1.0)[:, None]
 ddpm_step = (x_t + beta * s) / alpha.sqrt() + sigma_t * z
 ddim_eta1 = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=1.0, noise=z)[0]
 print(f"max |(x_t + beta_t score) / sqrt(alpha_t) + sigma_t z - ddim_step(eta=1)| over t = 2..{T}: "
-      f"{(ddpm_step - ddim_eta1).abs().max().item():.1e}")
+      + plotting.below((ddpm_step - ddim_eta1).abs().max()))
 split = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=0.0)[0] + beta / 2 * s + beta.sqrt() * z
 remainder = (ddpm_step - split).norm(dim=1) / (ddpm_step - x_t).norm(dim=1)
 for lo, hi in ((2, 10), (11, 100), (101, 1000)):
@@ -451,7 +451,7 @@ for lo, hi in ((2, 10), (11, 100), (101, 1000)):
           f"median {remainder[pick].median().item():.3f}, max {remainder[pick].max().item():.3f}")
 
 # %% [markdown]
-# The rewritten step is `ddim_step` with $\eta = 1$ to $8.9\times10^{-16}$. The split into "deterministic step + one
+# The rewritten step is `ddim_step` with $\eta = 1$ to better than $10^{-12}$. The split into "deterministic step + one
 # Langevin step of size $\beta_t$" leaves a remainder of median 0.001 (at most 0.014) of the step's length for
 # $t > 100$, 0.017 (at most 0.071) for $11 \le t \le 100$, and 0.131 (at most 0.435) for $t \le 10$, where
 # $\beta_t/(1-\bar\alpha_t)$ is no longer small ($\tilde\beta_1 = 0$, not $\beta_1$). So DDPM's sampler is, step by
@@ -538,7 +538,7 @@ for t, t_prev in ((1000, 500), (900, 400), (100, 99), (20, 0)):
     eps = exact(x_t, torch.full((1000,), t))
     euler, ddim = md.euler_step(x_t, eps, t, t_prev, schedule), md.ddim_step(x_t, eps, t, t_prev, schedule, eta=0.0)[0]
     diff = (euler - ddim).abs().max().item()
-    print(f"{t:>4} -> {t_prev:>3}: max |euler_step - ddim_step(eta=0)| = {diff:.1e}")
+    print(f"{t:>4} -> {t_prev:>3}: max |euler_step - ddim_step(eta=0)| = {plotting.below(diff)}")
 
 # %% [markdown]
 # **The reference solution.** `md.pf_ode_solve` integrates eq. 14 with an 8th-order Runge-Kutta method (scipy's DOP853)
@@ -596,7 +596,7 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# DDIM's step and Euler's agree to $3.4\times10^{-14}$ (float64): DDIM's $\eta = 0$ sampler is Euler's method on eq. 14.
+# DDIM's step and Euler's agree to better than $10^{-12}$ (float64): DDIM's $\eta = 0$ sampler is Euler's method on eq. 14.
 # Against the reference solution, **to $t = 100$** DDIM's error falls with slope $-1.02$ and Heun's with $-2.09$: first
 # and second order, as the two methods should. **To $t = 0$** DDIM keeps its order ($-0.96$), Heun does not: $-1.31$
 # over all $S$, $-1.15$ over $S = 200 \dots 1000$. The last step is to blame. From $\tau_1$ to $0$ Heun takes an Euler
@@ -694,26 +694,26 @@ for t_end in (100, 0):
     closed = md.gaussian_flow_map(x_T, sigma_T, s_end, gauss.mean, gauss.cov)
     solved = md.pf_ode_solve(gauss, x_T, sigma_T, s_end, schedule)
     print(f"sigma_T -> sigma_{t_end}: max |gaussian_flow_map - pf_ode_solve| = "
-          f"{(closed - solved).abs().max().item():.1e}")
+          + plotting.below((closed - solved).abs().max(), 1e-9))
 
 # %% [markdown]
 # At step size 0.05 the chain's small eigenvalue is $0.2145 \pm 0.0043$: the closed form says 0.2133, the data's 0.2 is
 # 3.4 standard errors away. At step size 0.4 it is $0.3914 \pm 0.0078$ against the closed form's 0.4000, twice the
 # data's eigenvalue. The large eigenvalue lies 1.6 and 1.7 standard errors above the closed form (1.8725 against 1.8126,
 # 1.9729 against 1.9059); both chains use the same seed, so these two deviations are not independent. The flow map and
-# the numerical solution agree to $3.8\times10^{-11}$, near the solver's tolerances: `pf_ode_solve` is accurate enough
+# the numerical solution agree to better than $10^{-9}$, near the solver's tolerances (rtol $10^{-10}$, atol $10^{-12}$): `pf_ode_solve` is accurate enough
 # to serve as the reference of section 5.
 #
 # ## Summary
 #
-# - The score of $q(x_t)$ is $-\mathbb E[\epsilon\mid x_t]/\sqrt{1-\bar\alpha_t}$ (checked to $10^{-15}$), so an
+# - The score of $q(x_t)$ is $-\mathbb E[\epsilon\mid x_t]/\sqrt{1-\bar\alpha_t}$ (checked to $10^{-12}$), so an
 #   $\epsilon$-model is a score model. The MLP's score error is largest where the score is: relative error 1.92 at
 #   $t = 1$, at most 0.0011 from $t = 300$ on; $L_\text{simple}$ weighs the $\epsilon$-error, not the score error,
 #   equally at every $t$.
 # - Tweedie's formula is `predict_x0`: with the exact model it equals the mixture's posterior mean to
-#   $2.6\times10^{-14}$.
+#   better than $10^{-12}$.
 # - $L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times denoising score matching (ratio 1 to
-#   $4.4\times10^{-16}$ in float64): DDPM eq. 12 is NCSN's objective with $\lambda(\sigma) = \sigma^2$.
+#   better than $10^{-12}$ in float64): DDPM eq. 12 is NCSN's objective with $\lambda(\sigma) = \sigma^2$.
 # - Langevin dynamics with the exact score reaches $q(x_{100})$ within 100 steps at $\delta = 0.02$; at $\delta = 0.2$
 #   its MMD$^2$ settles after 3 steps, but the mean squared spread of its modes is 1.45 times too large (closed form for
 #   one Gaussian: 1.56). Annealed Langevin goes from noise to data; DDPM's step is DDIM's deterministic step plus one
@@ -721,7 +721,7 @@ for t_end in (100, 0):
 #   and annealed Langevin are within or near the band of perfect samples with the exact score; with the MLP, annealed
 #   Langevin is
 #   clearly worse (6.43 and 7.09 against 1.64 and $-0.74$).
-# - DDIM is Euler's method on eq. 14 (to $3.4\times10^{-14}$): log-log slope $-1.02$ against the reference solution, Heun
+# - DDIM is Euler's method on eq. 14 (to better than $10^{-12}$): log-log slope $-1.02$ against the reference solution, Heun
 #   $-2.09$, both measured to $t = 100$; to $t = 0$ Heun's last Euler step, of size $\sigma(\tau_1)$, limits it to about
 #   first order. At equal evaluations Heun is worse than DDIM at 9-10 and 19-20 evaluations and level with it at about
 #   50.

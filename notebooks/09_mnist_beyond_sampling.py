@@ -275,7 +275,7 @@ for k in (0, 5, 6, 15):
           + f"{sum(bits):>12.3f}")
 every = max(abs(sum(-math.log2(reveal_prob(patterns[k], t)) for t in range(1, N + 1)) + math.log2(p_data[k]))
             for k in range(2 ** N))
-print(f"largest |bound - (-log2 q(x_0))| over all 16 images: {every:.1e} bits (L_T = 0: x_T is always blank)")
+print(f"largest |bound - (-log2 q(x_0))| over all 16 images: {plotting.below(every, 1e-6)} bits (L_T = 0: x_T is always blank)")
 g = torch.Generator().manual_seed(0)
 draws = torch.full((20000, N), -1)                             # -1 = masked: x_T is the blank image
 snapshots = [draws.clone()]

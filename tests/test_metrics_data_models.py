@@ -94,3 +94,25 @@ def test_reference_spread_measures_the_metric_on_perfect_samples():
     assert shifted > mean + 10 * std
     with pytest.raises(ValueError, match="repeats"):
         md.reference_spread(draw, ref, md.mmd, repeats=1)
+
+
+def test_mmd_reuses_the_reference_self_term_only_while_the_reference_is_unchanged():
+    from minddim import metrics
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(300, 2, generator=g), torch.randn(400, 2, generator=g)
+    x64, y64 = x.double(), y.double()
+    h2 = tuple(h ** 2 for h in (0.1, 0.2, 0.5, 1.0, 2.0))
+
+    def uncached(a, b):  # the three kernel sums of the unbiased estimate, written out
+        return float(metrics._mean_kernel(a, a, h2, True) + metrics._mean_kernel(b, b, h2, True)
+                     - 2 * metrics._mean_kernel(a, b, h2, False))
+
+    first = md.mmd(x, y)
+    assert first == uncached(x64, y64) == md.mmd(x, y) == md.mmd(x, y.clone())       # the same number, cached or not
+    assert md.mmd(x, y, bandwidths=(1.0,)) != first                                    # other bandwidths, other term
+    y.mul_(3)                                                                          # modified in place: recomputed
+    assert md.mmd(x, y) == uncached(x64, y.double()) != first
+    n = len(metrics._SELF_TERMS)
+    del y
+    assert len(metrics._SELF_TERMS) < n                                                # freed with its tensor

@@ -142,3 +142,39 @@ def test_the_files_run_first_exist():
 
     missing = [path for path in RUN_FIRST if not (ROOT / path).exists()]
     assert not missing, f"conftest.RUN_FIRST names files that are not there: {missing}"
+
+
+# Rounding noise (a difference that is zero up to float64 or float32 rounding) is printed as a bound, never as its
+# digits: those digits change with the CPU's kernels (AVX2, AVX-512, ARM) and would turn the stored outputs red
+# elsewhere (minddim.plotting.below). A bare power of ten (`1e-12`, `< 1e-9`) is a bound and passes.
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])")
+_BARE_BOUND = re.compile(r"[-+]?1(?:\.0*)?[eE][-+]?\d+")
+
+
+def printed_rounding_noise(text: str, below: float = 1e-10) -> list[str]:
+    """The numbers in ``text`` that are nonzero, smaller than ``below`` in size and printed with digits."""
+    return [m.group(0) for m in _NUMBER.finditer(text)
+            if 0 < abs(float(m.group(0))) < below and not _BARE_BOUND.fullmatch(m.group(0))]
+
+
+@pytest.mark.parametrize("text, found", [
+    ("max |inline - md.q_step| = 2.6e-14", ["2.6e-14"]), ("agree: 8.9e-16 and 0.00000000000012", ["8.9e-16", "0.00000000000012"]),
+    ("max |inline - md.q_step| = < 1e-12", []), ("tolerance 1e-12, 1.0e-15", []), ("alpha_bar_T = 4.04e-05", []),
+    ("cell 3e-11 at 1.5e-10", ["3e-11"]), ("step 1000, 0.0 and 0.000", [])])
+def test_the_rounding_noise_scan_finds_what_it_should(text, found):
+    assert printed_rounding_noise(text) == found
+
+
+@pytest.mark.parametrize("ipynb", sorted(p for d in ("notebooks", "solutions") for p in (ROOT / d).glob("*.ipynb")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_stored_output_prints_rounding_noise(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    found = []
+    for k, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + [v for key, v in (out.get("data") or {}).items() if key.startswith("text/")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else text
+                found += [f"cell {k}: {n}" for n in printed_rounding_noise(text)]
+    assert not found, (f"{ipynb.name} prints rounding noise as digits ({', '.join(found)}): print a bound instead, "
+                       f"e.g. minddim.plotting.below(value, 1e-12) -> '< 1e-12'")

@@ -54,3 +54,15 @@ def test_show_images_draws_the_grid_with_its_title(channels):
     if channels == 1:
         assert ax.get_images()[0].get_clim() == (0, 255)
     plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("value, bound, text", [(2.6e-14, 1e-12, "< 1e-12"), (-3e-16, 1e-12, "< 1e-12"),
+                                                (0.0, 1e-9, "< 1e-9"), (7.2e-7, 1e-5, "< 1e-5"),
+                                                (2e-5, 1e-5, "2.0e-05 (NOT below 1e-5)")])
+def test_below_prints_a_bound_and_shows_a_real_discrepancy(value, bound, text):
+    assert plotting.below(value, bound) == text
+
+
+def test_below_refuses_a_bound_that_is_not_positive():
+    with pytest.raises(ValueError, match="bound"):
+        plotting.below(1e-14, 0)
