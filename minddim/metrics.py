@@ -57,17 +57,18 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
     if x.shape[0] < 2 or y64.shape[0] < 2:
         raise ValueError("x and y need at least two samples each")
     h2 = tuple(float(h) ** 2 for h in bandwidths)
-    key = (y._version, y.dtype, tuple(y.shape), h2)
-    ref, cached_key, self_term = _SELF_TERMS.get(id(y), (None, None, None))
-    if ref is None or ref() is not y or cached_key != key:
-        self_term = _mean_kernel(y64, y64, h2, same=True)
-        if ref is None or ref() is not y:
-            weakref.finalize(y, _SELF_TERMS.pop, id(y), None)
-        _SELF_TERMS[id(y)] = (weakref.ref(y), key, self_term)
+    entry = _SELF_TERMS.get(id(y))
+    if entry is None or entry[0]() is not y:                    # a reference not seen yet: dropped when it is freed
+        weakref.finalize(y, _SELF_TERMS.pop, id(y), None)
+        entry = None
+    if entry is None or entry[1] != (y._version, h2):            # new, modified in place, or other bandwidths
+        entry = (weakref.ref(y), (y._version, h2), _mean_kernel(y64, y64, h2, same=True))
+        _SELF_TERMS[id(y)] = entry
+    self_term = entry[2]
     return float(_mean_kernel(x, x, h2, same=True) + self_term - 2 * _mean_kernel(x, y64, h2, same=False))
 
 
-# id(reference tensor) -> (a weak reference to it, (its version, dtype, shape, bandwidths), its kernel self-term);
+# id(reference tensor) -> (a weak reference to it, (its in-place version, bandwidths), its kernel self-term);
 # an entry is dropped when its tensor is freed (weakref.finalize), and used only while the tensor is the same object
 _SELF_TERMS: dict = {}
 
