@@ -1,5 +1,5 @@
 """Command line: ``python -m minddim exercises``, ``grade PATH... [--json]``, ``train ...``, ``sample ...``,
-``evaluate ...``, ``train-classifier ...``."""
+``evaluate ...``, ``train-classifier ...``, ``train-toy ...``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 
 def main(argv=None) -> int:
     from .commands import DATASETS
+    from .data import TOY_SETS
     from .train import LR_DECAYS, PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m minddim", description=__doc__)
@@ -83,6 +84,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default=None)
 
+    p = sub.add_parser("train-toy", help="train the course's 2-D MLP on a toy set (notebook 03's recipe; the shipped "
+                                         "eight_gaussians_mlp)")
+    p.add_argument("--data", choices=TOY_SETS, default="eight_gaussians")
+    p.add_argument("--out", default="runs/eight_gaussians_mlp", help="folder: ema.pt + ema.json, loss.csv")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace the ema.pt already in --out")
+
     args = parser.parse_args(argv)
     # under torchrun every process runs this; rank 0 alone says what was written
     report = print if os.environ.get("RANK", "0") == "0" else (lambda *a, **k: None)
@@ -92,6 +101,19 @@ def main(argv=None) -> int:
         _, acc = train_classifier(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                   root=args.root, command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
         print(f"wrote {args.out}: test accuracy {acc:.4f}")
+        return 0
+    if args.command == "train-toy":
+        from pathlib import Path
+
+        from .commands import train_toy_model
+
+        if args.steps < 1:
+            parser.error(f"train-toy: --steps must be a positive integer, got {args.steps}")
+        if (Path(args.out) / "ema.pt").exists() and not args.force:
+            parser.error(f"train-toy: {args.out}/ema.pt exists; choose another --out, or add --force to replace it")
+        train_toy_model(args.out, args.data, steps=args.steps, seed=args.seed,
+                        command="python -m minddim " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(f"wrote {args.out}/ema.pt, {args.out}/ema.json and {args.out}/loss.csv")
         return 0
     if args.command == "train":
         from .commands import train_images

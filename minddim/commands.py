@@ -11,7 +11,7 @@ import torch
 
 from ._io import atomic_path
 from .schedules import Schedule
-from .train import TrainResult, _save_atomic, train
+from .train import TrainResult, _save_atomic, _write_csv, train
 
 
 DATASETS = ("mnist", "cifar10")
@@ -122,12 +122,13 @@ def load_unet(weights) -> torch.nn.Module:
     from .models import UNet
     from .weights import AVAILABLE, pretrained
 
-    if isinstance(weights, str) and weights in AVAILABLE and not Path(weights).exists():
+    unets = sorted(name for name, kind in AVAILABLE.items() if kind == "UNet")
+    if isinstance(weights, str) and weights in unets and not Path(weights).exists():
         return pretrained(weights)
     weights = Path(weights)
     if not weights.is_file() or not weights.with_suffix(".json").is_file():
         raise ValueError(f"weights must be a state_dict .pt file with its .json beside it (as `train` writes), "
-                         f"or one of {sorted(AVAILABLE)}; got {str(weights)!r}")
+                         f"or one of {unets}; got {str(weights)!r}")
     meta = json.loads(weights.with_suffix(".json").read_text())
     model = UNet(**meta["model"])
     model.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
@@ -158,6 +159,57 @@ def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, e
         if is_writer():
             save_image_grid(x, out)
     return x
+
+
+def train_toy_model(out="runs/eight_gaussians_mlp", data: str = "eight_gaussians", *, steps: int = 3000,
+                    seed: int = 0, progress: bool = True, command: str | None = None) -> TrainResult:
+    """Train the course's 2-D :class:`~minddim.models.MLP` with :func:`minddim.train.train_toy` (notebook 03's
+    recipe) and write ``out/ema.pt`` (the EMA weights, a state_dict), ``out/ema.json`` (the command, steps, seed,
+    wall-clock, machine, model, schedule and the mean of the last 100 losses) and ``out/loss.csv``. What
+    ``python -m minddim train-toy`` runs; the shipped ``eight_gaussians_mlp`` was made this way (README)."""
+    import time
+
+    from .data import TOY_SETS
+    from .train import train_toy
+
+    if data not in TOY_SETS:
+        raise ValueError(f"data must be one of {TOY_SETS}, got {data!r}")
+    out = Path(out)
+    started = time.time()
+    result = train_toy(data, steps=steps, seed=seed, progress=progress)
+    seconds = time.time() - started
+    out.mkdir(parents=True, exist_ok=True)
+    _save_atomic(result.ema.state_dict(), out / "ema.pt")
+    _write_csv(result.losses, out / "loss.csv")
+    _write_json(out / "ema.json", {
+        "command": command or f"python -m minddim train-toy --data {data} --out {out} --steps {steps} --seed {seed}",
+        "data": data, "steps": steps, "seed": seed, "wall_clock_seconds": round(seconds, 1), "machine": machine(),
+        "model": {}, "schedule": {"kind": "linear", "T": 1000},
+        "recipe": "minddim.train_toy: 100k points, batch 512, Adam lr 3e-3, EMA decay 0.995, L_simple",
+        "final_loss_mean_100": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 5),
+        **({"quality": toy_quality(result.ema, data)} if data in ("eight_gaussians", "gaussian") else {})})
+    return result
+
+
+def toy_quality(model: torch.nn.Module, data: str = "eight_gaussians", *, n: int = 20_000, seed: int = 123) -> dict:
+    """L_simple of ``model`` and of the exact denoiser (:class:`~minddim.analytic.GaussianMixtureDenoiser`, the
+    loss floor) on the same ``n`` draws of (x_0, t, eps) from ``seed``, and their ratio: how close a toy model came
+    to the Bayes-optimal one. Recorded by ``train-toy`` for the toy sets that are exact mixtures."""
+    from .analytic import GaussianMixtureDenoiser
+    from .data import toy_mixture
+    from .losses import epsilon_loss
+
+    schedule = Schedule.linear()
+    exact = GaussianMixtureDenoiser(*toy_mixture(data), schedule)
+    g = torch.Generator().manual_seed(seed)
+    x0 = exact.sample_data(n, g)
+    t = torch.randint(1, schedule.T + 1, (n,), generator=g)
+    noise = torch.randn(n, exact.dim, generator=g)
+    with torch.no_grad():
+        floor = epsilon_loss(exact, x0, schedule, t=t, noise=noise).item()
+        learned = epsilon_loss(model, x0, schedule, t=t, noise=noise).item()
+    return {"draws": n, "seed": seed, "l_simple": round(learned, 5), "exact_floor": round(floor, 5),
+            "ratio_to_floor": round(learned / floor, 4)}
 
 
 def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int = 5, batch_size: int = 128,

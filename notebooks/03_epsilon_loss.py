@@ -116,6 +116,9 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # docstring) for 3000 steps (the wall-clock is printed), and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$.
 # Because the draws are shared, the gap between the two is measured much more precisely than either loss: we print
 # its standard error over the draws. This is one training run; section 4 shows how much runs differ between seeds.
+# The course ships this run's EMA weights (`md.pretrained("eight_gaussians_mlp")`, made by
+# `python -m minddim train-toy` with one thread; `md.weights.provenance("eight_gaussians_mlp")` gives the command and
+# machine), and notebooks 04, 05 and 08 load them instead of training again.
 
 # %%
 import time

@@ -269,11 +269,12 @@ print("DDPM's weight at eta = 1, t = 300:", f"{(schedule.betas[t] ** 2 / (2 * sc
 # sampling with some $\eta$ is exact only in that realizable limit; otherwise it is a surrogate, and what decides how
 # good a surrogate is how close the shared network gets to $\mathbb E[\epsilon\mid x_t]$ at each $t$, weighed by $\gamma_t$. The
 # weights differ a lot between $\eta$'s and across $t$, so the question is not empty. We measure both for the MLP
-# trained with $L_\text{simple}$ (the recipe of notebook 03): its excess $\epsilon$-loss over the exact model's Bayes floor
+# trained with $L_\text{simple}$ (notebook 03's recipe and training run, shipped as `md.pretrained("eight_gaussians_mlp")`;
+# README says how it was made): its excess $\epsilon$-loss over the exact model's Bayes floor
 # at several $t$, on the same 20,000 draws (so the standard error of the difference is small).
 
 # %%
-mlp = md.train_toy("eight_gaussians", steps=3000, seed=0).ema
+mlp = md.pretrained("eight_gaussians_mlp")   # notebook 03: md.train_toy("eight_gaussians", steps=3000, seed=0).ema
 n = 20_000
 gen = torch.Generator().manual_seed(4)
 x0 = exact.sample_data(n, gen)

@@ -50,7 +50,7 @@ schedule = md.Schedule.linear()
 T = schedule.T
 ab = schedule.alpha_bars
 exact = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
-mlp = md.train_toy("eight_gaussians", steps=3000, seed=0).ema  # notebook 03's recipe, one training run
+mlp = md.pretrained("eight_gaussians_mlp")  # notebook 03's training run: md.train_toy("eight_gaussians", steps=3000, seed=0).ema
 
 # %% [markdown]
 # ## 1. The score of $q(x_t)$

@@ -81,3 +81,40 @@ def test_error_messages_state_the_allowed_range():
         md.Schedule.from_betas([0.5, 1.5])
     with pytest.raises(ValueError, match=r"1\.\.50"):
         md.timesteps(50, 60)
+
+
+def test_train_toy_writes_a_run_folder_and_refuses_to_replace_one(tmp_path, capsys):
+    """`python -m minddim train-toy`: ema.pt (loadable as an MLP), ema.json with the command and quality, loss.csv;
+    a second run into the same folder is refused (nothing replaced) unless --force; bad --steps names the option."""
+    import json
+
+    import torch
+
+    from minddim.__main__ import main
+
+    out = tmp_path / "toy"
+    assert main(["train-toy", "--out", str(out), "--steps", "20", "--seed", "1"]) == 0
+    meta = json.loads((out / "ema.json").read_text())
+    assert meta["steps"] == 20 and meta["seed"] == 1 and "--steps 20" in meta["command"]
+    assert set(meta["quality"]) == {"draws", "seed", "l_simple", "exact_floor", "ratio_to_floor"}
+    assert len((out / "loss.csv").read_text().splitlines()) == 21
+    md.MLP().load_state_dict(torch.load(out / "ema.pt", weights_only=True))
+    before = (out / "ema.pt").read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train-toy", "--out", str(out), "--steps", "20", "--seed", "2"])
+    assert exit_.value.code == 2 and "--force" in capsys.readouterr().err
+    assert (out / "ema.pt").read_bytes() == before
+    assert main(["train-toy", "--out", str(out), "--steps", "20", "--seed", "2", "--force"]) == 0
+    assert (out / "ema.pt").read_bytes() != before
+    with pytest.raises(SystemExit):
+        main(["train-toy", "--out", str(tmp_path / "bad"), "--steps", "0"])
+    assert "--steps must be a positive integer" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_only_a_shipped_unet_is_loaded_as_one():
+    from minddim.commands import load_unet
+
+    assert type(load_unet("mnist_unet")).__name__ == "UNet"
+    for name in ("eight_gaussians_mlp", "mnist_classifier"):
+        with pytest.raises(ValueError, match="one of \\['mnist_unet'\\]"):
+            load_unet(name)

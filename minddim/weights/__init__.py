@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-AVAILABLE = {"mnist_classifier": "Classifier", "mnist_unet": "UNet"}
+AVAILABLE = {"eight_gaussians_mlp": "MLP", "mnist_classifier": "Classifier", "mnist_unet": "UNet"}
 
 
 def provenance(name: str) -> dict:
