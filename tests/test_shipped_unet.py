@@ -7,7 +7,7 @@ import torch
 
 import minddim as md
 from minddim.__main__ import main
-from minddim.metrics import classifier_features, sample_quality
+from minddim.metrics import classifier_confidence, classifier_features, classifier_sure_fraction, frechet_distance
 from minddim.weights import provenance
 from tests.test_data_images import has_mnist
 
@@ -32,21 +32,32 @@ def test_provenance_records_the_commands_machine_and_quality():
     assert sum(p.numel() for p in model.parameters()) < 2_000_000 and not model.training
 
 
+# The first 200 of the 1000 DDIM-50 samples `evaluate` scored (its seed; eta = 0 draws no noise after x_T, so
+# sample i depends on x_T[i] alone), scored here against the 10,000 test images, measured by this test's own code
+# on a 2-core AMD EPYC (Zen 3), one thread, with torch's kernels at AVX2 and capped at "default": the same figures
+# to the digits recorded (FID 34.2968 vs 34.2968; an FID of 200 samples sits far above the 1000-sample 13.2, as
+# FID's bias at small n predicts).
+FIRST_200 = {"fid": 34.297, "confidence": 0.9651, "sure": 0.91, "counts": [24, 28, 19, 30, 17, 12, 17, 17, 18, 18]}
+
+
 @needs_mnist
-def test_the_recorded_ddim50_figures_reproduce_and_the_samples_are_digits():
-    """Re-draw the 1000 DDIM-50 samples `evaluate` scored (same seed and batch): same FID, confidence and sure
-    fraction; and nearly every sample is a digit the classifier is sure of, with every class drawn."""
+def test_the_first_200_recorded_ddim50_samples_reproduce_and_are_digits():
+    """Re-draw the first 200 of the DDIM-50 samples `evaluate` scored into mnist_unet.json (its seed): the FID,
+    confidence, sure fraction and per-class counts recorded for exactly those 200; nearly every one a digit the
+    classifier is sure of, every class drawn. (The whole 1000 took 200 s here; these 200 take about 30 s.)"""
     q = provenance("mnist_unet")["quality"]
     model, classifier = md.pretrained("mnist_unet"), md.pretrained("mnist_classifier")
-    test = md.data.to_model_range(md.data.load_mnist("test")[0])
-    r = sample_quality(model, md.Schedule.linear(), 50, 0.0, n=q["n"], reference=classifier_features(classifier, test),
-                       seed=q["seed"], batch=q["batch"], classifier=classifier, progress=False)
-    assert r["fid"] == pytest.approx(q["DDIM-50"]["fid"], rel=0.02)
-    assert r["confidence"] == pytest.approx(q["DDIM-50"]["confidence"], abs=0.005)
-    assert r["sure"] == pytest.approx(q["DDIM-50"]["sure"], abs=0.005) and r["sure"] >= SURE_FRACTION, r["sure"]
+    reference = classifier_features(classifier, md.data.to_model_range(md.data.load_mnist("test")[0]))
+    x_T = torch.randn(q["n"], 1, 28, 28, generator=torch.Generator().manual_seed(q["seed"]))[:200]
+    x = md.sample(model, x_T, md.Schedule.linear(), md.timesteps(1000, 50), 0.0, clip_x0=1.0).clamp(-1, 1)
+    fid = frechet_distance(classifier_features(classifier, x), reference)
+    assert fid == pytest.approx(FIRST_200["fid"], rel=0.002)
+    assert classifier_confidence(x, classifier) == pytest.approx(FIRST_200["confidence"], abs=0.001)
+    sure = classifier_sure_fraction(x, classifier)
+    assert sure == pytest.approx(FIRST_200["sure"], abs=0.011) and sure >= SURE_FRACTION    # at most 2 of 200 flip
     with torch.no_grad():
-        counts = torch.bincount(classifier(r["images"]).argmax(1), minlength=10)
-    assert (counts >= 0.04 * q["n"]).all(), counts.tolist()          # all ten digits, none rare
+        counts = torch.bincount(classifier(x).argmax(1), minlength=10)
+    assert (counts - torch.tensor(FIRST_200["counts"])).abs().sum() <= 2 and (counts >= 8).all(), counts.tolist()
 
 
 def test_the_samples_the_classifier_is_unsure_of_settle_their_digit_late():
