@@ -1,6 +1,8 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
+#   make test-kernels  the notebooks and solutions under nbval twice more, torch/oneDNN/MKL capped at AVX2 and at
+#               "default" (no vector extensions): another CPU's rounding against the stored outputs (README)
 #   make bench  (optional) the benchmarks in benchmarks/ (tens of minutes; see benchmarks/README.md)
 # Versions come from constraints.txt: what CI tested is what you get.
 
@@ -12,7 +14,7 @@ STAMP  := $(VENV)/.minddim-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 NBGRADER_SERVER := formgrader validate_assignment assignment_list course_list
 
-.PHONY: lab test bench setup clean
+.PHONY: lab test test-kernels bench setup clean
 
 setup: $(STAMP) $(LAB_OVERRIDES)
 
@@ -38,6 +40,15 @@ lab: setup
 
 test: setup
 	$(PY) -m pytest
+
+# the kernel capabilities torch can be told to use (torch.backends.cpu.get_cpu_capability() says which it took)
+KERNELS ?= avx2 default
+test-kernels: setup
+	for k in $(KERNELS); do \
+	  echo "== notebooks and solutions with ATEN_CPU_CAPABILITY=$$k ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2"; \
+	  ATEN_CPU_CAPABILITY=$$k $(PY) -c "import torch; print('torch kernels:', torch.backends.cpu.get_cpu_capability())"; \
+	  ATEN_CPU_CAPABILITY=$$k ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest notebooks solutions || exit 1; \
+	done
 
 bench: $(STAMP)
 	# the reference implementation compared against (diffusers) lives only in the optional "bench" extra
