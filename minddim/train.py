@@ -118,7 +118,10 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         model = model.to(memory_format=torch.channels_last)
         if isinstance(data, torch.Tensor):
             data = data.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # foreach: Adam's update as a few multi-tensor kernels, not a Python loop over the parameters; on a CPU torch's
+    # default is the loop. The same numbers bit for bit (tests/test_losses.py), about 1.1x faster for the toy MLP
+    # (train_toy, 300 steps, one thread, 2-core Zen 3: medians of 3 interleaved runs, 4.9 s against 4.5 s)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     ema = EMA(model, ema_decay) if is_writer() else None
     losses, start = [], 0
     if resume and Path(checkpoint).exists():

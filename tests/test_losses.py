@@ -114,6 +114,37 @@ def test_training_is_reproducible_with_a_seed(schedule):
     assert len(a) == 20 and a == b and a != c
 
 
+def test_adam_in_multi_tensor_kernels_moves_the_weights_as_the_loop_does(schedule, monkeypatch):
+    """md.train asks Adam for its foreach (multi-tensor) update, faster on a CPU than torch's default loop over
+    the parameters; the losses and every weight come out bit for bit the same as with the loop."""
+    data = md.toy_data("eight_gaussians", 2000)
+    made = []
+
+    def run(foreach):
+        adam = torch.optim.Adam
+
+        def spy(params, lr, **asked):
+            made.append(adam(params, lr=lr, foreach=foreach))
+            return made[-1]
+
+        monkeypatch.setattr(torch.optim, "Adam", spy)
+        torch.manual_seed(0)
+        result = md.train(md.MLP(), data, schedule, steps=40, batch_size=64, lr=3e-3, seed=1, progress=False)
+        monkeypatch.undo()
+        return result
+
+    loop, multi = run(False), run(True)
+    assert [opt.defaults["foreach"] for opt in made] == [False, True]
+    assert loop.losses == multi.losses
+    for a, b in zip(list(loop.model.state_dict().values()) + list(loop.ema.state_dict().values()),
+                    list(multi.model.state_dict().values()) + list(multi.ema.state_dict().values())):
+        assert torch.equal(a, b)
+    seen = []
+    monkeypatch.setattr(torch.optim, "Adam", lambda params, lr, **kw: seen.append(kw) or torch.optim.SGD(params, lr))
+    md.train(md.MLP(), data, schedule, steps=1, batch_size=8, progress=False)
+    assert seen == [{"foreach": True}]
+
+
 def test_ema_is_a_moving_average():
     net = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
