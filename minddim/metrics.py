@@ -130,8 +130,13 @@ def _shipped_unless_given(classifier):
     return classifier
 
 
+# images per pass of the MNIST classifier: on a 2-core Zen 3 (AVX2), one thread, the 10,000 test digits' features take
+# 2.8-3.8 s in passes of 100 against 6.1-6.3 s in passes of 1,000 (whose activations, 100 MB a layer, leave the caches)
+CLASSIFIER_BATCH = 100
+
+
 @torch.no_grad()
-def classifier_features(classifier, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+def classifier_features(classifier, images: torch.Tensor, batch: int = CLASSIFIER_BATCH) -> torch.Tensor:
     """Penultimate-layer features of ``classifier`` for images in [-1, 1] (N, 1, 28, 28)."""
     classifier.eval()
     return torch.cat([classifier.features(images[i:i + batch]) for i in range(0, len(images), batch)])
@@ -145,7 +150,7 @@ def mnist_fid(images: torch.Tensor, reference: torch.Tensor, classifier=None) ->
 
 
 @torch.no_grad()
-def top_probability(images: torch.Tensor, classifier=None, batch: int = 1000) -> torch.Tensor:
+def top_probability(images: torch.Tensor, classifier=None, batch: int = CLASSIFIER_BATCH) -> torch.Tensor:
     """The classifier's top softmax probability for each image in [-1, 1] (N, 1, 28, 28): shape (N,)."""
     classifier = _shipped_unless_given(classifier)
     classifier.eval()
@@ -153,7 +158,7 @@ def top_probability(images: torch.Tensor, classifier=None, batch: int = 1000) ->
                       for i in range(0, len(images), batch)])
 
 
-def classifier_confidence(images: torch.Tensor, classifier=None, batch: int = 1000) -> float:
+def classifier_confidence(images: torch.Tensor, classifier=None, batch: int = CLASSIFIER_BATCH) -> float:
     """Mean of the classifier's top softmax probability: near 1 for clean digits, lower for ambiguous ones."""
     return float(top_probability(images, classifier, batch).mean())
 
@@ -162,7 +167,7 @@ SURE = 0.9
 
 
 def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: float = SURE,
-                             batch: int = 1000) -> float:
+                             batch: int = CLASSIFIER_BATCH) -> float:
     """The fraction of images whose top softmax probability exceeds ``threshold`` (default 0.9): the share the
     classifier reads as one digit. A mean confidence hides how many samples are ambiguous; this counts them.
     On the shipped classifier, 97.25% of the 10,000 MNIST test digits pass 0.9 (tests/test_classifier_fid.py)."""
@@ -172,7 +177,7 @@ def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: f
 
 
 @torch.no_grad()
-def commitment_times(trajectory, classifier=None, batch: int = 1000) -> torch.Tensor:
+def commitment_times(trajectory, classifier=None, batch: int = CLASSIFIER_BATCH) -> torch.Tensor:
     """When each sample of a sampling walk settles on the digit it becomes.
 
     ``trajectory`` is what :func:`~minddim.sampling.sample` returns with ``trajectory=True``: the x_0 predicted

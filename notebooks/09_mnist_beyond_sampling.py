@@ -98,7 +98,7 @@ def gray_rmse(a, b, where=None):
 # spread, so we compute the terms only on a grid of 50 times (every $t \le 10$, where the terms change fastest,
 # and 40 times spaced geometrically from 11 to 1000): `md.vlb_terms(..., times=grid_t)` draws
 # $x_t \sim q(x_t \mid x_0)$ and evaluates the network only at those $t$, and returns their columns $L_{t-1}$
-# (each an unbiased one-draw estimate, as in notebook 06), $L_T$, which is exact, and NaN in the other columns.
+# (each an unbiased one-draw estimate), $L_T$, which is exact, and NaN in the other columns.
 # Between grid times we interpolate $\log L_{t-1}$ linearly in $\log(t-1)$ (the terms are KL divergences, $> 0$)
 # and sum. The rate is therefore an **estimate**; we measure its interpolation error by redoing it on every other
 # grid time. The model we pass records $\hat x_0$ at each evaluation, so the same evaluations give $D(t)$ at every
@@ -141,8 +141,7 @@ assert full.isfinite().all()                                      # every NaN co
 rate = md.bits_per_dim(md.progressive_rate(full), digits).numpy()    # (16, T + 1): rate[:, t] = R(t), bits/dim
 coarse = md.bits_per_dim(md.progressive_rate(fill_terms(terms, grid_t[::2])), digits).numpy()
 bound, L0 = rate[:, 0], rate[:, 0] - rate[:, 1]
-print(f"bound R(0): {bound.mean():.2f} +- {bound.std(ddof=1):.2f} bits/dim (mean +- std over 16 digits); "
-      f"notebook 06, all 1000 terms on 4 digits: 1.54 +- 0.19 (standard error)")
+print(f"bound R(0): {bound.mean():.2f} +- {bound.std(ddof=1):.2f} bits/dim (mean +- std over 16 digits)")
 print(f"interpolation check, every other grid time: R(1) changes by {np.abs(coarse[:, 1] - rate[:, 1]).mean():.3f} "
       f"bits/dim on average (R(1) itself {rate[:, 1].mean():.2f})")
 distortion = {t: gray_rmse(x0_hat[t], digits).numpy() for t in grid_t}         # (16,) per grid time
@@ -230,8 +229,7 @@ print(f"{'x0_hat read as its label':>26}" + "".join(f"{int((classify(x0_hat[t])[
 #   (0.047 bits/dim, 2.9%). Most of the code describes where exactly each stroke's edge lies, to within a gray
 #   level; this is DDPM's reading of its fig. 5, that most of the lossless codelength goes to imperceptible detail.
 # - **The estimator.** Halving the grid changes $R(1)$ by 0.053 bits/dim (7% of it), so that is a generous error
-#   bar for the interpolated rates; the whole bound, 1.60 $\pm$ 0.32 bits/dim over 16 digits, agrees with notebook
-#   06's 1.54 $\pm$ 0.19 from all 1,000 terms on 4 of the same digits.
+#   bar for the interpolated rates; the whole bound is 1.60 $\pm$ 0.32 bits/dim over the 16 digits.
 # - **Beside DDPM's CIFAR-10 model** (its $L_\text{simple}$ model, the one with the best samples: Table 1, sec. 4.3
 #   "Progressive coding" and appendix Table 4): a test bound of 3.75 bits/dim, split into a rate
 #   $L_1 + \dots + L_T$ of 1.78 and $L_0$ = 1.97 bits/dim, an RMSE of 0.95 gray levels at $t = 1$ (Table 4's last
