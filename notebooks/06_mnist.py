@@ -76,9 +76,10 @@ plt.show()
 #
 # $\epsilon_\theta(x_t, t)$ must map an image and a time to an image of the same shape. The DDPM paper uses a
 # U-Net (appendix B): residual blocks with GroupNorm at several resolutions, joined by skip connections,
-# self-attention at the lowest resolution, and the time $t$ entering every residual block through a
-# sinusoidal embedding (as in the Transformer) passed through a small MLP. `md.UNet` is that design scaled
-# for a CPU: the shipped model has widths 16, 32, 64 at 28x28, 14x14 and 7x7.
+# self-attention at the 16x16 resolution of its 32x32 models, and the time $t$ added into every residual block as
+# the Transformer's sinusoidal embedding (in DDPM's code, passed through two dense layers first). `md.UNet` is that
+# design scaled for a CPU: the shipped model has widths 16, 32, 64 at 28x28, 14x14 and 7x7, with self-attention at
+# 7x7, its lowest resolution.
 
 # %%
 meta = provenance("mnist_unet")
@@ -111,8 +112,7 @@ print("cosine similarity of embeddings: t=10 vs 11:",
 #
 # Training is L_simple (DDPM eq. 14, notebook 03) on minibatches of digits, exactly as on the toy data:
 # `md.train` draws $x_0$, $t \sim U\{1..T\}$ and $\epsilon$, and regresses $\epsilon_\theta(x_t, t)$ on
-# $\epsilon$. We run 20 steps at batch 16 from scratch to see the loss fall; the digits it would draw are still
-# blobs.
+# $\epsilon$. We run 20 steps at batch 16 from scratch to see the loss fall.
 
 # %%
 torch.manual_seed(0)
@@ -132,7 +132,8 @@ plt.show()
 # The shipped model was trained by the package's command below (its JSON records the exact command, the
 # machine and the wall-clock); `python -m minddim evaluate` then measured its quality on 1,000 samples per
 # sampler: the MNIST FID, the classifier's mean confidence, and "sure", the share of samples whose top class
-# probability exceeds 0.9 (the digits the classifier reads as one class; 97% of the real test digits pass).
+# probability exceeds 0.9 (the digits the classifier reads as one class; 97% of 1,000 real training digits pass,
+# the record's first row).
 # Section 4 looks at the samples the classifier is not sure of, and at when they settle on a digit. The
 # record is one seed; to read it we need its noise: the standard error of a sure fraction $p$ on $n$ samples
 # is $\sqrt{p(1-p)/n}$, and for the FID we score three draws of 1,000 *real* training digits the same way.
@@ -149,6 +150,7 @@ for name in ("real_train_images", "DDIM-50", "DDPM-1000"):
     print(f"  {name:<18} FID {q[name]['fid']:>6.2f}   confidence {q[name]['confidence']:.3f}"
           f"   sure {p:.1%} +- {(p * (1 - p) / q['n']) ** 0.5:.1%}")
 classifier = md.pretrained("mnist_classifier")
+print(f"the MNIST classifier: {provenance('mnist_classifier')['test_accuracy']:.2%} test accuracy (its JSON)")
 reference = classifier_features(classifier, x_test)      # the 10,000 test digits' features, computed once
 
 
@@ -198,9 +200,9 @@ for ax, (name, S, eta) in zip(axes, settings):
 plt.show()
 
 # %% [markdown]
-# The wall-clock scales with the number of network evaluations, so DDIM-$S$ is close to $T/S$ times faster
-# than DDPM-1000, a little less because each step also pays a fixed overhead (DDIM fig. 4 shows the same
-# linear scaling on a GPU).
+# The wall-clock scales with the number of network evaluations, so DDIM-$S$ is about $T/S$ times faster
+# than DDPM-1000 (the speed-ups are wall-clock ratios of one run on a shared CPU, so they move by some percent
+# from run to run; DDIM fig. 4 shows the same linear scaling on a GPU).
 #
 # ### Quality against the number of steps, over three seeds
 #
@@ -290,9 +292,9 @@ for name in ("DDIM-50", "DDPM-1000"):
 #   between two different samples. DDIM's Table 1 likewise moves by 2.2 from $S = 20$ to 50 and by 0.5 from 50 to
 #   100, after 6.5 from 10 to 20. The FIDs of the record and of this table are not comparable ($N$ = 1,000 against
 #   100: the bias differs), so only the classifier's statistics are set side by side.
-# - **DDIM against DDPM-1000**: both are the record's, on 1,000 samples. DDPM-1000's confidence and
-#   sure fraction sit a little above DDIM-50's and within about two standard errors of them (92.3% and
-#   89.8%, each $\pm 0.8$-$1.0$); its FID equals DDIM-50's to 0.02, far inside the spread of the FID of
+# - **DDIM against DDPM-1000**: both are the record's, on 1,000 samples. DDPM-1000's sure fraction sits a
+#   little above DDIM-50's, by about two standard errors of the difference (92.3% and 89.8%, each
+#   $\pm 0.8$-$1.0$), and so does its confidence (0.974 against 0.965; the record has no standard error for it); its FID equals DDIM-50's to 0.02, far inside the spread of the FID of
 #   1,000 real digits printed in section 3. So on this model DDIM-50 matches DDPM-1000 at 1/20 of the cost,
 #   the near parity the paper reports at $S = 50$-$100$ on CIFAR-10 (4.67 and 4.16 against 4.73 for
 #   $\eta = 1$ on 1,000 steps; DDPM's own 3.17 uses $\hat\sigma$ on 1,000 steps). All samplers stay well short
@@ -405,7 +407,8 @@ plt.show()
 # 16 times the spread of that difference, and the classifier agrees (sure of 79.0% $\pm$ 2.0% of its samples
 # against 86.7% $\pm$ 0.6%). Its grid shows why: with 10 large steps, each adding the larger noise
 # $\sigma^2 = \beta$, the last steps cannot remove what the earlier ones added, and grainy strokes remain
-# (DDIM sec. 5.1 gives the same explanation). $\eta = 1$ is worse than $\eta = 0$ by a paired +1.7 $\pm$ 0.2:
+# (DDIM sec. 5.1 observes the same noisy perturbations under short trajectories, and its appendix D.3 notes that
+# this update is more stochastic than that of $\eta = 1$). $\eta = 1$ is worse than $\eta = 0$ by a paired +1.7 $\pm$ 0.2:
 # a small gap, but eight times its spread, so not noise; the classifier's sure fraction moves the other way
 # (90.3% $\pm$ 2.5% against 86.7% $\pm$ 0.6%) by about one and a half times its spread, which is noise. So the ordering
 # DDIM's Table 1 reports at $S = 10$ on CIFAR-10, $\eta = 0$ before $\eta = 1$ before $\hat\sigma$ (13.36,
@@ -464,7 +467,7 @@ print(f"two different DDIM-100 samples ({len(pairs)} pairs):      RMSE {float(d.
 # distance to DDIM-100 shrinks as $S$ grows (0.11, 0.04, 0.02), far below the 0.78 between two different
 # samples. The DDPM-1000 sample from the same $x_T$ is as far from it (0.78) as an unrelated sample: with fresh
 # noise at every step, $x_T$ does not determine DDPM's result, which is why only the deterministic sampler
-# gives a latent code (DDIM sec. 5.3).
+# gives a latent code (DDIM sec. 5.2 and 5.4).
 #
 # ## 8. Interpolation in $x_T$
 #
@@ -489,7 +492,7 @@ print("latent norms along the first path:", [round(float(v), 1) for v in z[:, 0]
 #
 # Running the deterministic step forwards (`md.encode`) maps a test digit to a latent $x_T$; decoding that
 # latent with the same $S$ should give the digit back. The error shrinks as $S$ grows (the ODE is solved
-# more finely) - a property only the deterministic sampler has. We use 16 test digits the model never saw.
+# more finely) - a property only the deterministic sampler has. We use 8 test digits the model never saw.
 #
 # DDIM's Table 2 reports the per-dimension mean squared error on the CIFAR-10 test set with pixels scaled to
 # $[0, 1]$; our pixels live in $[-1, 1]$, twice the range, so our squared errors are divided by 4 to compare.
@@ -499,10 +502,10 @@ print("latent norms along the first path:", [round(float(v), 1) for v in z[:, 0]
 # the original.
 
 # %%
-digits = x_test[:16]
+digits = x_test[:8]
 with torch.no_grad():
     read_orig = classifier(digits).argmax(1)
-print(f"the classifier reads {int((read_orig == test_labels[:16]).sum())} of the 16 originals as their label")
+print(f"the classifier reads {int((read_orig == test_labels[:8]).sum())} of the 8 originals as their label")
 print(f"{'S':>10}{'MSE in [0, 1] units':>24}{'paper (CIFAR-10)':>18}{'RMSE in [-1, 1]':>17}{'same digit':>12}")
 recon = {}
 paper_mse = {10: 0.014, 20: 0.0065, 50: 0.0023, 100: 0.0009}
@@ -513,26 +516,27 @@ for S, kind in ((10, "uniform"), (20, "uniform"), (50, "uniform"), (100, "unifor
     with torch.no_grad():
         same = int((classifier(recon[S, kind].clamp(-1, 1)).argmax(1) == read_orig).sum())
     label = f"{S} {kind[:4]}."
-    print(f"{label:>10}{float(mse.mean()):>14.4f} +- {float(mse.std() / 16 ** 0.5):.4f}"
-          f"{paper_mse[S] if kind == 'uniform' else '':>18}{float((4 * mse.mean()).sqrt()):>17.3f}{same:>9} / 16")
-print("(MSE: mean +- standard error over the 16 digits)")
-ax = show(torch.cat([digits[:8], recon[10, "uniform"][:8], recon[10, "quadratic"][:8], recon[100, "uniform"][:8]]),
+    print(f"{label:>10}{float(mse.mean()):>14.4f} +- {float(mse.std() / len(digits) ** 0.5):.4f}"
+          f"{paper_mse[S] if kind == 'uniform' else '':>18}{float((4 * mse.mean()).sqrt()):>17.3f}{same:>9} / {len(digits)}")
+print(f"(MSE: mean +- standard error over the {len(digits)} digits)")
+ax = show(torch.cat([digits, recon[10, "uniform"], recon[10, "quadratic"], recon[100, "uniform"]]),
           "rows: test digits; decoded with S = 10 uniform, S = 10 quadratic, S = 100 uniform", 8)
 ax.figure.set_size_inches(6, 3.4)
 plt.show()
 
 # %% [markdown]
-# Beside the paper: the error falls steeply with $S$ here too, but faster. At $S = 10$, 20 and 50 our error is
-# three to five times DDIM's CIFAR-10 figure (0.058 against 0.014 at $S = 10$); at $S = 100$ it is about the
-# paper's (0.0007 against 0.0009). The quadratic subsequence does not explain the gap: at $S = 10$ it gives the
-# same error as the uniform one, within the standard error. At $S = 10$ the round trip does not even keep the
-# digit: the classifier reads only 9 of the 16 reconstructions as the digit it reads in the original (13 at
-# $S = 20$, all 16 at $S = 100$). The grid shows how: the $S = 10$ reconstructions are faded and thinned, and
-# some are redrawn as another shape (in the first eight, the 2 and the 0). An error of 0.058 in $[0, 1]$ units
-# is an RMSE of 0.48 in our $[-1, 1]$ range, a quarter of the whole range. The models, data sets
-# and $N$ differ, so the numbers are not meant to agree; what they share is the shape: with few steps the Euler
-# steps of the ODE (DDIM eq. 14) are too coarse to retrace the path, and a nearly binary MNIST digit with sharp
-# edges seems to punish coarse steps more than a CIFAR-10 image does. Encoding is only as faithful as the ODE
+# Beside the paper: the error falls steeply with $S$ here too, and faster. At $S = 10$ and 20 our error is about four
+# times DDIM's CIFAR-10 figure (0.050 against 0.014, 0.027 against 0.0065); at $S = 50$ it is the paper's within the
+# standard error (0.0025 $\pm$ 0.0010 against 0.0023), and at $S = 100$ below it (0.0004 $\pm$ 0.0002 against 0.0009).
+# The quadratic subsequence does not explain the gap at $S = 10$: it gives the same error as the uniform one, within
+# the standard error. At $S = 10$ the round trip does not even keep the digit: the classifier reads only 4 of the 8
+# reconstructions as the digit it reads in the original (5 with the quadratic subsequence, 7 at $S = 20$, all 8
+# from $S = 50$). The grid shows how: the $S = 10$ reconstructions are faded and thinned, and some are redrawn as
+# another shape (the 2 and the 0). An error of 0.050 in $[0, 1]$ units is an RMSE of 0.45 in our $[-1, 1]$ range,
+# over a fifth of the whole range. The models, data sets and $N$ differ (8 digits here), so the numbers are not meant
+# to agree; what they share is the shape: with few steps the Euler steps of the ODE (DDIM eq. 14) are too coarse to
+# retrace the path, and a nearly binary MNIST digit with sharp edges seems to punish coarse steps more than a
+# CIFAR-10 image does. Encoding is only as faithful as the ODE
 # solve is fine.
 #
 # ## Summary

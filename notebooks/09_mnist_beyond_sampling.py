@@ -446,13 +446,13 @@ print("(mean +- std over the 3 pairs)")
 # network evaluations per image**: replacement on 25 steps ($\eta = 1$), RePaint on 10 steps with $r = 3$ and jumps
 # of 2 ($\eta = 1$, 26 evaluations, counted from `md.repaint_walk`) and DDIM replacement on 25 steps ($\eta = 0$).
 # Three masks: the right half unknown, the centre 12x12 square unknown, 80% of the pixels unknown at random (a new
-# mask per digit). 120 random test digits in five disjoint groups of 24; each group has its own digits and its
-# own noise, and we report the mean and the standard deviation over the five groups. $120 \times 3 \times 76$ =
-# 27,360 image evaluations, about two thirds of this notebook's run time. Two references: the classifier on the masked digit with the unknown pixels left black
+# mask per digit). 72 random test digits in three disjoint groups of 24; each group has its own digits and its
+# own noise, and we report the mean and the standard deviation over the three groups (a rough spread: three
+# values). $72 \times 3 \times 76$ = 16,416 image evaluations, more than half of this notebook's run time. Two references: the classifier on the masked digit with the unknown pixels left black
 # (the background), and on the original digits.
 
 # %%
-n_groups, n_per = 5, 24
+n_groups, n_per = 3, 24
 pick = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(4))[:n_groups * n_per]
 x_in, y_in = x_test[pick], test_labels[pick]
 right = torch.ones(1, 1, 28, 28)
@@ -475,7 +475,7 @@ def by_group(values):
     return per_group.mean(), per_group.std(ddof=1)
 
 
-print("the classifier on the 120 original digits: {:.1%} +- {:.1%} agree with the label".format(
+print(f"the classifier on the {len(x_in)} original digits: " + "{:.1%} +- {:.1%} agree with the label".format(
     *by_group(classify(x_in)[0] == y_in)))
 filled = {}
 rows = []
@@ -521,36 +521,36 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What the table says, at equal cost (about 25 evaluations per image), against its spread over the five groups:
+# What the table says, at equal cost (about 25 evaluations per image), against its spread over the three groups:
 #
-# - **Resampling lowers the error, most where the known pixels are scattered.** On the same digits RePaint's
-#   completions are closer to the truth than replacement's for all three masks: paired RMSE $-5.4 \pm 2.8$ gray
-#   levels (right half, twice its spread), $-15.3 \pm 2.8$ (centre square) and $-6.8 \pm 0.9$ (80% random), the last
-#   two five or more times their spread. With 80% of the pixels unknown the classifier also agrees with the label
-#   more often, 45.0% against 35.8% (paired +9.2% $\pm$ 1.9%); for the other two masks the agreement differences
-#   are noise. RePaint (Lugmayr et al. 2022) resamples with far more compute ($r = 10$, $j = 10$ on $T = 250$), and
-#   its ablation (sec. 5.6, Table 2: 32 ImageNet images, wide masks) makes the same equal-cost comparison as ours:
-#   resampling lowers LPIPS from 0.168 ($T = 250$, $r = 1$) to 0.134 ($T = 250$, $r = 4$), while slowing down to
-#   $T = 1000$ plain steps gives 0.161. Ours is that comparison at a small budget: $r = 3$ on 10 steps against 25
-#   plain steps.
+# - **Resampling lowers the error.** On the same digits RePaint's completions are closer to the truth than
+#   replacement's for all three masks: paired RMSE $-9.3 \pm 5.2$ gray levels (right half, 1.8 times its spread),
+#   $-20.2 \pm 6.7$ (centre square) and $-8.9 \pm 3.1$ (80% random), the last two about three times their spread.
+#   Whether the classifier then recognizes the digit more often these 72 digits cannot say: the agreement
+#   differences (+9.7% $\pm$ 8.7%, +4.2% $\pm$ 19.1%, +4.2% $\pm$ 8.3%) are each about one spread or less. RePaint (Lugmayr et al. 2022) resamples
+#   with far more compute ($r = 10$, $j = 10$ on $T = 250$), and its ablation (sec. 5.6, Table 2: 32 ImageNet images,
+#   wide masks) makes the same equal-cost comparison as ours: resampling lowers LPIPS from 0.168 ($T = 250$,
+#   $r = 1$) to 0.134 ($T = 250$, $r = 4$), while slowing down to $T = 1000$ plain steps gives 0.161. Ours is that
+#   comparison at a small budget: $r = 3$ on 10 steps against 25 plain steps.
 # - **Deterministic replacement does not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than replacement
-#   on all three masks (+6.5 $\pm$ 6.2, +7.8 $\pm$ 7.7, +6.9 $\pm$ 4.3) and a lower agreement on the right half
-#   (-13.3% $\pm$ 9.5%), but each difference is within about 1.6 times its spread: it is not better, and whether it
-#   is worse these 120 digits cannot say. A plausible reason it would be: with $\eta = 0$ the unknown pixels get no
-#   fresh noise, so nothing helps them move away from a start that contradicts the known pixels.
+#   on all three masks: +4.2 $\pm$ 1.6 and +6.6 $\pm$ 2.6 (right half, 80% random: about 2.5 times their spread)
+#   and +7.9 $\pm$ 6.9 (centre square: about one spread); its agreement differences are at most about one spread. A
+#   plausible reason: with $\eta = 0$ the unknown pixels get no fresh noise, so nothing helps them move away from a
+#   start that contradicts the known pixels.
 # - **Filling in is not the same as recognizing.** For the right half, the classifier reads the bare left half
-#   (right half left black) correctly for 83.3% $\pm$ 8.3% of the digits, as often as after any completion (paired
-#   +3.3% $\pm$ 14.8% against replacement: noise), although every method's RMSE beats leaving it black: a completion
-#   is one plausible digit, and for an ambiguous half it may be another digit (in the first figure, the 8 completed
-#   as a 2-like shape). RMSE also penalizes a plausible but different completion as much as a bad one; the fill
-#   with the least RMSE would be the posterior mean, a blurred average, not a sample. For the centre square the
-#   completions help the classifier too (replacement +24.2% $\pm$ 9.9% over leaving the square black).
+#   (right half left black) correctly for 84.7% $\pm$ 4.8% of the digits, more often than after replacement (paired
+#   +15.3% $\pm$ 2.4%), although every method's RMSE beats leaving it black (88.2 against 70.0 to 83.6): a completion
+#   is one plausible digit, and for an ambiguous half it may be another digit (in the first figure, replacement and
+#   RePaint both complete the 0 in the fourth column as an 8). RMSE also penalizes a plausible but different
+#   completion as much as a bad one; the fill with the least RMSE would be the posterior mean, a blurred average, not
+#   a sample. For the centre square the completions may help the classifier (replacement +19.4% $\pm$ 10.5% over
+#   leaving the square black, under twice its spread).
 # - **Disharmony.** In the 80% panel, replacement draws a digit of its own, and the known pixels stay where they
-#   were, as stray dots and stroke fragments beside it; in the right-half figure, the 5 gets strokes that do not join
-#   its known half. The two parts were never made to agree: at every step the model sees only a noisy image, and the
-#   known pixels enter it only as a fresh draw of $q$. Resampling gives the unknown part more steps to adapt to the
-#   known one, which is why its gain is clearest where the known pixels are scattered; it does not remove every
-#   failure (RePaint's row in the right-half figure draws the 0 as a 6).
+#   were, as stray dots and stroke fragments beside it; in the right-half figure, replacement's 5 (last column) gets
+#   strokes that do not join its known half. The two parts were never made to agree: at every step the model sees
+#   only a noisy image, and the known pixels enter it only as a fresh draw of $q$. Resampling gives the unknown part
+#   more steps to adapt to the known one; it does not remove every failure (RePaint's row in the right-half figure
+#   completes the 9 in the third column as a 5).
 #
 # ## Summary
 #
@@ -565,6 +565,6 @@ plt.show()
 # - **Interpolation:** decoded from $t = 250$, mixes of two noised digits become digits that morph from one to the
 #   other; from larger $t$ the sources are lost.
 # - **Inpainting** with the unconditional model (`md.inpaint`): at equal cost RePaint's resampling lowers the
-#   error on the unknown pixels for every mask, clearly for the centre square and for scattered known pixels; the
-#   deterministic variant does not help.
+#   error on the unknown pixels for every mask, by about three spreads for the centre square and for scattered
+#   known pixels; the deterministic variant does not help.
 
