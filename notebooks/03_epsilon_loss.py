@@ -115,7 +115,8 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # package's MLP with `md.train_toy` (the course's recipe: `md.train` with Adam, batch 512, EMA; read its
 # docstring) for 3000 steps (the wall-clock is printed), and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$.
 # Because the draws are shared, the gap between the two is measured much more precisely than either loss: we print
-# its standard error over the draws. This is one training run; section 4 shows how much runs differ between seeds.
+# its standard error over the draws. This is one training run; section 4 shows how much short runs (150 steps) of
+# four objectives differ between seeds.
 # The course ships this run's EMA weights (`md.pretrained("eight_gaussians_mlp")`, made by
 # `python -m minddim train-toy` with one thread; `md.weights.provenance("eight_gaussians_mlp")` gives the command and
 # machine), and notebooks 04, 05 and 08 load them instead of training again.
@@ -242,8 +243,8 @@ plt.show()
 # %% [markdown]
 # ## 4. The DDPM ablation at toy scale
 #
-# DDPM's Table 2 compares predicting $\tilde\mu$ or $\epsilon$, trained on the true bound (eq. 8 / eq. 12 with
-# $\sigma_t^2 = \beta_t$) or on an unweighted mean squared error of the network's output ($\|\tilde\mu - \mu_\theta\|^2$,
+# DDPM's Table 2 compares predicting $\tilde\mu$ or $\epsilon$, trained on the true bound (eq. 8 / eq. 12; our rerun
+# uses $\sigma_t^2 = \beta_t$) or on an unweighted mean squared error of the network's output ($\|\tilde\mu - \mu_\theta\|^2$,
 # or $L_\text{simple}$ for $\epsilon$), and also a learned diagonal variance (not in this package: our $\sigma_t^2$ is
 # fixed). We rerun the four fixed-variance cells on the eight Gaussians: the same network and recipe, **3 seeds per
 # cell** (the seed sets the initialization, the training draws and the sampling noise), then score each run by
@@ -343,10 +344,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What the table shows** (every spread is the standard deviation over 3 seeds; a difference smaller than it is noise):
+# **What the table shows** (every spread is the standard deviation over 3 seeds, or over 5 draws for fresh data; a
+# difference smaller than it is noise):
 #
 # - **$\mu$-prediction has not learned anything usable in 150 steps, with either objective.** Its $L_\text{simple}$ is
-#   over 6000 times the floor, and its samples score SW 1.43 and MMD$^2$ above 4300, against 0.19 and about 0 for fresh
+#   on average over 6000 times the floor, and its samples score SW 1.43 and MMD$^2$ above 4300, against 0.19 and about 0 for fresh
 #   data. The two $\mu$ rows differ by much less than their spread (6541 $\pm$ 1044 against 6439 $\pm$ 1085): noise.
 # - **$\epsilon$-prediction gets within a factor of about 2 of the floor in the same 150 steps** (1.8 to 2.2 on
 #   $L_\text{simple}$, 1.6 on the bound). Between its two objectives, the $L_\text{simple}$-trained network is better on
@@ -364,9 +366,11 @@ plt.show()
 # the true bound. It differs on one: our $\mu$ row with the true bound fails too, where the paper's reaches 13.22.
 # Why it may differ, and what this early snapshot cannot say:
 #
-# - *Training budget.* 150 steps of a small MLP against the paper's 800k steps of a 35.7M-parameter U-Net. A
-#   $\mu$-network must output almost exactly $x_t/\sqrt{\alpha_t}$ plus a correction of size $\beta_t$, and read as a noise
-#   prediction (eq. 11 inverted) its error is multiplied by $\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$. So it needs
+# - *Training budget.* 150 steps of a small MLP against the paper's 35.7M-parameter U-Net, trained for up to 800k
+#   steps and scored at its best FID over training (DDPM appendix B). A
+#   $\mu$-network must output almost exactly $x_t/\sqrt{\alpha_t}$ minus a small correction,
+#   $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})\,\epsilon$ (its coefficient is 0.01 at $t = 1$), and read as a noise
+#   prediction (eq. 11 inverted) its error is multiplied by $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$. So it needs
 #   far longer to become usable; the paper's 13.22 shows that with the true bound it eventually does. Raise
 #   `steps_ablation` (and wait) to see whether ours catch up.
 # - *Early, not final.* The $\epsilon$ rows are compared 150 steps into training, where the bound-trained network is

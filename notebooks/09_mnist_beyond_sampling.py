@@ -439,7 +439,7 @@ print("(mean +- std over the 3 pairs)")
 # et al. 2022, sec. 4.2) therefore *resamples*: it noises $x_t$ back up a few steps with the forward process and
 # walks down again, several times, so that the unknown pixels can adapt to the known ones. `md.inpaint` does
 # both on the sampler's one path (the DDIM step of eq. 12, then `md.replace_known`), and with $\eta = 0$ gives
-# a deterministic replacement.
+# a replacement whose unknown pixels get no fresh noise (the known ones are still a fresh draw of $q$ at every step).
 #
 # **Budget.** RePaint's paper uses $T = 250$ steps with $r = 10$ resamplings (jumps of $j = 10$), about ten times
 # the evaluations of one pass. We cannot afford that; we compare the three methods **at equal cost, about 25
@@ -448,7 +448,7 @@ print("(mean +- std over the 3 pairs)")
 # Three masks: the right half unknown, the centre 12x12 square unknown, 80% of the pixels unknown at random (a new
 # mask per digit). 72 random test digits in three disjoint groups of 24; each group has its own digits and its
 # own noise, and we report the mean and the standard deviation over the three groups (a rough spread: three
-# values). $72 \times 3 \times 76$ = 16,416 image evaluations, more than half of this notebook's run time. Two references: the classifier on the masked digit with the unknown pixels left black
+# values). $72 \times 3 \times 76$ = 16,416 image evaluations. Two references: the classifier on the masked digit with the unknown pixels left black
 # (the background), and on the original digits.
 
 # %%
@@ -532,7 +532,7 @@ plt.show()
 #   wide masks) makes the same equal-cost comparison as ours: resampling lowers LPIPS from 0.168 ($T = 250$,
 #   $r = 1$) to 0.134 ($T = 250$, $r = 4$), while slowing down to $T = 1000$ plain steps gives 0.161. Ours is that
 #   comparison at a small budget: $r = 3$ on 10 steps against 25 plain steps.
-# - **Deterministic replacement does not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than replacement
+# - **Noise-free steps for the unknown pixels do not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than replacement
 #   on all three masks: +4.2 $\pm$ 1.6 and +6.6 $\pm$ 2.6 (right half, 80% random: about 2.5 times their spread)
 #   and +7.9 $\pm$ 6.9 (centre square: about one spread); its agreement differences are at most about one spread. A
 #   plausible reason: with $\eta = 0$ the unknown pixels get no fresh noise, so nothing helps them move away from a
@@ -560,10 +560,10 @@ plt.show()
 #   the bound, the share DDPM reports for CIFAR-10.
 # - **Autoregression:** a diffusion that masks one pixel per step is an autoregressive model whose bound is exact;
 #   Gaussian diffusion reveals all pixels a little at a time, coarse structure first.
-# - **Shared $x_t$:** a digit's class survives noising to $t = 250$ almost always, to $t = 500$ for about half the
-#   digits, and not to $t = 750$.
+# - **Shared $x_t$:** a digit's class survives noising to $t = 250$ almost always, to $t = 500$ in about half the
+#   draws (for some digits in every draw, for others in none), and from $t = 750$ only at chance.
 # - **Interpolation:** decoded from $t = 250$, mixes of two noised digits become digits that morph from one to the
-#   other; from larger $t$ the sources are lost.
+#   other; from $t = 500$ on the sources survive only for some pairs, and DDPM's decoding from $t = 750$ loses them.
 # - **Inpainting** with the unconditional model (`md.inpaint`): at equal cost RePaint's resampling lowers the
 #   error on the unknown pixels for every mask, by about three spreads for the centre square and for scattered
 #   known pixels; the deterministic variant does not help.
