@@ -93,7 +93,7 @@ for name, part in (("time MLP", unet.time), ("down path", unet.down), ("middle (
 # %% [markdown]
 # The embedding of time $t$ is $[\sin(t\,\omega_k), \cos(t\,\omega_k)]_k$ with frequencies
 # $\omega_k = 10000^{-k/(d/2)}$: fast components tell neighbouring times apart, slow ones give a smooth
-# sense of "how noisy". Each row below is one $t$.
+# sense of "how noisy". Each column of the figure below is one $t$, each row one dimension.
 
 # %%
 ts = torch.arange(1, T + 1)
@@ -286,7 +286,8 @@ for name in ("DDIM-50", "DDPM-1000"):
 #   ours cannot be compared as a ratio, because at $N = 100$ most of our FID is the small-sample bias that
 #   even real digits pay.
 # - **Beyond $S = 20$ the returns diminish.** DDIM-20's sure fraction here, 89.7% $\pm$ 0.6% over three seeds of
-#   100, equals the DDIM-50 record's within its standard error (89.8% $\pm$ 1.0% on 1,000 samples), and its confidence differs from the
+#   100, equals the DDIM-50 record's within its standard error (89.8% $\pm$ 1.0% on 1,000 samples), and its
+#   confidence differs from the
 #   record's by 0.003, about the seed spread (0.004). Section 7 shows why: DDIM-20 and DDIM-50 samples differ from
 #   the DDIM-100 sample of the same $x_T$ by an RMSE of about 0.04 and 0.02 (pixels in $[-1, 1]$), against about 0.8
 #   between two different samples. DDIM's Table 1 likewise moves by 2.2 from $S = 20$ to 50 and by 0.5 from 50 to
@@ -294,7 +295,8 @@ for name in ("DDIM-50", "DDPM-1000"):
 #   100: the bias differs), so only the classifier's statistics are set side by side.
 # - **DDIM against DDPM-1000**: both are the record's, on 1,000 samples. DDPM-1000's sure fraction sits a
 #   little above DDIM-50's, by about two standard errors of the difference (92.3% and 89.8%, each
-#   $\pm 0.8$-$1.0$), and so does its confidence (0.974 against 0.965; the record has no standard error for it); its FID equals DDIM-50's to 0.02, far inside the spread of the FID of
+#   $\pm 0.8$-$1.0$), and so does its confidence (0.974 against 0.965; the record has no standard error for it);
+#   its FID equals DDIM-50's to 0.02, far inside the spread of the FID of
 #   1,000 real digits printed in section 3. So on this model DDIM-50 matches DDPM-1000 at 1/20 of the cost,
 #   the near parity the paper reports at $S = 50$-$100$ on CIFAR-10 (4.67 and 4.16 against 4.73 for
 #   $\eta = 1$ on 1,000 steps; DDPM's own 3.17 uses $\hat\sigma$ on 1,000 steps). All samplers stay well short
@@ -438,7 +440,8 @@ plt.show()
 # (DDIM sec. 5.2, fig. 5): the high-level features are fixed by $x_T$. Section 4's grids started all samplers
 # from the same four $x_T$; here they are stacked, one row per sampler, and measured against DDIM-100. Two
 # yardsticks: the RMSE between two *different* DDIM-100 samples (any two of the four), and the DDPM-1000 sample
-# from the same $x_T$, whose fresh noise at every step makes it a different digit.
+# from the same $x_T$, whose fresh noise at every step makes it, as a rule, another sample (here three of the four
+# are other digits).
 
 # %%
 rows_ = [("DDIM", 10), ("DDIM", 20), ("DDIM", 50), ("DDIM", 100), ("DDPM", T)]

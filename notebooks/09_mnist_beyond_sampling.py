@@ -14,12 +14,13 @@
 # %% [markdown]
 # # 09 · What a trained DDPM does besides sampling
 #
-# **What this notebook shows.** DDPM's introduction says that diffusion models "retain their flexibility for tasks
-# such as lossy compression, inpainting, and progressive generation", and its sec. 4.3 shows several of them with
-# the CIFAR-10 model. We do the same with the shipped MNIST U-Net of notebook 06 (no retraining, no labels: the
-# model is unconditional), and measure each with the shipped MNIST classifier:
+# **What this notebook shows.** DDPM reads its trained model as a progressive lossy code (sec. 4.3: Algorithms 3-4,
+# fig. 5 and Table 4 on CIFAR-10), writes the bound in an autoregressive form (eq. 16), and shows samples that share
+# an $x_t$ (fig. 7) and interpolations (sec. 4.4, fig. 8) on CelebA-HQ. We do the same with the shipped MNIST U-Net
+# of notebook 06 (no retraining, no labels: the model is unconditional), add inpainting, which DDPM does not show
+# (the methods of Song et al. 2021 and RePaint), and measure each with the shipped MNIST classifier:
 #
-# 1. **progressive lossy compression** (DDPM Algorithms 3-4, fig. 5): the rate still to send and the distortion of
+# 1. **progressive lossy compression** (DDPM Algorithms 3-4, fig. 5): the rate received so far and the distortion of
 #    $\hat x_0$ against $t$, and where the bits go;
 # 2. the **autoregressive reading** (DDPM eq. 16), worked exactly on a 4-pixel image;
 # 3. **a shared $x_t$** (DDPM fig. 7): how much of a test digit survives noising to $t$;
@@ -27,7 +28,8 @@
 # 5. **inpainting** with the unconditional model: replacement, RePaint's resampling and deterministic DDIM
 #    replacement, on three masks.
 #
-# Every network evaluation costs about 4 ms per image on one CPU thread, so each section states its budget.
+# Every network evaluation costs a few milliseconds per image on a CPU, so each section states its budget in
+# network evaluations.
 # Time is DDPM's $t = 0..T$; DDIM's $\alpha_t$ is our $\bar\alpha_t$ (`alpha_bars`).
 
 # %%
@@ -82,7 +84,7 @@ def gray_rmse(a, b, where=None):
 # about $D_\mathrm{KL}(q \,\|\, p)$ bits when only $p$ is known to the receiver. So step $t$ costs $L_{t-1}$, the
 # first message $L_T$, and the whole message costs $L_T + \sum_{t \ge 2} L_{t-1} + L_0$ = the bound. We build
 # **no entropy coder**: relative-entropy coding needs about $2^{D_\mathrm{KL}}$ shared random candidates per
-# message, and the last reverse steps of one digit carry about 90 bits each (the table below: $R(1) - R(2)$ =
+# message, and the last reverse step of one digit carries about 90 bits (the table below: $R(1) - R(2)$ =
 # 0.12 bits/dim times 784 pixels), so the code exists on paper only; DDPM too uses the scheme to read the bound,
 # and builds no codec. The bound's terms are the codelengths such a code would reach, up to
 # a small overhead per step; that is why we can plot the rate without building the coder.
@@ -232,7 +234,7 @@ print(f"{'x0_hat read as its label':>26}" + "".join(f"{int((classify(x0_hat[t])[
 #   bar for the interpolated rates; the whole bound is 1.60 $\pm$ 0.32 bits/dim over the 16 digits.
 # - **Beside DDPM's CIFAR-10 model** (its $L_\text{simple}$ model, the one with the best samples: Table 1, sec. 4.3
 #   "Progressive coding" and appendix Table 4): a test bound of 3.75 bits/dim, split into a rate
-#   $L_1 + \dots + L_T$ of 1.78 and $L_0$ = 1.97 bits/dim, an RMSE of 0.95 gray levels at $t = 1$ (Table 4's last
+#   $L_1 + \dots + L_T$ of 1.78 and $L_0$ = 1.97 bits/dim, an RMSE of 0.95 gray levels at $t = 1$ (Table 4's first
 #   row: 1.77581 bits/dim, 0.95136). Ours: 1.60, 0.75, 0.85 and 0.49. The **shares** agree: $L_0$ is
 #   54.3% $\pm$ 5.6% of our bound and $1.97 / 3.75$ = 52.5% of theirs, a difference inside our spread. The
 #   absolute numbers do not compare: an MNIST digit is mostly black background, which costs almost nothing, and
@@ -554,8 +556,8 @@ plt.show()
 #
 # ## Summary
 #
-# - **Progressive coding:** reading the reverse chain as a code, the rate still to send is the tail of the bound
-#   (`md.progressive_rate`). On MNIST the class is readable after under 3% of the bits (2.9% at $t = 250$),
+# - **Progressive coding:** reading the reverse chain as a code, the rate received by time $t$ is the sum of the
+#   bound's terms $L_t, \dots, L_T$ (`md.progressive_rate`). On MNIST the class is readable after under 3% of the bits (2.9% at $t = 250$),
 #   $\hat x_0$ is within two gray levels with three quarters of the bits still to come, and $L_0$ is about half of
 #   the bound, the share DDPM reports for CIFAR-10.
 # - **Autoregression:** a diffusion that masks one pixel per step is an autoregressive model whose bound is exact;
