@@ -254,7 +254,7 @@ plt.show()
 # - SW and MMD$^2$ of 200 samples from 1000-step ancestral sampling ($\sigma_t^2 = \tilde\beta_t$) against the 500
 #   reference points (a $\mu$-predicting network is turned into an $\epsilon$-predictor by inverting eq. 11,
 #   `md.eps_from_mu`). A run whose $L_\text{simple}$ is over 100 times the floor is not sampled: its samples could
-#   only measure its failure, and 1,000 sampling steps per run are the table's largest cost.
+#   only measure its failure, and 1,000 sampling steps cost about as much as a run's training.
 #
 # To keep the notebook within its time budget (12 runs), each run trains for only **150 steps** (a twentieth of
 # section 2's 3000). The table therefore compares the objectives early in training; the text below says what that

@@ -84,7 +84,7 @@ def gray_rmse(a, b, where=None):
 # about $D_\mathrm{KL}(q \,\|\, p)$ bits when only $p$ is known to the receiver. So step $t$ costs $L_{t-1}$, the
 # first message $L_T$, and the whole message costs $L_T + \sum_{t \ge 2} L_{t-1} + L_0$ = the bound. We build
 # **no entropy coder**: relative-entropy coding needs about $2^{D_\mathrm{KL}}$ shared random candidates per
-# message, and the last reverse step of one digit carries about 90 bits (the table below: $R(1) - R(2)$ =
+# message, and the last Gaussian reverse step of one digit ($L_1$) carries about 90 bits (the table below: $R(1) - R(2)$ =
 # 0.12 bits/dim times 784 pixels), so the code exists on paper only; DDPM too uses the scheme to read the bound,
 # and builds no codec. The bound's terms are the codelengths such a code would reach, up to
 # a small overhead per step; that is why we can plot the rate without building the coder.
@@ -228,8 +228,7 @@ print(f"{'x0_hat read as its label':>26}" + "".join(f"{int((classify(x0_hat[t])[
 #   $t = 3$, with 65.5% $\pm$ 6.9% still to come. $L_0$ alone, the last message, is 54.3% $\pm$ 5.6% of the bound.
 #   From the other end: the classifier already reads $\hat x_0$ as the right digit for 15 of the 16 digits at
 #   $t = 353$, after 0.029 bits/dim (under 2% of the bound: 0.029 / 1.60), and for all 16 from $t = 250$
-#   (0.047 bits/dim, 2.9%). Most of the code describes where exactly each stroke's edge lies, to within a gray
-#   level; this is DDPM's reading of its fig. 5, that most of the lossless codelength goes to imperceptible detail.
+#   (0.047 bits/dim, 2.9%). Most of the code goes to detail below one gray level; this is DDPM's reading of its fig. 5, that most of the lossless codelength goes to imperceptible detail.
 # - **The estimator.** Halving the grid changes $R(1)$ by 0.053 bits/dim (7% of it), so that is a generous error
 #   bar for the interpolated rates; the whole bound is 1.60 $\pm$ 0.32 bits/dim over the 16 digits.
 # - **Beside DDPM's CIFAR-10 model** (its $L_\text{simple}$ model, the one with the best samples: Table 1, sec. 4.3
