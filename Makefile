@@ -2,7 +2,7 @@
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
 #   make test-kernels  the notebooks and solutions under nbval twice more, torch/oneDNN/MKL capped at AVX2 and at
-#               "default" (no vector extensions): another CPU's rounding against the stored outputs (README)
+#               "default" (ATen's kernels without explicit vector code): another CPU's rounding against the stored outputs
 #   make bench  (optional) the benchmarks in benchmarks/ (tens of minutes; see benchmarks/README.md)
 # Versions come from constraints.txt: what CI tested is what you get.
 
