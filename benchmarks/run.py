@@ -20,6 +20,10 @@ Sections (DESIGN.md, issue "Benchmarks"):
             wall-clock per 1,000 samples; first a 200-sample trial of the timestep kinds "uniform"/"trailing"
   distributed  `python -m minddim train --data mnist` (shipped U-Net configuration) on 1 process against 2 under
             torchrun (gloo, one thread each) and 1 process on 2 threads: images/s of the training steps
+  unet      the shipped U-Net against this machine's own float32 matrix-multiply rate: forward passes at the course's
+            batch sizes for each memory layout and thread count, one training step, the package's defaults
+            (channels-last, chunks of md.UNet.chunk rows) against the plain network on DDIM-50 sampling of 1,000
+            digits, torch.compile and bf16 autocast (in this process and with oneDNN capped at AVX2)
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
 machine is shared and noisy.
 """
@@ -48,7 +52,7 @@ import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
 from minddim.commands import machine  # noqa: E402
 
-SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step", "distributed")
+SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step", "distributed", "unet")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -441,6 +445,215 @@ def bench_distributed(repeats: int = 2, batch: int = 128, short: int = 4, long: 
     return {"model": config, "batch": batch, "steps": [short, long], "repeats": repeats, "rows": rows}
 
 
+UNET_BATCHES = (16, 32, 64, 128, 256, 500)   # the course's batches: notebooks 4-300 at once, evaluate and tests 500
+UNET_CHUNKS = (64, 128, 256)                  # chunk sizes tried on a batch of 500
+CAPPED = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def matmul_rate(repeats: int, n: int = 2048) -> float:
+    """GFLOP/s of an n x n float32 matrix product on torch's current threads, the best of ``repeats``: the
+    practical limit of this CPU for dense float32 arithmetic, against which the U-Net's rate is read."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    a @ b
+    return 2 * n**3 / min(_median_time(lambda: a @ b, 1) for _ in range(repeats)) / 1e9
+
+
+def counted_flops(fn) -> int:
+    """Floating-point operations of ``fn()`` as torch counts them (convolutions and matrix products, forward and
+    backward; the elementwise work of GroupNorm, SiLU and the residual sums is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def plain_unet(model: torch.nn.Module) -> torch.nn.Module:
+    """The U-Net as the package ran it before issue 39: the same weights in the contiguous layout, whole batches."""
+    import copy
+
+    plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    plain.chunk = None
+    return plain
+
+
+def _interleaved(fns: dict, repeats: int, summary=statistics.median) -> dict:
+    """``summary`` (the median, or ``min`` for the best) of each callable's seconds over ``repeats`` rounds, one
+    call of each per round (after one warm-up call each), so that a slow spell of the shared machine falls on every
+    setting alike."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_median_time(fn, 1))
+    return {name: summary(ts) for name, ts in times.items()}
+
+
+def _training_step(model, batch: int, precision: str = "fp32"):
+    """One step of md.train's work on random images: L_simple's draw, forward (under bf16 autocast for
+    ``precision="bf16"``), backward and Adam's update."""
+    from minddim.losses import objective
+
+    schedule = md.Schedule.linear()
+    g = torch.Generator().manual_seed(0)
+    x0 = (torch.rand(batch, 1, 28, 28, generator=g) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-6, foreach=True)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = objective(model, x0, schedule, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def bf16_probe(repeats: int, batch: int = 128, train_batch: int = 64) -> dict:
+    """The shipped U-Net's forward (batch ``batch``) and training step (``train_batch``) in float32 and under bf16
+    autocast, on this process's kernels (run under CAPPED to see a CPU without native bfloat16)."""
+    from minddim.train import native_bf16
+
+    model = md.pretrained("mnist_unet")
+    x, t = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.full((batch,), 500)
+
+    def forward(precision):
+        def run():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                model(x, t)
+        return run
+    trainee = md.UNet(**md.weights.provenance("mnist_unet")["model"])
+    med = _interleaved({"forward fp32": forward("fp32"), "forward bf16": forward("bf16"),
+                        "training step fp32": _training_step(trainee, train_batch),
+                        "training step bf16": _training_step(trainee, train_batch, "bf16")}, repeats, min)
+    return {"native_bf16": native_bf16(), "capability": torch.backends.cpu.get_cpu_capability(), "batch": batch,
+            "train_batch": train_batch, "threads": torch.get_num_threads(),
+            **{f"{k} ms": round(1e3 * v, 1) for k, v in med.items()},
+            "forward slowdown": round(med["forward bf16"] / med["forward fp32"], 2),
+            "training step slowdown": round(med["training step bf16"] / med["training step fp32"], 2)}
+
+
+def bench_unet(repeats: int = 3, n_sample: int = 1000, sample_batch: int = 500, sample_rounds: int = 2) -> dict:
+    """The shipped U-Net against this machine's float32 matmul rate (issue 39), in one run:
+
+    Timings are the best of ``repeats`` interleaved rounds.
+    - forward passes (no gradients) at UNET_BATCHES on 1 thread (how the suite runs notebooks, side by side) and on
+      all cores, in the contiguous and the channels-last layout, unchunked, and on 500 rows in chunks of UNET_CHUNKS;
+    - one training step (forward, backward, Adam) at batch 64 and 128 on all cores, in both layouts;
+    - DDIM-50 sampling of ``n_sample`` digits in batches of ``sample_batch`` (as ``evaluate`` samples), the package's
+      defaults against :func:`plain_unet`, ``sample_rounds`` interleaved rounds, and how far their samples differ;
+    - torch.compile of the channels-last network at batch 128: its compile time and its forward time;
+    - bf16 autocast against float32 here and, in a subprocess, with torch's kernels capped at AVX2 (CAPPED)."""
+    model = md.pretrained("mnist_unet")
+    plain = plain_unet(model)
+    flops = counted_flops(lambda: model(torch.zeros(1, 1, 28, 28), torch.full((1,), 500)))
+    default_threads = torch.get_num_threads()
+    rates, forward = {}, []
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        rates[threads] = matmul_rate(repeats)
+        for batch in UNET_BATCHES:
+            x, t = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.full((batch,), 500)
+            fns = {("contiguous", None): lambda: plain(x, t), ("channels-last", None): lambda: _unchunked(model, x, t)}
+            if batch == 128:             # torch.inference_mode in place of torch.no_grad
+                fns[("channels-last, inference_mode", None)] = lambda: _inference(model, x, t)
+            if batch == max(UNET_BATCHES):
+                fns.update({("channels-last", c): (lambda c=c: _chunked(model, x, t, c)) for c in UNET_CHUNKS})
+            with torch.no_grad():
+                med = _interleaved(fns, repeats, min)
+            for (layout, chunk), seconds in med.items():
+                gflops = batch * flops / seconds / 1e9
+                forward.append({"threads": threads, "batch": batch, "layout": layout, "chunk": chunk,
+                                "ms": round(1e3 * seconds, 1), "images_per_second": round(batch / seconds),
+                                "gflops": round(gflops, 1), "share_of_matmul": round(gflops / rates[threads], 3)})
+    torch.set_num_threads(default_threads)
+    training = []
+    for batch in (64, 128):
+        nets = {"contiguous": md.UNet(**model.config).to(memory_format=torch.contiguous_format),
+                "channels-last": md.UNet(**model.config)}
+        steps = {layout: _training_step(net, batch) for layout, net in nets.items()}
+        step_flops = counted_flops(steps["channels-last"])
+        for layout, seconds in _interleaved(steps, repeats, min).items():
+            gflops = step_flops / seconds / 1e9
+            training.append({"threads": default_threads, "batch": batch, "layout": layout,
+                             "ms": round(1e3 * seconds, 1), "images_per_second": round(batch / seconds),
+                             "gflops": round(gflops, 1), "share_of_matmul": round(gflops / rates[default_threads], 3)})
+    # DDIM-50 of n_sample digits as `evaluate` draws them (x_T from seed 0, batches of sample_batch)
+    schedule, tau = md.Schedule.linear(), md.timesteps(1000, 50)
+    x_T = torch.randn(n_sample, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    samples, times = {}, {"plain network (before)": [], "package defaults": []}
+
+    def draw(net, name):
+        start = time.perf_counter()
+        samples[name] = torch.cat([md.sample(net, x_T[i:i + sample_batch], schedule, tau, 0.0, clip_x0=1.0)
+                                   for i in range(0, n_sample, sample_batch)])
+        times[name].append(time.perf_counter() - start)
+    for _ in range(sample_rounds):
+        draw(plain, "plain network (before)")
+        draw(model, "package defaults")
+    before, after = (min(v) for v in times.values())
+    sampling = {"n": n_sample, "batch": sample_batch, "S": 50, "threads": default_threads, "rounds": sample_rounds,
+                "seconds": {k: [round(s, 1) for s in v] for k, v in times.items()},
+                "speedup": round(before / after, 2),
+                "max_abs_difference": float((samples["package defaults"] - samples["plain network (before)"])
+                                            .abs().max())}
+    return {"flops_per_image": flops, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "kernel_caps": {k: os.environ[k] for k in CAPPED if k in os.environ},
+            "matmul_gflops": {str(k): round(v, 1) for k, v in rates.items()}, "chunk_default": md.UNet.chunk,
+            "forward": forward, "training": training, "sampling": sampling, "compile": _compile_trial(model, repeats),
+            "bf16": {"this process": bf16_probe(repeats), "capped at AVX2": _capped_bf16_probe(repeats)}}
+
+
+def _unchunked(model, x, t):
+    chunk, model.chunk = model.chunk, None
+    try:
+        return model(x, t)
+    finally:
+        model.chunk = chunk
+
+
+def _inference(model, x, t):
+    with torch.inference_mode():
+        return _unchunked(model, x, t)
+
+
+def _chunked(model, x, t, c):
+    chunk, model.chunk = model.chunk, c
+    try:
+        return model(x, t)
+    finally:
+        model.chunk = chunk
+
+
+def _compile_trial(model, repeats: int, batch: int = 128) -> dict:
+    """torch.compile of the (channels-last) U-Net: seconds of the first call (compilation) and the forward
+    time after it, against the eager network's, at ``batch``."""
+    x, t = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.full((batch,), 500)
+    try:
+        with torch.no_grad():
+            compiled = torch.compile(model)
+            start = time.perf_counter()
+            compiled(x, t)
+            first = time.perf_counter() - start
+            med = _interleaved({"eager": lambda: model(x, t), "compiled": lambda: compiled(x, t)}, repeats, min)
+    except Exception as err:  # torch.compile needs a C++ compiler; report, do not hide
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"}
+    saved = med["eager"] - med["compiled"]
+    return {"batch": batch, "compile_seconds": round(first, 1), "eager_ms": round(1e3 * med["eager"], 1),
+            "compiled_ms": round(1e3 * med["compiled"], 1), "speedup": round(med["eager"] / med["compiled"], 2),
+            "forwards_to_repay": round(first / saved) if saved > 0 else None}
+
+
+def _capped_bf16_probe(repeats: int) -> dict:
+    """:func:`bf16_probe` in a fresh process with torch's kernels capped at AVX2 (no native bfloat16)."""
+    proc = subprocess.run([sys.executable, __file__, "--bf16-probe", "--repeats", str(repeats)],
+                          env={**os.environ, **CAPPED}, capture_output=True, text=True)
+    if proc.returncode:
+        return {"error": proc.stderr.strip().splitlines()[-1][:200] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def cpu_summary() -> dict:
     """lscpu's model name and which of the vector/matrix flags that matter to torch on a CPU it lists."""
     info = {}
@@ -463,7 +676,11 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(HERE / "results.json"))
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own); on a shared machine 1 can be faster")
+    parser.add_argument("--bf16-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bf16_probe:                                # the unet section's subprocess under capped kernels
+        print(json.dumps(bf16_probe(args.repeats)))
+        return 0
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -482,7 +699,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         fn = {"sampling": lambda: bench_sampling(args.repeats), "overhead": lambda: bench_overhead(max(args.repeats, 5)),
               "training": bench_training, "toy": bench_toy, "course": bench_course, "few-step": bench_few_step,
-              "distributed": lambda: bench_distributed(args.repeats)}[name]
+              "distributed": lambda: bench_distributed(args.repeats),
+              "unet": lambda: bench_unet(args.repeats)}[name]
         value = fn()
         results[name] = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
                          "cpu": cpu_summary(), "section_seconds": round(time.perf_counter() - start, 1),
@@ -626,7 +844,89 @@ def render(results: dict) -> str:
     if "distributed" in results:
         r = head("distributed", "7. Training on 2 processes under torchrun (gloo) on this CPU")
         lines += _render_distributed(r)
+    if "unet" in results:
+        r = head("unet", "8. The U-Net against this CPU's own matrix-multiply rate")
+        lines += _render_unet(r)
     return "\n".join(lines)
+
+
+def _render_unet(r: dict) -> list:
+    """Section 8 of the README: forward and training rates as shares of the matmul rate, the defaults' gain on
+    sampling, torch.compile and bf16."""
+    rates = r["matmul_gflops"]
+    lines = [f"The shipped MNIST U-Net: {r['flops_per_image'] / 1e6:.1f} MFLOP per image per forward pass (counted by "
+             f"`torch.utils.flop_counter.FlopCounterMode`: convolutions and matrix products). The CPU's practical "
+             f"limit is a 2048 x 2048 float32 matrix product, best of the repeats: "
+             + ", ".join(f"{v:.0f} GFLOP/s on {k} thread{'s' if k != '1' else ''}" for k, v in rates.items())
+             + f". torch's kernels: {r['cpu_capability']}"
+             + (f" (capped: {' '.join(f'{k}={v}' for k, v in r['kernel_caps'].items())})" if r.get("kernel_caps") else "")
+             + ". Times are the best of interleaved repetitions (on a shared machine noise only adds); 'share' is "
+             f"the U-Net's GFLOP/s over the matrix product's on the same threads. `layout` is the memory format of "
+             f"the weights and activations; `chunk` splits a batch into passes of that many rows "
+             f"(`md.UNet.chunk`, {r['chunk_default']} by default).", "",
+             "**Forward passes** (no gradients):", "",
+             "| threads | batch | layout | chunk | ms | images/s | GFLOP/s | share |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {row['threads']} | {row['batch']} | {row['layout']} | {row['chunk'] or '-'} | {row['ms']:.1f} | "
+              f"{row['images_per_second']} | {row['gflops']:.1f} | {row['share_of_matmul']:.0%} |" for row in r["forward"]]
+    best = {}
+    for row in r["forward"]:
+        if row["layout"] == "channels-last" and (row["chunk"] in (None, r["chunk_default"])):
+            key = row["threads"], row["batch"]
+            if row["batch"] <= r["chunk_default"] or row["chunk"] == r["chunk_default"] or key not in best:
+                best[key] = row
+    plain = {(row["threads"], row["batch"]): row for row in r["forward"] if row["layout"] == "contiguous"}
+    lines += ["", "The package's defaults (channels-last; a batch over the chunk size in chunks) against the plain "
+              "network (contiguous, whole batch), forward passes per second, from the table:", "",
+              "| threads | batch | defaults' share | plain share | defaults / plain |", "|---|---|---|---|---|"]
+    lines += [f"| {k[0]} | {k[1]} | {row['share_of_matmul']:.0%} | {plain[k]['share_of_matmul']:.0%} | "
+              f"{row['images_per_second'] / plain[k]['images_per_second']:.2f}x |"
+              for k, row in sorted(best.items()) if k in plain and k[1] in (128, 500)]
+    inference = [(row["threads"], row["images_per_second"] / best[row["threads"], row["batch"]]["images_per_second"])
+                 for row in r["forward"] if row["layout"].endswith("inference_mode")]
+    if inference:
+        lines += ["", "`torch.inference_mode` in place of `torch.no_grad` (channels-last, batch 128): "
+                  + ", ".join(f"{ratio:.2f}x on {k} thread{'s' if k != 1 else ''}" for k, ratio in inference)
+                  + ". The samplers keep `torch.no_grad`: a tensor made under inference mode can never enter autograd, "
+                  "and a learner may well take a sample's gradient afterwards (a Langevin or guidance step)."]
+    lines += ["", "**One training step** (L_simple's draw, forward, backward, Adam), FLOPs of forward and backward "
+              "counted the same way:", "",
+              "| threads | batch | layout | ms | images/s | GFLOP/s | share |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {row['threads']} | {row['batch']} | {row['layout']} | {row['ms']:.1f} | {row['images_per_second']} | "
+              f"{row['gflops']:.1f} | {row['share_of_matmul']:.0%} |" for row in r["training"]]
+    s = r["sampling"]
+    (before_name, before), (after_name, after) = s["seconds"].items()
+    lines += ["", f"**DDIM-50 sampling of {s['n']:,} digits** in batches of {s['batch']} (as `python -m minddim "
+              f"evaluate` draws them, x_T from seed 0), {s['threads']} threads, {s['rounds']} interleaved rounds: the "
+              f"{before_name} {', '.join(f'{v:.1f}' for v in before)} s, the {after_name} "
+              f"{', '.join(f'{v:.1f}' for v in after)} s: **{s['speedup']:.2f}x** (ratio of the best rounds). The two "
+              f"sets of samples differ by at most {s['max_abs_difference']:.1e} (images in [-1, 1]): float32 rounding "
+              f"(the layouts sum the same products in another order), grown over the 50 steps.", ""]
+    c = r["compile"]
+    if "error" in c:
+        lines += [f"**torch.compile**: failed here ({c['error']}).", ""]
+    else:
+        repay = (f"it repays its compilation after about {c['forwards_to_repay']:,} forward passes of {c['batch']} rows"
+                 if c["forwards_to_repay"] else "it is no faster, so it never repays its compilation")
+        lines += [f"**torch.compile** of the channels-last network at batch {c['batch']}: the first call takes "
+                  f"{c['compile_seconds']:.0f} s (compilation), then {c['compiled_ms']:.1f} ms per forward against "
+                  f"{c['eager_ms']:.1f} ms eager ({c['speedup']:.2f}x); {repay}. A notebook makes a few hundred "
+                  f"(DDIM-50 on a few batches), so the package does not compile; it would also recompile for every "
+                  f"new batch shape.", ""]
+    lines += ["**bf16 autocast** against float32 (`python -m minddim train --precision bf16`), forward at batch "
+              "128 and one training step at batch 64:", "",
+              "| kernels | native bfloat16 | forward fp32 ms | forward bf16 ms | slower by | step fp32 ms | step bf16 ms "
+              "| slower by |", "|---|---|---|---|---|---|---|---|"]
+    for name, b in r["bf16"].items():
+        if "error" in b:
+            lines.append(f"| {name} | | {b['error']} | | | | | |")
+            continue
+        lines.append(f"| {name} ({b['capability']}, {b['threads']} threads) | {'yes' if b['native_bf16'] else 'no'} | "
+                     f"{b['forward fp32 ms']:.0f} | {b['forward bf16 ms']:.0f} | {b['forward slowdown']:.2f}x | "
+                     f"{b['training step fp32 ms']:.0f} | {b['training step bf16 ms']:.0f} | "
+                     f"{b['training step slowdown']:.2f}x |")
+    lines += ["", "Without native bfloat16 (AMX or AVX-512 BF16, `md.train.native_bf16()`), `md.train` warns once when "
+              "asked for bf16, quoting the capped row's slowdown.", ""]
+    return lines
 
 
 def _render_distributed(r: dict) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -46,6 +47,29 @@ def learning_rate(lr: float, step: int, steps: int, decay: str = "constant") -> 
     return lr if decay == "constant" else lr * (1 + math.cos(math.pi * step / steps)) / 2
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX-512 BF16) and torch's oneDNN kernels may use it (an
+    ``ONEDNN_MAX_CPU_ISA`` cap below those turns it off). Elsewhere bf16 autocast is emulated in float32 and slower."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()))
+
+
+def _warn_emulated_bf16(device: torch.device) -> None:
+    """Once per process: ``precision="bf16"`` on a CPU that has no native bfloat16, with the slowdown measured."""
+    global _WARNED_BF16
+    if device.type != "cpu" or _WARNED_BF16 or native_bf16():
+        return
+    _WARNED_BF16 = True
+    warnings.warn(BF16_EMULATED, stacklevel=3)
+
+
+_WARNED_BF16 = False
+# measured by `python benchmarks/run.py --only unet` (benchmarks/README.md, section 8, "bf16"), oneDNN capped at AVX2
+BF16_EMULATED = ("precision='bf16' on a CPU without native bfloat16 (no AMX or AVX-512 BF16, or torch's kernels capped "
+                 "below them): autocast emulates it, and a training step of the shipped U-Net measured about 10x slower "
+                 "than float32 (benchmarks/README.md, section 8); use precision='fp32'")
+
+
 class TrainResult(NamedTuple):
     model: torch.nn.Module      # the trained network (last iterate)
     ema: torch.nn.Module        # its exponential moving average: use this one for sampling
@@ -77,7 +101,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     ``channels_last`` stores the model's weights and the images in the channels-last memory layout while
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
     floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
-    ``benchmarks/README.md``, section 3).  The returned networks are back in the usual layout.
+    ``benchmarks/README.md``, section 3).  The returned networks are back in the layout they came in (a
+    :class:`~minddim.models.UNet` is channels-last from the start).
 
     Several processes (a ``torch.distributed`` process group is initialized, as ``python -m minddim train``
     does under torchrun): ``batch_size`` is the global batch, which the number of processes must divide. Every
@@ -96,6 +121,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     learning_rate(lr, 0, steps, lr_decay)                         # checks lr_decay before any work
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16":
+        _warn_emulated_bf16(torch.device(device))
     batch_size = check_positive_int(batch_size, "batch_size")
     if not (isinstance(data, torch.Tensor) or callable(data)):
         raise TypeError("data must be a tensor of examples or a callable (n, generator) -> tensor")
@@ -114,6 +141,9 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         data = data.to(device)
     if channels_last is None:
         channels_last = isinstance(data, torch.Tensor) and data.dim() == 4
+    # a model that is channels-last already (md.UNet) stays so; another one is converted for the loop and back after
+    converted = channels_last and not all(p.is_contiguous(memory_format=torch.channels_last)
+                                          for p in model.parameters() if p.dim() == 4)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         if isinstance(data, torch.Tensor):
@@ -179,7 +209,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
             barrier()             # no process starts the next step (and can fail in it) before the checkpoint is whole
     if log_csv is not None and checkpoint is None and is_writer():
         _write_csv(losses, log_csv)
-    if channels_last:
+    if converted:
         model = model.to(memory_format=torch.contiguous_format)
         if ema is not None:
             ema.model = ema.model.to(memory_format=torch.contiguous_format)

@@ -67,3 +67,13 @@ def test_kind_is_heuns_lower_mean_fid():
     assert run.few_step_kind(trial) == "trailing"
     trial[0]["fid"] = 12.0
     assert run.few_step_kind(trial) == "uniform"
+
+
+def test_the_benchmarks_readme_is_what_results_json_renders():
+    """benchmarks/README.md is generated: every figure in it (section 8's shares of the matmul rate included) comes
+    from results.json, none is typed by hand."""
+    import json
+
+    results = json.loads((Path(__file__).parents[1] / "benchmarks" / "results.json").read_text())
+    assert "unet" in results
+    assert run.render(results) == (Path(__file__).parents[1] / "benchmarks" / "README.md").read_text()

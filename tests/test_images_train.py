@@ -103,9 +103,10 @@ def test_training_sets_each_adam_step_to_the_schedules_rate(monkeypatch):
     assert seen[0] == 1e-3 > seen[1] > seen[4] > 0
 
 
-def test_image_training_runs_in_channels_last_and_returns_the_usual_layout():
-    """The training default kept from benchmarks section 3: weights and images channels-last while training
-    (3 channels, so the layouts differ), the same losses up to rounding, networks returned contiguous."""
+def test_image_training_runs_in_channels_last_and_returns_the_layout_it_was_given():
+    """The training default kept from benchmarks sections 3 and 8: weights and images channels-last while training
+    (3 channels, so the layouts differ), the same losses up to rounding. md.UNet is channels-last from the start and
+    comes back so; a network handed over in the usual layout (here a U-Net converted back) comes back in it."""
     data = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     s = md.Schedule.linear()
     seen = []
@@ -120,14 +121,23 @@ def test_image_training_runs_in_channels_last_and_returns_the_usual_layout():
         torch.manual_seed(0)
         return md.UNet(3, base=8, mults=(1, 2), num_res=1, groups=4)
 
+    def channels_last(net):
+        return all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.dim() == 4)
+
+    assert channels_last(unet())
     default = md.train(unet(), data, s, **kw, loss_fn=spy)
     assert seen == [(True, False, True)] * 4
     seen.clear()
-    plain = md.train(unet(), data, s, **kw, loss_fn=spy, channels_last=False)
+    plain = md.train(unet().to(memory_format=torch.contiguous_format), data, s, **kw, loss_fn=spy,
+                     channels_last=False)
     assert seen == [(False, True, False)] * 4
     assert default.losses == pytest.approx(plain.losses, rel=1e-4)
-    for net in (default.model, default.ema):
-        assert all(p.is_contiguous() for p in net.parameters())
+    assert all(channels_last(net) for net in (default.model, default.ema))
+    for net in (plain.model, plain.ema):
+        assert all(p.is_contiguous() for p in net.parameters()) and not channels_last(net)
+    converted = md.train(unet().to(memory_format=torch.contiguous_format), data, s, **kw)
+    assert all(p.is_contiguous() for net in converted[:2] for p in net.parameters())
+    assert not any(channels_last(net) for net in converted[:2])
     # Adam moves a weight by at most lr = 1e-3 per step (4e-3 in all); rounding differences in tiny gradients
     # get normalized by Adam, so weights agree to 1e-4, 1/40 of the largest possible move
     for a, b in zip(default.ema.state_dict().values(), plain.ema.state_dict().values()):
@@ -247,3 +257,62 @@ def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
     assert q["real_train_images"]["sure"] >= q["DDIM-50"]["sure"]
     with pytest.raises(ValueError, match="weights"):
         load_unet(run / "missing.pt")
+
+
+def test_the_unet_goes_through_a_large_batch_in_chunks_only_without_gradients():
+    """md.UNet.chunk (benchmarks/README.md, section 8): in eval mode without gradients a batch of more than
+    ``chunk`` rows goes through the network ``chunk`` rows at a time. Each row is computed on its own, so the
+    output is the whole batch's (measured: equal bit for bit; allowed: float32 rounding), with one t per row or one
+    t for all; with gradients, or in training mode, the batch goes through whole."""
+    torch.manual_seed(0)
+    net = md.UNet(1, base=8, mults=(1, 2), num_res=1, groups=4).eval()
+    g = torch.Generator().manual_seed(1)
+    x, t = torch.randn(11, 1, 28, 28, generator=g), torch.randint(1, 1001, (11,), generator=g)
+    rows = []
+    net.inp.register_forward_hook(lambda module, inputs, output: rows.append(inputs[0].shape[0]))
+    net.chunk = 4
+    with torch.no_grad():
+        chunked, chunked_one_t = net(x, t), net(x, t[:1])
+    assert rows == [4, 4, 3] * 2
+    net.chunk = None
+    with torch.no_grad():
+        whole, whole_one_t = net(x, t), net(x, t[:1].expand(11))
+    assert rows[6:] == [11, 11]
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(chunked_one_t, whole_one_t, rtol=0, atol=1e-5)
+    assert chunked.is_contiguous() and chunked.shape == x.shape
+    rows.clear()
+    net.chunk = 4
+    net(x, t).sum().backward()                    # gradients: one pass, so backward sees the batch it came from
+    net.train()
+    with torch.no_grad():
+        net(x, t)
+    assert rows == [11, 11]
+    assert md.UNet.chunk == 128 and md.pretrained("mnist_unet").chunk == 128
+
+
+def test_bf16_without_native_bfloat16_warns_once_with_the_measured_slowdown(monkeypatch):
+    """`precision="bf16"` on a CPU that emulates bfloat16 (benchmarks/README.md, section 8: a training step several
+    times slower than float32 with oneDNN capped at AVX2) warns once per process, naming the slowdown that section
+    records and the way out; where the CPU has native bfloat16 it does not warn."""
+    import importlib
+    import warnings
+
+    train_module = importlib.import_module("minddim.train")
+    data = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    kw = dict(steps=1, batch_size=4, lr=1e-3, progress=False, precision="bf16")
+    assert train_module.native_bf16() in (True, False)
+    monkeypatch.setattr(train_module, "_WARNED_BF16", False)
+    monkeypatch.setattr(train_module, "native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"without native bfloat16.*slower.*precision='fp32'") as caught:
+        md.train(_tiny(), data, md.Schedule.linear(), **kw)
+    recorded = json.loads((Path(__file__).parents[1] / "benchmarks" / "results.json").read_text())
+    capped = recorded["unet"]["results"]["bf16"]["capped at AVX2"]
+    assert not capped["native_bf16"]
+    assert f"about {round(capped['training step slowdown'])}x slower" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        md.train(_tiny(), data, md.Schedule.linear(), **kw)                 # once per process
+        monkeypatch.setattr(train_module, "_WARNED_BF16", False)
+        monkeypatch.setattr(train_module, "native_bf16", lambda: True)
+        md.train(_tiny(), data, md.Schedule.linear(), **kw)                 # native: no warning
