@@ -908,7 +908,8 @@ def _render_unet(r: dict) -> list:
         repay = (f"it repays its compilation after about {c['forwards_to_repay']:,} forward passes of {c['batch']} rows"
                  if c["forwards_to_repay"] else "it is no faster, so it never repays its compilation")
         lines += [f"**torch.compile** of the channels-last network at batch {c['batch']}: the first call takes "
-                  f"{c['compile_seconds']:.0f} s (compilation), then {c['compiled_ms']:.1f} ms per forward against "
+                  f"{c['compile_seconds']:.0f} s (compilation; less when torch's on-disk cache holds an earlier run's "
+                  f"work, as it may here: 25-50 s were measured from a cold cache on this machine), then {c['compiled_ms']:.1f} ms per forward against "
                   f"{c['eager_ms']:.1f} ms eager ({c['speedup']:.2f}x); {repay}. A notebook makes a few hundred "
                   f"(DDIM-50 on a few batches), so the package does not compile; it would also recompile for every "
                   f"new batch shape.", ""]
