@@ -163,7 +163,6 @@ def main(argv=None) -> int:
 
 # -- the checks of each command, before it runs (they may fill in args) -----------------------------------------
 def _check_train(args):
-    check_device(args.device)
     check_root(args.root)
     out = check_out_folder(args.out)
     found = [f for f in RUN_FILES if (out / f).exists()]
@@ -182,10 +181,10 @@ def _check_train(args):
         if differ:
             raise UsageError(f"--resume: the run in {args.out} was started with other settings: {'; '.join(differ)}; "
                              f"give the run's settings, or choose another --out")
+    check_device(args.device)
 
 
 def _check_sample(args):
-    check_device(args.device)
     args.weights, args.took = resolve_weights(args.weights)
     args.grid = args.out.lower().endswith(".png")
     if args.grid:
@@ -198,12 +197,13 @@ def _check_sample(args):
     else:
         try:
             check_out_folder(args.out)
-        except UsageError as e:
-            raise UsageError(f"{e} (or a .png file for one grid of all samples)") from None
+        except UsageError:
+            raise UsageError(f"--out must be a .png file (one grid of all samples) or a folder (a path without a file "
+                             f"extension: one PNG file per sample), got {args.out}") from None
+    check_device(args.device)
 
 
 def _check_evaluate(args):
-    check_device(args.device)
     check_root(args.root)
     args.weights, args.took = resolve_weights(args.weights, diffusers=False)
     if args.out is not None:
@@ -212,6 +212,7 @@ def _check_evaluate(args):
     meta = weights.with_suffix(".json") if weights.suffix == ".pt" else None
     if meta is not None and json.loads(meta.read_text()).get("model", {}).get("channels", 1) != 1:
         raise UsageError(f"--weights {args.weights} is not an MNIST (1-channel) U-Net; evaluate scores MNIST digits")
+    check_device(args.device)
 
 
 def _check_classifier(args):

@@ -40,10 +40,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {plain(message)}\n")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
+    """Plain text: descriptions wrapped paragraph by paragraph (lines indented by two spaces kept as they are),
+    every option's default after its help."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        out = []
+        for para in text.split("\n\n"):
+            if para.startswith("  ") or "\n  " in para:
+                out.append(textwrap.indent(para, indent))
+            else:
+                out.append(textwrap.fill(" ".join(para.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n\n".join(out)
+
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if ("default" in text or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS or not action.option_strings):
             return text
         default = ",".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else action.default
         return f"{text} (default: {default})"
@@ -169,6 +185,8 @@ for _f in (positive_int, nonneg_int, steps, positive_float, decay, eta, mults, s
 # -- what needs the file system or torch ---------------------------------------------------------------------
 def check_device(text: str) -> str:
     """A device torch knows and this machine has: ``--device cuda`` without CUDA says so in those words."""
+    if text == "cpu":
+        return text
     import torch
 
     try:
@@ -199,7 +217,7 @@ def check_out_folder(text: str, option: str = "--out") -> Path:
     """A folder-type output: not an existing file, not a name with a file's extension (``x.jpg``)."""
     path = Path(text)
     if path.suffix.lower() in FILE_SUFFIXES:
-        raise UsageError(f"{option} is a folder; give a path without a file extension, got {text}")
+        raise UsageError(f"{option} must be a folder (a path without a file extension), got {text}")
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} must be a folder, got the existing file {text}")
     return path

@@ -111,3 +111,20 @@ def make_exercises(solutions: str | Path = "solutions", exercises: str | Path = 
     with atomic_path(exercises / MANIFEST) as tmp:
         tmp.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n", encoding="utf-8")
     return Written(written, kept)
+
+
+def status(solution_py: Path, exercises: str | Path = "exercises") -> dict:
+    """Where exercise files stand against ``solution_py``, by file name: ``"current"`` (what the generator makes now,
+    as it wrote it), ``"stale"`` (the generator last wrote something else: the solution changed since; running it
+    replaces the file) or ``"edited"`` (changed since the generator wrote it: a learner's answers, which it keeps),
+    ``"missing"``. What the test suite's staleness check reads."""
+    exercises, record = Path(exercises), manifest(exercises)
+    out = {}
+    for path, text in zip((exercises / (solution_py.stem + s) for s in (".py", ".ipynb")), render(solution_py)):
+        if not path.is_file():
+            out[path.name] = "missing"
+        elif edited(path, record):
+            out[path.name] = "edited"
+        else:
+            out[path.name] = "current" if record.get(path.name) == digest(text) else "stale"
+    return out
