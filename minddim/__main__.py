@@ -162,16 +162,22 @@ def main(argv=None) -> int:
 
 
 # -- the checks of each command, before it runs (they may fill in args) -----------------------------------------
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _check_train(args):
     check_root(args.root)
     out = check_out_folder(args.out)
-    found = [f for f in RUN_FILES if (out / f).exists()]
+    # under torchrun rank 0 alone judges the folder (and writes it): the others could see its first files already
+    found = [f for f in RUN_FILES if (out / f).exists()] if _rank() == 0 else []
     if args.resume and args.force:
         raise UsageError("--resume continues the run in --out and --force replaces it: give one of them")
     if found and not (args.resume or args.force):
         raise UsageError(f"--out {args.out} already holds a run ({', '.join(found)}); add --resume to continue it, "
                          f"--force to replace it, or choose another --out")
-    if args.resume and (out / "config.json").is_file():
+    if args.resume and (out / "config.json").is_file() and _rank() == 0:
         from .commands import resume_differences, run_config
 
         differ = resume_differences(out, run_config(
@@ -249,14 +255,14 @@ CHECKS = {"train": _check_train, "sample": _check_sample, "evaluate": _check_eva
 # -- what each command runs --------------------------------------------------------------------------------------
 def _report(*a, **k):
     """Print, on rank 0 only: under torchrun every process runs the command, rank 0 alone says what was written."""
-    if os.environ.get("RANK", "0") == "0":
+    if _rank() == 0:
         print(*a, **k)
 
 
 def _run_train(args) -> int:
     from .commands import train_images
 
-    if args.force:
+    if args.force and _rank() == 0:
         for name in RUN_FILES:
             (Path(args.out) / name).unlink(missing_ok=True)
     train_images(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
