@@ -257,6 +257,9 @@ def resolve_weights(text: str, diffusers: bool = True) -> tuple:
     if path.is_dir():
         if (path / "ema.pt").is_file():
             path = path / "ema.pt"
+        elif (path / "checkpoint.pt").is_file():
+            raise UsageError(f"--weights {text} is a run folder without ema.pt yet (`train` writes it when the run "
+                             f"ends; continue it with --resume)")
         elif any((path / f).is_file() for f in ("model_index.json", "config.json", "unet/config.json")):
             if not diffusers:
                 raise UsageError(f"--weights {text} is a diffusers checkpoint; this command takes the course's U-Nets "

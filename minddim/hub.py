@@ -157,9 +157,12 @@ def paper_folder(name: str = "ddpm-cifar10-32", root=None) -> Path:
 
 def is_diffusers(weights) -> bool:
     """Whether ``weights`` names a diffusers checkpoint: a folder with ``model_index.json``, ``config.json`` or
-    ``unet/config.json``, or (not an existing path, not ending in .pt) a hub id ``owner/name``."""
+    ``unet/config.json`` (not a run folder of ``train``, whose ``config.json`` sits beside ``ema.pt`` or
+    ``checkpoint.pt``), or (not an existing path, not ending in .pt) a hub id ``owner/name``."""
     p = Path(str(weights))
     if p.is_dir():
+        if any((p / f).is_file() for f in ("ema.pt", "checkpoint.pt")):     # a run folder of `train`
+            return False
         return any((p / f).is_file() for f in ("model_index.json", "config.json", "unet/config.json"))
     return not p.exists() and p.suffix != ".pt" and bool(HUB_ID.match(str(weights)))
 

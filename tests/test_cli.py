@@ -140,6 +140,15 @@ def test_weights_name_what_they_are_and_a_mistyped_path_is_no_such_file(tmp_path
             resolve_weights(typo)
     with pytest.raises(UsageError, match="diffusers checkpoint; this command takes the course's U-Nets"):
         resolve_weights("ddpm", diffusers=False)
+    from minddim.hub import is_diffusers
+
+    (run / "config.json").write_text("{}")                 # a run folder's config.json is no diffusers config
+    assert not is_diffusers(run) and resolve_weights("runs/mnist")[0].endswith("ema.pt")
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "ema.pt").unlink()
+    with pytest.raises(UsageError, match="run folder without ema.pt yet"):
+        resolve_weights("runs/mnist")
+    (run / "ema.pt").write_bytes(b"")
     (run / "ema.json").unlink()
     with pytest.raises(UsageError, match="no ema.json beside it"):
         resolve_weights("runs/mnist/ema.pt")
