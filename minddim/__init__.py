@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "analytic": ("GaussianDenoiser", "GaussianMixtureDenoiser"),
-    "bound": ("bits_per_dim", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term", "progressive_distortion",
-              "progressive_rate", "vlb", "vlb_terms"),
+    "bound": ("bits_per_dim", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term",
+              "progressive_distortion", "progressive_rate", "vlb", "vlb_terms"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),
     "diffusion": ("p_mean", "predict_eps", "predict_x0", "q_posterior", "q_sample", "q_sigma_posterior", "q_step"),
     "losses": ("eps_from_mu", "epsilon_loss", "objective"),
@@ -30,8 +30,8 @@ _EXPORTS = {
     "sampling": ("Trajectory", "ddim", "ddim_sigma", "ddim_step", "ddpm", "encode", "heun", "heun_step", "inpaint",
                  "repaint_walk", "replace_known", "sample", "slerp", "timesteps"),
     "score": ("annealed_langevin", "dsm_loss", "eps_from_score", "euler_step", "gaussian_flow_map",
-              "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_ode_solve", "score_from_eps",
-              "score_model", "tweedie"),
+              "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_ode_solve",
+              "score_from_eps", "score_model", "tweedie"),
     "schedules": ("Schedule",),
     "commands": ("sample_images", "train_images"),
     "train": ("EMA", "TrainResult", "train", "train_toy"),

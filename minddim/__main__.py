@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from .cli_args import (RUN_FILES, Parser, UsageError, check_device, check_out_file, check_out_folder, check_root,
-                       decay, eta, mults, nonneg_int, positive_float, positive_int, resolve_weights, samplers, steps)
+                       decay, eta, fid_count, mults, nonneg_int, positive_float, positive_int, resolve_weights,
+                       samplers, steps)
 
 # the package's own lists (tests/test_cli.py checks that they agree), here so that --help needs no torch
 DATASETS = ("mnist", "cifar10")                                         # minddim.commands.DATASETS
@@ -99,7 +100,8 @@ def build_parser() -> tuple[Parser, dict]:
                         "for the folder mode, a diffusers folder or a hub id org/name (e.g. google/ddpm-cifar10-32)")
     p.add_argument("--out", default="samples.png", help="a .png file (a grid) or a folder (one PNG per sample)")
     p.add_argument("--n", "--num-samples", type=positive_int, default=64,
-                   help="how many samples (under torchrun write --num-samples: torchrun takes --n for its own --nnodes)")
+                   help="how many samples (under torchrun write --num-samples: torchrun takes --n for its own "
+                        "--nnodes)")
     p.add_argument("--steps", type=steps, default=50, help="sampling steps S, in 1..1000")
     p.add_argument("--eta", type=eta, default=0.0, help='DDIM\'s eta, a number >= 0 (0: DDIM, 1: DDPM), or "sigma_hat"')
     p.add_argument("--kind", choices=KINDS, default="uniform",
@@ -116,8 +118,8 @@ def build_parser() -> tuple[Parser, dict]:
                 "ddim-50,ddpm-1000 (about 25 minutes on a 2-core CPU).")
     p.add_argument("--weights", required=True, help="a shipped U-Net (mnist_unet), a run folder of `train`, or an "
                                                     "ema.pt with its ema.json")
-    p.add_argument("--n", "--num-samples", type=positive_int, default=1000,
-                   help="samples per sampler (under torchrun write --num-samples); below 1000 the FID is mostly "
+    p.add_argument("--n", "--num-samples", type=fid_count, default=1000,
+                   help="samples per sampler, >= 2 (under torchrun write --num-samples); below 1000 the FID is mostly "
                         "small-sample bias")
     p.add_argument("--samplers", type=samplers, default=samplers("ddim-50"),
                    help="comma-separated: ddim-S (eta 0, S steps) or ddpm-S (eta 1), e.g. ddim-50,ddpm-1000 "

@@ -102,6 +102,14 @@ def positive_int(text: str) -> int:
     return v
 
 
+def fid_count(text: str) -> int:
+    """A number of samples for an FID: at least 2 (it fits a covariance to them)."""
+    v = _int(text, "an integer >= 2")
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2 (an FID fits a covariance to the samples), got {v}")
+    return v
+
+
 def nonneg_int(text: str) -> int:
     v = _int(text, "an integer >= 0")
     if v < 0:
@@ -178,7 +186,7 @@ def samplers(text: str) -> tuple:
     return tuple(out)
 
 
-for _f in (positive_int, nonneg_int, steps, positive_float, decay, eta, mults, samplers):
+for _f in (positive_int, fid_count, nonneg_int, steps, positive_float, decay, eta, mults, samplers):
     _type(_f.__name__.replace("_", " "), _f)
 
 

@@ -336,6 +336,8 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, 
     from .weights import AVAILABLE, pretrained
 
     n = check_positive_int(n, "n")
+    if n < 2:
+        raise ValueError(f"n must be >= 2 (an FID fits a covariance to the samples), got {n}")
     if not samplers:
         raise ValueError("samplers must name at least one (name, steps, eta), e.g. (('DDIM-50', 50, 0.0),)")
     shipped = isinstance(weights, str) and weights in AVAILABLE and not Path(weights).exists()

@@ -9,7 +9,7 @@ The weights are read by diffusers: safetensors, or a .bin file through ``torch.l
 so no pickled code runs.
 
 Time. diffusers is 0-based: its ``alphas_cumprod[k]``, k = 0..T-1, is the product of (1 - beta) over its
-first k + 1 betas, i.e. our ``Schedule.alpha_bars[k + 1]`` (DESIGN.md, "Notation"), and its network is
+first k + 1 betas, i.e. our ``Schedule.alpha_bars[k + 1]`` (README.md, "Notation"), and its network is
 trained with the index k. Our time t = k + 1, so the network is handed ``t - 1``: that is all
 :class:`DiffusersEps` does. (Handing it t instead shifts every noise estimate by one step; tests/test_hub.py
 shows that this is caught.)

@@ -40,7 +40,9 @@ BAD = [
     ("sample --weights runs/mnist/ema.pt", "--weights runs/mnist/ema.pt: no such file or folder"),
     ("sample --weights mnist_unet.pt", "--weights mnist_unet.pt: no such file or folder"),
     ("sample --out s.png", "the following arguments are required: --weights"),
-    ("evaluate --weights mnist_unet --n 0", "--n must be a positive integer, got 0"),
+    ("evaluate --weights mnist_unet --n 0", "--n must be an integer >= 2 (an FID fits a covariance to the samples), "
+                                            "got 0"),
+    ("evaluate --weights mnist_unet --n 1", "--n must be an integer >= 2"),
     ("evaluate --weights mnist_unet --samplers ddim-0", "--samplers must be samplers ddim-S or ddpm-S"),
     ("evaluate --weights mnist_unet --samplers heun-10", "--samplers must be samplers ddim-S or ddpm-S"),
     ("evaluate --weights mnist_unet --out q.txt", "--out must be a .json file"),
@@ -94,7 +96,8 @@ def test_help_is_fast_plain_and_loads_no_torch():
     code = ("import sys, time; t = time.perf_counter(); from minddim.__main__ import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print('seconds', time.perf_counter() - t)\n"
-            "print('heavy', sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'scipy', 'matplotlib'}))")
+            "heavy = {m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'scipy', 'matplotlib'}\n"
+            "print('heavy', sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert "heavy []" in out, out
     assert float(out.split("seconds ")[1].split()[0]) < 2.0          # 0.05 s on the course's CPU, idle
@@ -177,9 +180,11 @@ def test_train_refuses_an_existing_run_and_a_resume_names_each_setting_that_diff
         return err
 
     err = refused()
-    assert "already holds a run (config.json, checkpoint.pt, loss.csv)" in err and "--resume" in err and "--force" in err
+    assert "already holds a run (config.json, checkpoint.pt, loss.csv)" in err
+    assert "--resume" in err and "--force" in err
     err = refused("--resume")
-    assert "--lr 0.0005 (given: 0.0002)" in err and "--base 16 (given: 32)" in err and "--mults 1,2,4 (given: 1,2,2)" in err
+    assert "--lr 0.0005 (given: 0.0002)" in err and "--base 16 (given: 32)" in err
+    assert "--mults 1,2,4 (given: 1,2,2)" in err
     assert "--seed" not in err and "--steps" not in err                      # the same, and allowed to grow
     assert "--data mnist (given: cifar10)" in refused("--resume", "--lr", "5e-4", "--base", "16", "--mults", "1,2,4",
                                                       "--data", "cifar10")
@@ -241,7 +246,8 @@ def test_a_learners_answers_survive_the_staleness_check_and_regeneration(tmp_pat
     assert (ex / "01_forward_process.ipynb").read_text() == answer
     assert "One more note" not in (ex / "01_forward_process.py").read_text()        # the pair stays together
     assert "One more note" in (ex / "02_posterior_and_bound.ipynb").read_text()
-    assert "kept" in done.stderr and "01_forward_process.ipynb changed since" in done.stderr and "--force" in done.stderr
+    assert "kept" in done.stderr and "01_forward_process.ipynb changed since" in done.stderr
+    assert "--force" in done.stderr
     written, kept = exercises.make_exercises(sol, ex, force=True)
     assert not kept and "One more note" in (ex / "01_forward_process.ipynb").read_text()
 

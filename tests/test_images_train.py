@@ -210,7 +210,7 @@ def test_train_command_records_the_lr_decay_and_precision_and_resumes_only_with_
     with pytest.raises(SystemExit):
         main(args[:6] + [str(bf16)] + args[7:8] + ["3"] + args[9:] + ["--resume"])   # fp32: not this run's
     assert "--precision bf16 (given: fp32)" in capsys.readouterr().err
-    with pytest.raises(ValueError, match=r"other settings: --precision bf16 \(given: fp32\)"):   # the library says so too
+    with pytest.raises(ValueError, match=r"other settings: --precision bf16 \(given: fp32\)"):   # the library too
         md.commands.train_images("cifar10", bf16, steps=3, batch_size=2, base=8, mults=(1, 2), resume=True,
                                  root=tmp_path / "data", progress=False)
     assert main(args[:6] + [str(bf16)] + args[7:8] + ["3"] + args[9:] + ["--precision", "bf16", "--resume"]) == 0
