@@ -14,7 +14,7 @@ trained with the index k. Our time t = k + 1, so the network is handed ``t - 1``
 :class:`DiffusersEps` does. (Handing it t instead shifts every noise estimate by one step; tests/test_hub.py
 shows that this is caught.)
 
-diffusers is an optional extra (``pip install -e '.[hub]'``); this module imports it only when a checkpoint
+diffusers is an optional extra (``pip install -c constraints.txt -e '.[hub]'``); this module imports it only when a checkpoint
 is loaded.
 """
 
@@ -29,7 +29,7 @@ import torch
 from ._validate import as_time
 from .schedules import Schedule
 
-INSTALL = "pip install -e '.[hub]'  (or: pip install diffusers)"
+INSTALL = "pip install -c constraints.txt -e '.[hub]' in the repository's root (the tested versions)"
 # the defaults of diffusers' DDPMScheduler, for fields a scheduler_config.json leaves out
 SCHEDULER_DEFAULTS = {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear",
                       "trained_betas": None, "variance_type": "fixed_small", "clip_sample": True,
