@@ -83,11 +83,6 @@ def plain(message: str) -> str:
 
 
 # -- one option's text ---------------------------------------------------------------------------------------
-def _type(name, convert):
-    convert.__name__ = name              # argparse names the type in its fallback message
-    return convert
-
-
 def _int(text, what):
     try:
         return int(text)
@@ -184,10 +179,6 @@ def samplers(text: str) -> tuple:
         if name not in [o[0] for o in out]:
             out.append((name, int(m[2]), 0.0 if m[1] == "ddim" else 1.0))
     return tuple(out)
-
-
-for _f in (positive_int, fid_count, nonneg_int, steps, positive_float, decay, eta, mults, samplers):
-    _type(_f.__name__.replace("_", " "), _f)
 
 
 # -- what needs the file system or torch ---------------------------------------------------------------------
