@@ -173,8 +173,8 @@ def samplers(text: str) -> tuple:
     for part in text.split(","):
         m = SAMPLER.match(part.strip().lower())
         if not m or not 1 <= int(m[2]) <= T:
-            raise argparse.ArgumentTypeError(f"must be samplers ddim-S or ddpm-S (S in 1..{T}) separated by commas, "
-                                             f"e.g. ddim-50,ddpm-1000, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be ddim-S or ddpm-S (S in 1..{T}), comma-separated, e.g. "
+                                             f"ddim-50,ddpm-1000, got {text!r}")
         name = f"{m[1].upper()}-{int(m[2])}"
         if name not in [o[0] for o in out]:
             out.append((name, int(m[2]), 0.0 if m[1] == "ddim" else 1.0))

@@ -43,8 +43,8 @@ BAD = [
     ("evaluate --weights mnist_unet --n 0", "--n must be an integer >= 2 (an FID fits a covariance to the samples), "
                                             "got 0"),
     ("evaluate --weights mnist_unet --n 1", "--n must be an integer >= 2"),
-    ("evaluate --weights mnist_unet --samplers ddim-0", "--samplers must be samplers ddim-S or ddpm-S"),
-    ("evaluate --weights mnist_unet --samplers heun-10", "--samplers must be samplers ddim-S or ddpm-S"),
+    ("evaluate --weights mnist_unet --samplers ddim-0", "--samplers must be ddim-S or ddpm-S (S in 1..1000)"),
+    ("evaluate --weights mnist_unet --samplers heun-10", "--samplers must be ddim-S or ddpm-S (S in 1..1000)"),
     ("evaluate --weights mnist_unet --out q.txt", "--out must be a .json file"),
     ("evaluate --weights google/ddpm-cifar10-32", "--weights google/ddpm-cifar10-32: no such file or folder"),
     ("train --steps 0", "--steps must be a positive integer, got 0"),
