@@ -275,10 +275,13 @@ def test_evaluate_scores_the_shipped_model_and_records_outside_the_package(tmp_p
     """`evaluate --weights mnist_unet` at a small --n: warns that the FID means little, runs the chosen sampler only,
     prints the figures and writes them to NAME_quality.json in the current folder, never into the package; a run
     that fails after the first sampler keeps what it measured."""
-    from minddim import metrics
+    import functools
+
+    from minddim import data, metrics
     from minddim.weights import HERE
 
     shipped = _digests(HERE)
+    monkeypatch.setattr(data, "load_mnist", functools.cache(data.load_mnist))      # read once for both runs
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "--weights", "mnist_unet", "--n", "6", "--batch", "6", "--samplers", "ddim-3"]) == 0
     out, err = capsys.readouterr()
