@@ -277,6 +277,17 @@ def _run_train(args) -> int:
 
 def _run_sample(args) -> int:
     _report(f"weights: {args.took}", file=sys.stderr)
+    if "model hub" in args.took:                          # fetched before anything is written: offline, one line
+        from .hub import local_folder
+
+        try:
+            args.weights = str(local_folder(args.weights))
+        except ValueError as e:
+            why = type(e.__cause__).__name__ if e.__cause__ is not None else "error"
+            print(f"python -m minddim sample: error: --weights {args.weights}: fetching it from the Hugging Face hub "
+                  f"failed ({why}); where there is no network, download it elsewhere (hf download {args.weights} "
+                  f"--local-dir FOLDER) and give --weights FOLDER", file=sys.stderr)
+            return 1
     if not args.grid:
         from .distributed import launched_as, process_device
         from .sample_folder import sample_folder

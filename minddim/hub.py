@@ -99,7 +99,7 @@ def load_diffusers(path_or_hub_id, *, device="cpu") -> tuple[DiffusersEps, Sched
         from diffusers import UNet2DModel
     except ImportError:
         raise ImportError(f"loading a diffusers checkpoint needs the optional package diffusers: {INSTALL}") from None
-    folder = _local_folder(path_or_hub_id)
+    folder = local_folder(path_or_hub_id)
     unet_dir, scheduler_file = _layout(folder)
     config = scheduler_config(scheduler_file)
     schedule = Schedule.linear(config["num_train_timesteps"], config["beta_start"], config["beta_end"])
@@ -167,7 +167,9 @@ def is_diffusers(weights) -> bool:
     return not p.exists() and p.suffix != ".pt" and bool(HUB_ID.match(str(weights)))
 
 
-def _local_folder(path_or_hub_id) -> Path:
+def local_folder(path_or_hub_id) -> Path:
+    """The local folder of a diffusers checkpoint: ``path_or_hub_id`` itself, or the hub id's snapshot, fetched
+    (configs and weights only) into the Hugging Face cache; a failed fetch is a ValueError saying what was tried."""
     p = Path(str(path_or_hub_id))
     if p.is_dir():
         return p

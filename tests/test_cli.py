@@ -308,3 +308,18 @@ def test_evaluate_scores_the_shipped_model_and_records_outside_the_package(tmp_p
               "--out", "two.json"])
     kept = json.loads((tmp_path / "two.json").read_text())["quality"]
     assert "real_train_images" in kept and kept["DDIM-2"]["n"] == 6 and "DDPM-2" not in kept
+
+
+def test_a_hub_id_that_cannot_be_fetched_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+
+    def offline(*a, **k):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--weights", "google/ddpm-cifar10-32", "--out", "samples", "--n", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("weights: the model hub's checkpoint google/ddpm-cifar10-32")
+    assert len(err) == 2 and "fetching it from the Hugging Face hub failed (OSError)" in err[1]
+    assert list(tmp_path.iterdir()) == []
