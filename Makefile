@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
+#   make mnist  set up .venv and fetch MNIST (notebooks 06 and 09, train, evaluate need it)
 #   make test-kernels  the notebooks and solutions under nbval twice more, torch/oneDNN/MKL capped at AVX2 and at
 #               "default" (ATen's kernels without explicit vector code): another CPU's rounding against the stored outputs
 #   make bench  (optional) the benchmarks in benchmarks/ (tens of minutes; see benchmarks/README.md)
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.minddim-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 NBGRADER_SERVER := formgrader validate_assignment assignment_list course_list
 
-.PHONY: lab test test-kernels bench setup clean
+.PHONY: lab test test-kernels bench setup mnist clean
 
 setup: $(STAMP) $(LAB_OVERRIDES)
 
@@ -33,6 +34,11 @@ $(LAB_OVERRIDES): lab/overrides.json $(STAMP)
 	# extensions stay out of the learner's lab (`jupyter labextension enable @jupyter/nbgrader` brings them back)
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader
 	for e in $(NBGRADER_SERVER); do $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e; done
+
+# the four MNIST files that notebooks 06 and 09, train and evaluate read, into $MINDDIM_DATA/mnist (default
+# ~/.cache/minddim/mnist), checked against their published MD5 (README, "MNIST")
+mnist: setup
+	$(PY) -c "from minddim.data import data_root, load_mnist; load_mnist('train'); load_mnist('test'); print('MNIST is in', data_root() / 'mnist')"
 
 # the file browser at the repository's root (notebooks/, exercises/), notebook 01 open
 lab: setup

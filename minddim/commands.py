@@ -49,23 +49,18 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
     from .distributed import is_writer, launch_command, world
     from .models import UNet
 
-    if data not in DATASETS:
-        raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
     out = Path(out)
-    images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
-    x = to_model_range(images)
-    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
-              "precision": precision, "ema_decay": ema_decay, "seed": seed,
-              "model": {"channels": x.shape[1], "base": base, "mults": list(mults), "num_res": num_res},
-              "schedule": {"kind": "linear", "T": 1000}}
+    config = run_config(data, steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay, precision=precision,
+                        ema_decay=ema_decay, seed=seed, base=base, mults=mults, num_res=num_res)
     config_path = out / "config.json"
     sessions = []
     if resume and config_path.exists():
-        # runs from before --lr-decay and --precision
-        stored = {"lr_decay": "constant", "precision": "fp32", **json.loads(config_path.read_text())}
-        if {k: v for k, v in stored.items() if k != "sessions"} != {**config, "steps": stored["steps"]}:
-            raise ValueError(f"resume: the arguments differ from the run's {config_path}")
-        sessions = stored.get("sessions", [])
+        differ = resume_differences(out, config)
+        if differ:
+            raise ValueError(f"resume: the run in {out} was started with other settings: {'; '.join(differ)}")
+        sessions = json.loads(config_path.read_text()).get("sessions", [])
+    images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
+    x = to_model_range(images)
     writer = is_writer()
     if writer:
         _write_json(config_path, {**config, "sessions": sessions})
@@ -94,6 +89,44 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
     return result
 
 
+# the settings of a run (config.json) that a resumed run must repeat, each with the option that sets it
+RESUMED_SETTINGS = {"data": "--data", "batch_size": "--batch-size", "lr": "--lr", "lr_decay": "--lr-decay",
+                    "precision": "--precision", "ema_decay": "--ema-decay", "seed": "--seed", "base": "--base",
+                    "mults": "--mults", "num_res": "--num-res"}
+
+
+def run_config(data: str = "mnist", *, steps: int = 20_000, batch_size: int = 64, lr: float = 2e-4,
+               lr_decay: str = "constant", precision: str = "fp32", ema_decay: float = 0.9995, seed: int = 0,
+               base: int = 32, mults=(1, 2, 2), num_res: int = 1) -> dict:
+    """The ``config.json`` of a run of :func:`train_images` (without its sessions)."""
+    if data not in DATASETS:
+        raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
+    return {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
+            "precision": precision, "ema_decay": ema_decay, "seed": seed,
+            "model": {"channels": 1 if data == "mnist" else 3, "base": base, "mults": list(mults), "num_res": num_res},
+            "schedule": {"kind": "linear", "T": 1000}}
+
+
+def resume_differences(out, config: dict) -> list[str]:
+    """Each setting of ``config`` (:func:`run_config`) that differs from the run in ``out`` (its ``config.json``;
+    the number of steps may grow), as ``--lr 0.0005 (given: 0.0002)``: the run's value, then the one given.
+    Empty when the run may be resumed with ``config``."""
+    import json
+
+    stored = json.loads((Path(out) / "config.json").read_text())
+    stored = {"lr_decay": "constant", "precision": "fp32", **stored}     # runs from before --lr-decay and --precision
+
+    def settings(c):
+        return {**{k: c.get(k) for k in RESUMED_SETTINGS if k in c}, **c.get("model", {})}
+
+    def shown(v):
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    old, new = settings(stored), settings(config)
+    return [f"{option} {shown(old.get(key))} (given: {shown(new.get(key))})"
+            for key, option in RESUMED_SETTINGS.items() if old.get(key) != new.get(key)]
+
+
 def machine(device: str | torch.device = "cpu") -> dict:
     """What a recorded figure was measured on: platform, processor, cores, torch version and threads, Python,
     and the accelerator's name when ``device`` is one (e.g. ``"cuda"``)."""
@@ -115,8 +148,8 @@ def _write_json(path, obj) -> None:
 
 
 def load_unet(weights) -> torch.nn.Module:
-    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it,
-    or the shipped model of that name (``"mnist_unet"``)."""
+    """A U-Net from ``ema.pt`` (state_dict, loaded with weights_only=True) and the ``ema.json`` beside it, a run
+    folder of ``train`` (its ``ema.pt``), or the shipped model of that name (``"mnist_unet"``)."""
     import json
 
     from .models import UNet
@@ -126,6 +159,8 @@ def load_unet(weights) -> torch.nn.Module:
     if isinstance(weights, str) and weights in unets and not Path(weights).exists():
         return pretrained(weights)
     weights = Path(weights)
+    if weights.is_dir() and (weights / "ema.pt").is_file():        # a run folder of `train`
+        weights = weights / "ema.pt"
     if not weights.is_file() or not weights.with_suffix(".json").is_file():
         raise ValueError(f"weights must be a state_dict .pt file with its .json beside it (as `train` writes), "
                          f"or one of {unets}; got {str(weights)!r}")
@@ -212,7 +247,7 @@ def toy_quality(model: torch.nn.Module, data: str = "eight_gaussians", *, n: int
             "ratio_to_floor": round(learned / floor, 4)}
 
 
-def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int = 5, batch_size: int = 128,
+def train_classifier(out="runs/mnist_classifier.pt", *, epochs: int = 5, batch_size: int = 128,
                      lr: float = 1e-3, seed: int = 0, root=None, progress: bool = True, command: str | None = None):
     """Train the MNIST :class:`~minddim.models.Classifier` (Adam with a cosine learning-rate decay,
     cross-entropy, the 60k training images in [-1, 1]), measure its test accuracy and write ``out`` (state_dict) with a JSON beside it. What
@@ -262,38 +297,64 @@ def train_classifier(out="minddim/weights/mnist_classifier.pt", *, epochs: int =
     return model, accuracy
 
 
+# the samplers of the shipped model's record; evaluate's default is the first (DDPM-1000 takes 20x as long)
+SAMPLERS = (("DDIM-50", 50, 0.0), ("DDPM-1000", 1000, 1.0))
+
+
 def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
-                  command: str | None = None, device="cpu") -> dict:
-    """Measure an MNIST U-Net's sample quality and record it in the JSON beside ``weights``: MNIST FID against
-    the 10,000 test images, classifier confidence and the fraction the classifier is sure of (top probability
-    > 0.9) of ``n`` DDIM-50 (eta = 0) and ``n`` DDPM-1000 samples (same seed), with their sampling wall-clock,
-    and, as the floor at this ``n``, the same figures for ``n`` real training images. What
-    ``python -m minddim evaluate`` runs; returns the ``"quality"`` entry it wrote. Under torchrun the processes
-    share each batch by rows (:func:`minddim.metrics.sample_quality`), so the figures are those of one process
-    with the same seed (up to floating-point rounding), and rank 0 writes them. ``device`` (``"cuda"``: each
-    process's GPU) is where the samples are drawn (:func:`~minddim.metrics.sample_quality`); the classifier
-    scores them on the CPU."""
+                  command: str | None = None, device="cpu", samplers=SAMPLERS[:1], out=None) -> dict:
+    """Measure an MNIST U-Net's sample quality: MNIST FID against the 10,000 test images, classifier confidence and
+    the fraction the classifier is sure of (top probability > 0.9) of ``n`` samples from each of ``samplers``
+    (``(name, S, eta)``: DDIM-50 is ``("DDIM-50", 50, 0.0)``, DDPM-1000 ``("DDPM-1000", 1000, 1.0)``; every
+    sampler draws from the same seed), with their sampling wall-clock, and, as the floor at this ``n``, the same
+    figures for ``n`` real training images. What ``python -m minddim evaluate`` runs; returns the ``"quality"``
+    entry it records.
+
+    Where: ``out`` (a JSON file, written as ``{"weights": ..., "quality": ...}``), else the JSON beside ``weights``
+    (a run's ``ema.json``), whose ``"quality"`` entry is replaced; the shipped models' JSON files are never
+    written (``out`` is then required). The record is written after the floor and after each sampler, so a run
+    that fails or is stopped keeps what it measured. Under torchrun the processes share each batch by rows
+    (:func:`minddim.metrics.sample_quality`), so the figures are those of one process with the same seed (up to
+    floating-point rounding), and rank 0 writes them. ``device`` (``"cuda"``: each process's GPU) is where the
+    samples are drawn; the classifier scores them on the CPU."""
     from .distributed import process_group
 
     with process_group(device) as device:
         return _evaluate_unet(weights, n=n, seed=seed, batch=batch, root=root, progress=progress, command=command,
-                              device=device)
+                              device=device, samplers=samplers, out=out)
 
 
-def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device) -> dict:
+def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, samplers, out) -> dict:
     import json
+    import sys
 
+    from ._validate import check_positive_int
     from .data import load_mnist, to_model_range
     from .distributed import is_writer, launch_command, world
     from .metrics import (classifier_confidence, classifier_features, classifier_sure_fraction, frechet_distance,
                           sample_quality)
-    from .weights import pretrained
+    from .weights import AVAILABLE, pretrained
 
+    n = check_positive_int(n, "n")
+    if n < 2:
+        raise ValueError(f"n must be >= 2 (an FID fits a covariance to the samples), got {n}")
+    if not samplers:
+        raise ValueError("samplers must name at least one (name, steps, eta), e.g. (('DDIM-50', 50, 0.0),)")
+    shipped = isinstance(weights, str) and weights in AVAILABLE and not Path(weights).exists()
+    if out is None and shipped:
+        raise ValueError(f"out: the shipped model {weights}'s JSON is not written; give out, a JSON file")
     model = load_unet(weights).to(device)
-    meta_path = Path(weights).with_suffix(".json")
     if model.config["channels"] != 1:
         raise ValueError("weights must be an MNIST (1-channel) U-Net")
+    if out is None:
+        folder = Path(weights) if Path(weights).is_dir() else Path(weights).parent
+        out_path = (folder / "ema.pt" if Path(weights).is_dir() else Path(weights)).with_suffix(".json")
+    else:
+        out_path = Path(out)
+    say = (lambda text: print(f"evaluate: {text}", file=sys.stderr, flush=True)) if progress and is_writer() \
+        else (lambda text: None)
     classifier = pretrained("mnist_classifier")
+    say("MNIST test and training images, the classifier's features")
     reference = to_model_range(load_mnist("test", root=root)[0])
     train_images_ = to_model_range(load_mnist("train", root=root)[0])
     schedule = Schedule.linear()
@@ -307,14 +368,24 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device) 
                                                                    reference), 2),
                                      "confidence": round(classifier_confidence(train_images_[pick], classifier), 4),
                                      "sure": round(classifier_sure_fraction(train_images_[pick], classifier), 4)}}
-    for name, steps, eta in (("DDIM-50", 50, 0.0), ("DDPM-1000", schedule.T, 1.0)):
+    if world().size > 1:
+        quality["world_size"] = world().size
+
+    def record():
+        if not is_writer():
+            return
+        if out is None:
+            meta = json.loads(out_path.read_text())
+            _write_json(out_path, {**meta, "quality": quality})
+        else:
+            _write_json(out_path, {"weights": str(weights), "quality": quality})
+
+    record()
+    for name, steps, eta in samplers:
+        say(f"{name}: {n} samples, {steps} steps, eta = {eta:g}")
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
                                 classifier=classifier, progress=progress and is_writer(), device=device)
         result.pop("images")
         quality[name] = result
-    if world().size > 1:
-        quality["world_size"] = world().size
-    if is_writer():
-        meta = json.loads(meta_path.read_text())
-        _write_json(meta_path, {**meta, "quality": quality})
+        record()
     return quality

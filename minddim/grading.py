@@ -124,8 +124,11 @@ def _run_and_check(nb, names, timeout, errors, cwd) -> dict:
     for name in names:
         work.cells.append(nbformat.v4.new_code_cell(
             f"import minddim.checks as __g\nprint(__g.check_json({name!r}, globals().get({name!r})))"))
+    # the kernel logs at ERROR and above only: ipykernel's "Kernel is running over TCP without encryption" warning
+    # (the kernel listens on localhost, started by this process) would otherwise be printed for every notebook
     client = _CappedClient(work, timeout=timeout, kernel_name="python3", allow_errors=True,
-                           interrupt_on_timeout=True, resources={"metadata": {"path": str(cwd)}})
+                           interrupt_on_timeout=True, resources={"metadata": {"path": str(cwd)}},
+                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
     verdicts = {}
 
     def fail(name, why):
@@ -165,14 +168,21 @@ def _run_and_check(nb, names, timeout, errors, cwd) -> dict:
     return verdicts
 
 
-def format_report(reports: list) -> str:
-    """A plain-text table: one row per question, a total per notebook."""
+REPORT_WIDTH = 110               # characters per line of the table; longer reasons are wrapped, never cut
+
+
+def format_report(reports: list, width: int = REPORT_WIDTH) -> str:
+    """A plain-text table: one row per question (its reason wrapped under itself, whole), a total per notebook."""
+    import textwrap
+
     lines = []
     for r in reports:
         lines.append(f"{r['notebook']}  ({r['assignment'] or 'unknown assignment'})")
         for q in r["questions"]:
-            lines.append(f"  {q['name']:<20} {q['points']:>2}/{q['max_points']:<2} {q['reason'][:150]}")
+            head = f"  {q['name']:<20} {q['points']:>2}/{q['max_points']:<2} "
+            lines += textwrap.wrap(q["reason"] or "", width, initial_indent=head,
+                                   subsequent_indent=" " * len(head), break_on_hyphens=False) or [head.rstrip()]
         for e in r["errors"]:
-            lines.append(f"  ! {e[:200]}")
+            lines += textwrap.wrap(e, width, initial_indent="  ! ", subsequent_indent="    ", break_on_hyphens=False)
         lines.append(f"  {'total':<20} {r['score']:>2}/{r['max_score']}")
     return "\n".join(lines)

@@ -9,12 +9,12 @@ The weights are read by diffusers: safetensors, or a .bin file through ``torch.l
 so no pickled code runs.
 
 Time. diffusers is 0-based: its ``alphas_cumprod[k]``, k = 0..T-1, is the product of (1 - beta) over its
-first k + 1 betas, i.e. our ``Schedule.alpha_bars[k + 1]`` (DESIGN.md, "Notation"), and its network is
+first k + 1 betas, i.e. our ``Schedule.alpha_bars[k + 1]`` (README.md, "Notation"), and its network is
 trained with the index k. Our time t = k + 1, so the network is handed ``t - 1``: that is all
 :class:`DiffusersEps` does. (Handing it t instead shifts every noise estimate by one step; tests/test_hub.py
 shows that this is caught.)
 
-diffusers is an optional extra (``pip install -e '.[hub]'``); this module imports it only when a checkpoint
+diffusers is an optional extra (``pip install -c constraints.txt -e '.[hub]'``); this module imports it only when a checkpoint
 is loaded.
 """
 
@@ -29,7 +29,7 @@ import torch
 from ._validate import as_time
 from .schedules import Schedule
 
-INSTALL = "pip install -e '.[hub]'  (or: pip install diffusers)"
+INSTALL = "pip install -c constraints.txt -e '.[hub]' in the repository's root (the tested versions)"
 # the defaults of diffusers' DDPMScheduler, for fields a scheduler_config.json leaves out
 SCHEDULER_DEFAULTS = {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear",
                       "trained_betas": None, "variance_type": "fixed_small", "clip_sample": True,
@@ -99,7 +99,7 @@ def load_diffusers(path_or_hub_id, *, device="cpu") -> tuple[DiffusersEps, Sched
         from diffusers import UNet2DModel
     except ImportError:
         raise ImportError(f"loading a diffusers checkpoint needs the optional package diffusers: {INSTALL}") from None
-    folder = _local_folder(path_or_hub_id)
+    folder = local_folder(path_or_hub_id)
     unet_dir, scheduler_file = _layout(folder)
     config = scheduler_config(scheduler_file)
     schedule = Schedule.linear(config["num_train_timesteps"], config["beta_start"], config["beta_end"])
@@ -157,14 +157,19 @@ def paper_folder(name: str = "ddpm-cifar10-32", root=None) -> Path:
 
 def is_diffusers(weights) -> bool:
     """Whether ``weights`` names a diffusers checkpoint: a folder with ``model_index.json``, ``config.json`` or
-    ``unet/config.json``, or (not an existing path, not ending in .pt) a hub id ``owner/name``."""
+    ``unet/config.json`` (not a run folder of ``train``, whose ``config.json`` sits beside ``ema.pt`` or
+    ``checkpoint.pt``), or (not an existing path, not ending in .pt) a hub id ``owner/name``."""
     p = Path(str(weights))
     if p.is_dir():
+        if any((p / f).is_file() for f in ("ema.pt", "checkpoint.pt")):     # a run folder of `train`
+            return False
         return any((p / f).is_file() for f in ("model_index.json", "config.json", "unet/config.json"))
     return not p.exists() and p.suffix != ".pt" and bool(HUB_ID.match(str(weights)))
 
 
-def _local_folder(path_or_hub_id) -> Path:
+def local_folder(path_or_hub_id) -> Path:
+    """The local folder of a diffusers checkpoint: ``path_or_hub_id`` itself, or the hub id's snapshot, fetched
+    (configs and weights only) into the Hugging Face cache; a failed fetch is a ValueError saying what was tried."""
     p = Path(str(path_or_hub_id))
     if p.is_dir():
         return p

@@ -29,6 +29,11 @@
 # Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
 # the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
+# **Where to work.** Here, in `exercises/`, saving as you go. Regenerating the exercises (`python -m minddim
+# exercises`) never replaces a notebook you have changed: it keeps it and says so, and `make test` does not ask you
+# to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
+# `python -m minddim exercises`.
+#
 # Points: `ddim_sigma` 1, `ddim_step` 2, `ddim_sample` 2, `eta_one_variances` 1, `gamma_weight` 2,
 # `least_weighted_t` 1.
 

@@ -31,6 +31,11 @@
 # Stuck after a failed check? `grading.hint("name")` gives a hint, a more precise one each time you ask: what
 # the quantity means, where the notebook derives it, then which known mistake your last answer matched.
 #
+# **Where to work.** Here, in `exercises/`, saving as you go. Regenerating the exercises (`python -m minddim
+# exercises`) never replaces a notebook you have changed: it keeps it and says so, and `make test` does not ask you
+# to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
+# `python -m minddim exercises`.
+#
 # Points: `replace_known` 2, `progressive_rate` 2, `inpaint_step` 1.
 
 # %%

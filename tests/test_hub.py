@@ -240,7 +240,7 @@ def test_bad_paths_and_a_missing_diffusers_give_clear_errors(tiny_folder, tmp_pa
     assert is_diffusers("google/ddpm-cifar10-32") and not is_diffusers("runs/mnist/ema.pt")
     assert not is_diffusers("mnist_unet") and not is_diffusers(tmp_path / "nowhere")
     monkeypatch.setitem(sys.modules, "diffusers", None)
-    with pytest.raises(ImportError, match=r"pip install -e '\.\[hub\]'"):
+    with pytest.raises(ImportError, match=r"pip install -c constraints.txt -e '\.\[hub\]'"):
         load_diffusers(tiny_folder)
 
 

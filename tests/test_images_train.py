@@ -200,14 +200,16 @@ def test_train_and_sample_commands_on_a_synthetic_cifar10_archive(tmp_path, monk
     assert img.shape[0] == img.shape[1] == 2 * 34 + 2
 
 
-def test_train_command_records_the_lr_decay_and_precision_and_resumes_only_with_the_same_ones(tmp_path, monkeypatch):
+def test_train_command_records_the_lr_decay_and_precision_and_resumes_only_with_the_same_ones(tmp_path, monkeypatch,
+                                                                                             capsys):
     run, args = _cifar10_train_args(tmp_path, monkeypatch, steps=2)
     assert main(args + ["--lr-decay", "cosine"]) == 0
     assert json.loads((run / "config.json").read_text())["lr_decay"] == "cosine"
     assert "--lr-decay cosine" in json.loads((run / "ema.json").read_text())["command"]
     assert "device" not in json.loads((run / "ema.json").read_text())["machine"]      # trained on the CPU
-    with pytest.raises(ValueError, match="differ"):
+    with pytest.raises(SystemExit):
         main(args[:8] + ["3"] + args[9:] + ["--resume"])                           # constant: not this run's
+    assert "--lr-decay cosine (given: constant)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(args + ["--lr-decay", "linear"])                                        # argparse names the choices
     # the precision likewise: recorded, in the command, and a resume must keep it
@@ -215,8 +217,12 @@ def test_train_command_records_the_lr_decay_and_precision_and_resumes_only_with_
     assert main(args[:6] + [str(bf16)] + args[7:] + ["--precision", "bf16"]) == 0
     assert json.loads((bf16 / "config.json").read_text())["precision"] == "bf16"
     assert "--precision bf16" in json.loads((bf16 / "ema.json").read_text())["command"]
-    with pytest.raises(ValueError, match="differ"):
+    with pytest.raises(SystemExit):
         main(args[:6] + [str(bf16)] + args[7:8] + ["3"] + args[9:] + ["--resume"])   # fp32: not this run's
+    assert "--precision bf16 (given: fp32)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"other settings: --precision bf16 \(given: fp32\)"):   # the library too
+        md.commands.train_images("cifar10", bf16, steps=3, batch_size=2, base=8, mults=(1, 2), resume=True,
+                                 root=tmp_path / "data", progress=False)
     assert main(args[:6] + [str(bf16)] + args[7:8] + ["3"] + args[9:] + ["--precision", "bf16", "--resume"]) == 0
     with pytest.raises(SystemExit):
         main(args + ["--precision", "fp16"])
@@ -243,11 +249,12 @@ def test_train_command_runs_on_mnist_as_a_subprocess(tmp_path):
     assert model(torch.zeros(1, 1, 28, 28), torch.tensor([10])).shape == (1, 1, 28, 28)
     # `evaluate` adds the measured quality to the JSON beside the weights, keeping what was there
     before = json.loads((run / "ema.json").read_text())
-    assert main(["evaluate", "--weights", str(run / "ema.pt"), "--n", "4", "--batch", "4"]) == 0
+    line = ["evaluate", "--weights", str(run / "ema.pt"), "--n", "4", "--batch", "4", "--samplers", "ddim-50,ddpm-1000"]
+    assert main(line) == 0
     meta = json.loads((run / "ema.json").read_text())
     assert {k: meta[k] for k in before} == before
     q = meta["quality"]
-    assert q["command"] == f"python -m minddim evaluate --weights {run / 'ema.pt'} --n 4 --batch 4"
+    assert q["command"] == "python -m minddim " + " ".join(line)
     assert q["n"] == 4 and q["reference"] == "MNIST test set (10000 images)"
     assert q["DDIM-50"]["steps"] == 50 and q["DDIM-50"]["eta"] == 0 and q["DDPM-1000"]["steps"] == 1000
     assert q["DDPM-1000"]["eta"] == 1 and q["DDPM-1000"]["seconds"] > q["DDIM-50"]["seconds"] > 0

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).resolve().parent
 AVAILABLE = {"eight_gaussians_mlp": "MLP", "mnist_classifier": "Classifier", "mnist_unet": "UNet"}
 
@@ -21,6 +19,8 @@ def provenance(name: str) -> dict:
 
 def pretrained(name: str) -> torch.nn.Module:
     """The shipped model ``name`` in eval mode."""
+    import torch
+
     from .. import models
 
     meta = provenance(name)
