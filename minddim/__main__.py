@@ -78,7 +78,9 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="constant",
                    help="learning rate per step: constant (DDPM) or a cosine decay from --lr to 0 over --steps")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: the forward pass in bfloat16 under torch.autocast (benchmarks/README.md, section 3)")
+                   help="bf16: the forward pass in bfloat16 under torch.autocast; only for a CPU with native bfloat16 "
+                        "(AMX or AVX-512 BF16) or a GPU, elsewhere about 10x slower and warned "
+                        "(benchmarks/README.md, sections 3 and 8)")
     p.add_argument("--ema-decay", type=decay, default=0.9995, help="decay of the weights' moving average, in [0, 1)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed")
     p.add_argument("--base", type=positive_int, default=32, help="U-Net width (channels at full resolution)")
