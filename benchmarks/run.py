@@ -555,11 +555,11 @@ def bench_unet(repeats: int = 3, n_sample: int = 1000, sample_batch: int = 500, 
         rates[threads] = matmul_rate(repeats)
         for batch in UNET_BATCHES:
             x, t = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.full((batch,), 500)
-            fns = {("contiguous", None): lambda: plain(x, t), ("channels-last", None): lambda: _unchunked(model, x, t)}
+            fns = {("contiguous", None): lambda: plain(x, t), ("channels-last", None): lambda: _in_chunks(model, x, t, None)}
             if batch == 128:             # torch.inference_mode in place of torch.no_grad
                 fns[("channels-last, inference_mode", None)] = lambda: _inference(model, x, t)
             if batch == max(UNET_BATCHES):
-                fns.update({("channels-last", c): (lambda c=c: _chunked(model, x, t, c)) for c in UNET_CHUNKS})
+                fns.update({("channels-last", c): (lambda c=c: _in_chunks(model, x, t, c)) for c in UNET_CHUNKS})
             with torch.no_grad():
                 med = _interleaved(fns, repeats, min)
             for (layout, chunk), seconds in med.items():
@@ -605,25 +605,18 @@ def bench_unet(repeats: int = 3, n_sample: int = 1000, sample_batch: int = 500, 
             "bf16": {"this process": bf16_probe(repeats), "capped at AVX2": _capped_bf16_probe(repeats)}}
 
 
-def _unchunked(model, x, t):
-    chunk, model.chunk = model.chunk, None
+def _in_chunks(model, x, t, chunk):
+    """model(x, t) with ``model.chunk`` set to ``chunk`` for this call (None: the whole batch at once)."""
+    saved, model.chunk = model.chunk, chunk
     try:
         return model(x, t)
     finally:
-        model.chunk = chunk
+        model.chunk = saved
 
 
 def _inference(model, x, t):
     with torch.inference_mode():
-        return _unchunked(model, x, t)
-
-
-def _chunked(model, x, t, c):
-    chunk, model.chunk = model.chunk, c
-    try:
-        return model(x, t)
-    finally:
-        model.chunk = chunk
+        return _in_chunks(model, x, t, None)
 
 
 def _compile_trial(model, repeats: int, batch: int = 128) -> dict:

@@ -90,34 +90,23 @@ def _int(text, what):
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    v = _int(text, "a positive integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
+def _int_in(what: str, low: int, high: int | None = None, why: str = ""):
+    """A ``type=`` for an integer option in low..high (no upper end when ``high`` is None), said as ``what``
+    (``why`` after it once the text is an integer)."""
+    def check(text: str) -> int:
+        v = _int(text, what)
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be {what}{why}, got {v}")
+        return v
+    return check
 
 
-def fid_count(text: str) -> int:
-    """A number of samples for an FID: at least 2 (it fits a covariance to them)."""
-    v = _int(text, "an integer >= 2")
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2 (an FID fits a covariance to the samples), got {v}")
-    return v
-
-
-def nonneg_int(text: str) -> int:
-    v = _int(text, "an integer >= 0")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {v}")
-    return v
-
-
-def steps(text: str) -> int:
-    """A number of sampling steps S in 1..T (T = 1000, the course's schedule)."""
-    v = _int(text, f"an integer in 1..{T}")
-    if not 1 <= v <= T:
-        raise argparse.ArgumentTypeError(f"must be an integer in 1..{T} (the schedule has T = {T} steps), got {v}")
-    return v
+positive_int = _int_in("a positive integer", 1)
+# a number of samples for an FID: at least 2 (it fits a covariance to them)
+fid_count = _int_in("an integer >= 2", 2, why=" (an FID fits a covariance to the samples)")
+nonneg_int = _int_in("an integer >= 0", 0)
+# a number of sampling steps S in 1..T (T = 1000, the course's schedule)
+steps = _int_in(f"an integer in 1..{T}", 1, T, why=f" (the schedule has T = {T} steps)")
 
 
 def _float(text, what):

@@ -92,9 +92,9 @@ class UNet(nn.Module):
 
     Speed, as measured by ``python benchmarks/run.py --only unet`` (benchmarks/README.md, section 8): the weights
     and activations live in the channels-last memory layout, on which oneDNN's convolutions of these narrow layers
-    run faster; and in eval mode without gradients (sampling, encoding, scoring) a batch of more than ``chunk`` rows is pushed
-    through the network ``chunk`` rows at a time, since per image a pass over a large batch is slower than over a
-    small one (its activations no longer fit in the CPU's caches). Neither changes what a row computes: the network
+    run faster; and in eval mode without gradients (sampling, encoding, scoring) a batch of more than ``chunk``
+    rows is pushed through the network ``chunk`` rows at a time, since per image a pass over a large batch is
+    slower than over a small one (its activations no longer fit in the CPU's caches). Neither changes what a row computes: the network
     treats every row on its own (GroupNorm normalizes within an image), so the output is the same up to float32
     rounding, and nothing random happens inside it. ``chunk = None`` turns the splitting off.
     """
