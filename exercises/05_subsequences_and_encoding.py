@@ -45,7 +45,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** The uniform subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with exactly $S$ entries (notebook 05,
-# section 1; DDIM sec. 4.2 and app. D.2), a Python list of ints, also when $S$ does not divide $T$.
+# section 1; DDIM sec. 4.2, as its official code's `range(0, T, T // S)` in 1-based time), a Python list of ints, also when $S$ does not divide $T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def uniform_timesteps(T, S):
@@ -59,7 +59,7 @@ grading.check("uniform_timesteps", uniform_timesteps)
 
 # %% [markdown]
 # **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample: the angle is measured between
-# `z0[i]` and `z1[i]` flattened (notebook 05, section 4, "Interpolation"; DDIM sec. 5.4).
+# `z0[i]` and `z1[i]` flattened (notebook 05, section 4, "Interpolation"; DDIM sec. 5.3).
 
 # %% nbgrader={"grade": false, "grade_id": "slerp", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def slerp(z0, z1, w):

@@ -911,7 +911,7 @@ def _slerp_cases():
 _register(
     "slerp",
     hints=('interpolation between two Gaussian latents that keeps their norm: along the great circle, not the chord',
-           'notebook 05, section 4 (Interpolation); DDIM sec. 5.4'),
+           'notebook 05, section 4 (Interpolation); DDIM sec. 5.3'),
     cases=_slerp_cases,
     reference=lambda z0, z1, w: sampling.slerp(z0, z1, w),
     mistakes={

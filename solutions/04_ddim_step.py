@@ -112,7 +112,8 @@ grading.check("ddim_sample", ddim_sample)
 # **4.** Show that $\eta = 1$ with unit strides is DDPM: return, for $t = 1..T$, $\sigma_t^2$ from your `ddim_sigma`
 # ($\eta = 1$, $t_\text{prev} = t - 1$) and DDPM's posterior variance $\tilde\beta_t$ written out from `betas` and
 # `alpha_bars` (DDPM eq. 7; notebook 02, section 2), not read from `schedule.beta_tildes`. The check compares
-# both with the package on three schedules; the cell after the check prints their largest difference.
+# both with the package on three schedules; the cell after the check prints whether their largest difference
+# is below $10^{-12}$.
 
 # %% nbgrader={"grade": false, "grade_id": "eta_one_variances", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def eta_one_variances(schedule):
@@ -136,7 +137,7 @@ print(f"max over t of |sigma_t(1)^2 - tilde-beta_t| < 1e-12: {gap < 1e-12}")
 # %% [markdown]
 # **5.** DDIM's Theorem 1 says $J_\sigma = L_\gamma + C$. Return the weight $\gamma_t$ for $t \ge 2$ that makes each
 # step's KL exactly $\gamma_t\|\epsilon - \epsilon_\theta\|^2$, for given $\sigma_t$ (one per entry of `t`, the step
-# $t \to t-1$). Derive it as notebook 04 does in section 4 ("Where the weights come from"; DDIM app. B): the
+# $t \to t-1$). Derive it as notebook 04 does in section 4 ("Where the weights come from"): the
 # notebook checks it numerically, and at $\sigma_t^2 = \tilde\beta_t$ it must be DDPM eq. 12's weight.
 
 # %% nbgrader={"grade": false, "grade_id": "gamma_weight", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -158,7 +159,8 @@ grading.check("gamma_weight", gamma_weight)
 # **6.** DDPM eq. 12 writes each term of the bound as a weight times the eps error (notebook 03, section 1). With
 # $\sigma_t^2 = \beta_t$, at which $t$ is that weight smallest, i.e. where does $L_\text{simple}$ give the most
 # extra emphasis relative to the bound? Return it for any schedule (the check uses three); compute in the
-# schedule's float64 (neighbouring weights differ by about $10^{-6}$ near the minimum).
+# schedule's float64 (near the minimum neighbouring weights differ in their fifth or sixth
+# significant digit).
 
 # %% nbgrader={"grade": false, "grade_id": "least_weighted_t", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def least_weighted_t(schedule):

@@ -49,7 +49,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** The score $\nabla_{x_t}\log q(x_t)$ of the noisy marginal, from a noise estimate `eps` of $x_t$ at time
-# `t`: notebook `08_scores_and_langevin`, section 1, derives it (DDPM sec. 3.2, after eq. 11). Return a tensor shaped
+# `t`: notebook `08_scores_and_langevin`, section 1, derives it (DDPM sec. 3.2 notes the link to Langevin dynamics). Return a tensor shaped
 # like `eps`, in its dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "score_from_eps", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -106,8 +106,9 @@ grading.check("euler_step", euler_step)
 # %% [markdown]
 # **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1; notebook
 # `08_scores_and_langevin`, section 5), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
-# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). Over $S$ steps its error falls like $1/S^2$ where
-# Euler's falls like $1/S$ (the notebook measures both slopes). (`md.heun` samples this way; it keeps the last step,
+# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). Over $S$ steps its error at an intermediate time
+# falls about like $1/S^2$ where Euler's falls like $1/S$ (notebook 08 measures both slopes, and a shallower one for
+# the whole walk to $t = 0$). (`md.heun` samples this way; it keeps the last step,
 # to $t = 0$ where a network is not defined, an Euler step.)
 
 # %% nbgrader={"grade": false, "grade_id": "heun_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
