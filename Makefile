@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
 #   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
-#   make mnist  set up .venv and fetch MNIST (notebooks 06 and 09, train, evaluate need it)
+#   make mnist  set up .venv and fetch MNIST (notebooks 07 and 08, train, evaluate need it)
 #   make test-kernels  the notebooks and solutions under nbval twice more, torch/oneDNN/MKL capped at AVX2 and at
 #               "default" (ATen's kernels without explicit vector code): another CPU's rounding against the stored outputs
 #   make bench  (optional) the benchmarks in benchmarks/ (tens of minutes; see benchmarks/README.md)
@@ -35,7 +35,7 @@ $(LAB_OVERRIDES): lab/overrides.json $(STAMP)
 	$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader
 	for e in $(NBGRADER_SERVER); do $(VENV)/bin/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e; done
 
-# the four MNIST files that notebooks 06 and 09, train and evaluate read, into $MINDDIM_DATA/mnist (default
+# the four MNIST files that notebooks 07 and 08, train and evaluate read, into $MINDDIM_DATA/mnist (default
 # ~/.cache/minddim/mnist), checked against their published MD5 (README, "MNIST")
 mnist: setup
 	$(PY) -c "from minddim.data import data_root, load_mnist; load_mnist('train'); load_mnist('test'); print('MNIST is in', data_root() / 'mnist')"

@@ -14,7 +14,7 @@ its last digit (3.120 vs 3.121, 38.32 vs 38.31, 1.000 vs 0.999, 61.7 vs 61.8, 1.
 else must match exactly: the words, the integers (counts, steps), the number of decimals printed, and any
 number further off (``numbers_agree``, tested in tests/test_notebooks.py).
 
-A notebook whose metadata names ``minddim: {requires_data: NAME}`` (07_cifar10) runs its first code cell,
+A notebook whose metadata names ``minddim: {requires_data: NAME}`` (10_cifar10) runs its first code cell,
 which says whether the data set is present; when it is not, its other cells are reported as skipped with
 that reason. Where the data is present the whole notebook runs.
 
@@ -91,8 +91,8 @@ def _tolerant(item, compare):
 
 # the longest files first (whole-notebook or whole-file times under --durations, one thread), then the rest
 # in collection order; the many short unit-test files at the end fill the gaps between the workers
-RUN_FIRST = ("notebooks/06_mnist.ipynb", "notebooks/05_fast_sampling.ipynb", "notebooks/03_epsilon_loss.ipynb",
-             "notebooks/09_mnist_beyond_sampling.ipynb", "notebooks/08_scores_and_langevin.ipynb", "tests/test_shipped_unet.py",
+RUN_FIRST = ("notebooks/07_mnist.ipynb", "notebooks/05_fast_sampling.ipynb", "notebooks/03_epsilon_loss.ipynb",
+             "notebooks/08_beyond_sampling.ipynb", "notebooks/06_scores_and_langevin.ipynb", "tests/test_shipped_unet.py",
              "notebooks/04_non_markovian_forward.ipynb", "tests/test_exercises_and_grader.py", "tests/test_nbgrader.py",
              "tests/test_lab_browser.py", "tests/test_hub.py", "tests/test_distributed.py", "tests/test_grading.py",
              "tests/test_score.py")

@@ -94,7 +94,7 @@ def make_exercises(solutions: str | Path = "solutions", exercises: str | Path = 
         raise FileNotFoundError(f"no solution notebooks (NN_*.py) in {solutions}")
     rendered = {src: render(src) for src in sources}      # fail before writing anything
     exercises.mkdir(parents=True, exist_ok=True)
-    record = manifest(exercises)
+    record = {name: d for name, d in manifest(exercises).items() if (exercises / name).is_file()}   # gone: forget
     written, kept = [], []
     for src, (py, ipynb) in rendered.items():
         pair = {exercises / (src.stem + ".py"): py, exercises / (src.stem + ".ipynb"): ipynb}

@@ -119,7 +119,7 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # four objectives differ between seeds.
 # The course ships this run's EMA weights (`md.pretrained("eight_gaussians_mlp")`, made by
 # `python -m minddim train-toy` with one thread; `md.weights.provenance("eight_gaussians_mlp")` gives the command and
-# machine), and notebooks 04, 05 and 08 load them instead of training again.
+# machine), and notebooks 04, 05 and 06 load them instead of training again.
 
 # %%
 import time

@@ -332,7 +332,7 @@ print(f"d = {d}: |x_T| = {z[0].norm(dim=1).mean().item():.1f} +- {z[0].norm(dim=
 #
 # Running the deterministic step forwards (`md.encode`, the Euler method of the ODE in increasing $t$)
 # maps data to latents; decoding them should give the data back, up to discretization error that shrinks
-# as $S$ grows (DDIM Table 2; notebook 06 compares with the paper's numbers on images). We encode and decode
+# as $S$ grows (DDIM Table 2; notebook 07 compares with the paper's numbers on images). We encode and decode
 # 1,000 data points with each model.
 
 # %%

@@ -39,7 +39,7 @@ def test_notebook_is_stored_executed(py):
     nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     if nb.metadata.get("minddim", {}).get("requires_data"):
-        # stored as it runs without its data set (07_cifar10): the first cell says so, the rest is not run
+        # stored as it runs without its data set (10_cifar10): the first cell says so, the rest is not run
         said = "".join(o.get("text", "") for o in code[0].outputs)
         assert "is not present" in said and "skips" in said, said
         assert all(c.execution_count is None for c in code[1:])

@@ -10,13 +10,13 @@
 #     language: python
 #     name: python3
 #   minddim:
-#     assignment: 07_beyond_sampling
+#     assignment: 08_beyond_sampling
 # ---
 
 # %% [markdown]
-# # Exercise 07 · Beyond sampling: inpainting and the rate of the progressive code
+# # Exercise 08 · Beyond sampling: inpainting and the rate of the progressive code
 #
-# Implement three pieces of notebook `09_mnist_beyond_sampling`: the replacement step that turns an unconditional
+# Implement three pieces of notebook `08_beyond_sampling`: the replacement step that turns an unconditional
 # model into an inpainter, the rate of DDPM's progressive code from the terms of the bound, and one full step of
 # inpainting (DDIM's step, then the replacement).
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with $\bar\alpha_0 = 1$), and DDIM's
@@ -47,7 +47,7 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The replacement step of inpainting (notebook `09_mnist_beyond_sampling`, section 5; Song et al. 2021,
+# **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 5; Song et al. 2021,
 # app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
 # ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
 # reached $x'_{t_\text{prev}}$ (`x_prev`); use the given standard normal `noise` for the draw the step needs.
@@ -69,10 +69,10 @@ grading.check("replace_known", replace_known)
 
 # %% [markdown]
 # **2.** The rate $R_t$ of DDPM's progressive code: the codelength the receiver has received by the time it has
-# $x_t$ (DDPM sec. 4.3, Algorithms 3-4, the terms of eq. 5; notebook `09_mnist_beyond_sampling`, section 1), for
+# $x_t$ (DDPM sec. 4.3, Algorithms 3-4, the terms of eq. 5; notebook `08_beyond_sampling`, section 1), for
 # $t = 0, \dots, T$. `terms` holds $L_0, \dots, L_T$ along its last axis
 # (index $k$ is $L_k$, as `md.vlb_terms` returns them), one row per image: shape `(batch, T + 1)`. Return
-# $R_0, \dots, R_T$ in the same shape (and units). Notebook `09_mnist_beyond_sampling` plots $R_t$ against the
+# $R_0, \dots, R_T$ in the same shape (and units). Notebook `08_beyond_sampling` plots $R_t$ against the
 # distortion of $\hat x_0$ at $t$ (DDPM Fig. 5).
 
 # %% nbgrader={"grade": false, "grade_id": "progressive_rate", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -88,13 +88,13 @@ grading.check("progressive_rate", progressive_rate)
 
 # %% [markdown]
 # **3.** One step of inpainting with an unconditional eps-model from $t$ to $t_\text{prev}$ (notebook
-# `09_mnist_beyond_sampling`, section 5): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
+# `08_beyond_sampling`, section 5): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
 # eq. 12; `md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0]`, your `ddim_step` of exercise 04) with `eta`
 # and the step's standard normal `noise`, and your `replace_known` with its own standard normal draw `noise_known`.
 #
 # `md.inpaint` repeats this step from $\tau_S$ down to 0 (with $\eta = 1$ over all $T$ steps it is DDPM's sampler
 # with replacement); RePaint (Lugmayr et al. 2022) also walks back up with the forward process now and then, so
-# that the unknown pixels can adapt to the known ones. Notebook `09_mnist_beyond_sampling` compares both on MNIST.
+# that the unknown pixels can adapt to the known ones. Notebook `08_beyond_sampling` compares both on MNIST.
 
 # %% nbgrader={"grade": false, "grade_id": "inpaint_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def inpaint_step(model, x_t, x0, mask, t, t_prev, schedule, eta, noise, noise_known):

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · DDPM and DDIM on MNIST
+# # 07 · DDPM and DDIM on MNIST
 #
 # **What this notebook shows.** Everything from notebooks 01-05, now on images: the same `q_sample`,
 # L_simple, `ddim_step` and `sample`, with a U-Net in place of the MLP. We
@@ -28,7 +28,7 @@
 # 4. sweep $\eta$ at fixed $S$; show progressive generation (DDPM fig. 6), sample consistency across $S$,
 #    interpolation by slerp, and encoding test digits into $x_T$ and back beside DDIM's Table 2.
 #
-# The variational bound of these digits in bits per dimension, and what it means as a codelength, is notebook 09's
+# The variational bound of these digits in bits per dimension, and what it means as a codelength, is notebook 08's
 # first section.
 #
 # The "MNIST FID" is the Frechet distance on the penultimate features of a small MNIST classifier shipped
@@ -556,4 +556,4 @@ plt.show()
 #   encoded into it and decoded back, more precisely with more steps; with 10 uniform steps the round trip
 #   changes some digits' identity.
 # - `python -m minddim train`, `evaluate` and `sample` reproduce the shipped model and its figures;
-#   notebook 07 runs the same pipeline on CIFAR-10.
+#   notebook 10 runs the same pipeline on CIFAR-10.

@@ -12,12 +12,12 @@
 # ---
 
 # %% [markdown]
-# # 09 · What a trained DDPM does besides sampling
+# # 08 · What a trained DDPM does besides sampling
 #
 # **What this notebook shows.** DDPM reads its trained model as a progressive lossy code (sec. 4.3: Algorithms 3-4,
 # fig. 5 and Table 4 on CIFAR-10), writes the bound in an autoregressive form (eq. 16), and shows samples that share
 # an $x_t$ (fig. 7) and interpolations (sec. 4.4, fig. 8) on CelebA-HQ. We do the same with the shipped MNIST U-Net
-# of notebook 06 (no retraining, no labels: the model is unconditional), add inpainting, which DDPM does not show
+# of notebook 07 (no retraining, no labels: the model is unconditional), add inpainting, which DDPM does not show
 # (the methods of Song et al. 2021 and RePaint), and measure each with the shipped MNIST classifier:
 #
 # 1. **progressive lossy compression** (DDPM Algorithms 3-4, fig. 5): the rate received so far and the distortion of
@@ -50,7 +50,7 @@ T = schedule.T
 ab = schedule.alpha_bars
 test_u8, test_labels = load_mnist("test")
 x_test = to_model_range(test_u8)                     # pixels {0..255} -> [-1, 1]
-model = md.pretrained("mnist_unet")                  # notebook 06's shipped EMA U-Net
+model = md.pretrained("mnist_unet")                  # notebook 07's shipped EMA U-Net
 classifier = md.pretrained("mnist_classifier")       # 99.06% test accuracy
 
 show = plotting.show_images          # show(images, title, nrow, ax): a grid of images in [-1, 1]
@@ -426,7 +426,7 @@ print("(mean +- std over the 3 pairs)")
 # noise, each path is essentially one digit, often neither source (0% of the DDPM-750 inner images). DDPM
 # reports the same tendency on CelebA-HQ faces (sec. 4.3, "Interpolation", and its appendix fig. 9): "larger $t$
 # results in coarser and more varied interpolations, with novel samples at $t = 1000$". The DDIM paths are
-# deterministic functions of $\lambda$, the property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 06 does
+# deterministic functions of $\lambda$, the property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 07 does
 # it by slerp); DDPM's stochastic decoder gives a coherent path here only because its noise is shared across
 # $\lambda$.
 #

@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 07 · DDPM and DDIM on CIFAR-10
+# # 10 · DDPM and DDIM on CIFAR-10
 #
-# **What this notebook shows.** The MNIST pipeline of notebook 06 on three channels and 32x32 images, the
+# **What this notebook shows.** The MNIST pipeline of notebook 07 on three channels and 32x32 images, the
 # data set of both papers' headline results (DDPM: FID 3.17; DDIM: Table 1). We load CIFAR-10, build the
 # U-Net for three channels, give the training command for a GPU, train a small model for a few minutes
 # on the CPU and sample it with DDPM and DDIM.

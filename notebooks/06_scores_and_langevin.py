@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · Scores, Langevin dynamics and the probability-flow ODE
+# # 06 · Scores, Langevin dynamics and the probability-flow ODE
 #
 # **What this notebook shows.** Both papers rest on a third view of the same model. DDPM says so in sec. 3.2: with
 # the $\epsilon$-parameterization, its sampler "resembles Langevin dynamics with $\epsilon_\theta$ as a learned
