@@ -33,6 +33,7 @@ _EXPORTS = {
               "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_ode_solve",
               "score_from_eps", "score_model", "tweedie"),
     "schedules": ("Schedule",),
+    "tables": ("mean_spread", "table"),
     "commands": ("sample_images", "train_images"),
     "train": ("EMA", "TrainResult", "train", "train_toy"),
     "weights": ("pretrained",),
