@@ -12,28 +12,34 @@
 #     language: python
 #     name: python3
 # ---
-
 # %% [markdown]
 # # 06 · Scores, Langevin dynamics and the probability-flow ODE
 #
-# **What this notebook shows.** Both papers rest on a third view of the same model. DDPM says so in sec. 3.2: with
-# the $\epsilon$-parameterization, its sampler "resembles Langevin dynamics with $\epsilon_\theta$ as a learned
-# gradient of the data density" (after eq. 11), and its objective "resembles denoising score matching over
-# multiple noise scales indexed by $t$" (eq. 12). DDIM sec. 4.3 shows that its deterministic sampler is Euler's
-# method on an ODE (eqs. 13-14) that is the probability-flow ODE of a score SDE (Proposition 1). We
+# **You will be able to:** turn an $\epsilon$-model into a score model and back; compute the posterior mean
+# $\mathbb E[x_0\mid x_t]$ with Tweedie's formula; show that $L_\text{simple}$ is a weighted denoising score matching
+# loss; run a Langevin chain; write DDPM's step as a deterministic step plus a Langevin step; and measure DDIM as
+# Euler's method (first order) and Heun's method (second order) on the probability-flow ODE.
 #
-# 1. draw the **score** $\nabla_x \log q(x_t)$ of the noisy marginals, exact and from the trained MLP, and
-#    measure the MLP's error against $t$;
-# 2. check **Tweedie's formula**: predicting $x_0$ from $\epsilon_\theta$ is estimating the posterior mean;
-# 3. check that $L_\text{simple}$'s term at $t$ is **denoising score matching** (Song & Ermon 2019, eq. 2) weighted by
-#    $\sigma_t^2 = 1-\bar\alpha_t$, and compare the weightings;
-# 4. run **Langevin dynamics** at one noise level and **annealed** over many (Song & Ermon 2019, Algorithm 1),
-#    rewrite DDPM's step as a Langevin-like step, and compare the samplers at equal numbers of score evaluations;
-# 5. solve the **probability-flow ODE** accurately, measure DDIM's order (1) and Heun's (2), and see what the last
-#    step to $t = 0$ does to both;
-# 6. check two closed forms for Gaussian data: the Langevin chain's step-size bias and the ODE's flow map.
+# **You need first:** notebooks 03 (the $\epsilon$ loss, the trained MLP, MMD$^2$ and its perfect-sample band), 04
+# (DDIM's step, eq. 12) and 05 (`timesteps`, fast sampling); the gradient of a Gaussian log-density, Bayes' rule.
 #
-# Time is DDPM's $t = 0..T$; DDIM's $\alpha_t$ is our $\bar\alpha_t$ (`alpha_bars`).
+# **Time:** about 35 min to read; runs in about 60 s on a 2-core laptop CPU.
+#
+# Both papers rest on a third view of the same model. DDPM sec. 3.2 says that its sampler "resembles Langevin
+# dynamics with $\epsilon_\theta$ as a learned gradient of the data density" and that its objective eq. 12 "resembles
+# denoising score matching over multiple noise scales indexed by $t$". DDIM sec. 4.3 shows that its deterministic
+# sampler is Euler's method on an ODE (eqs. 13-14), the probability-flow ODE of a score SDE (Proposition 1). We
+#
+# 1. draw the **score** $\nabla_x \log q(x_t)$, exact and from the MLP, and measure the MLP's error against $t$;
+# 2. check **Tweedie's formula**: DDIM's "predicted $x_0$" is the posterior mean;
+# 3. check that $L_\text{simple}$'s term at $t$ is **denoising score matching** weighted by $1-\bar\alpha_t$;
+# 4. run **one Langevin chain** on $q(x_{100})$;
+# 5. rewrite **DDPM's step** as DDIM's deterministic step plus one Langevin step;
+# 6. solve the **probability-flow ODE** accurately and measure DDIM (Euler) and Heun against it.
+#
+# `## Going further` holds the rest: the weights of the bound, the Langevin step-size bias, annealed Langevin dynamics,
+# samplers compared at equal evaluations, and closed forms for Gaussian data. Time is DDPM's $t = 0..T$; DDIM's
+# $\alpha_t$ is our $\bar\alpha_t$ (`alpha_bars`).
 
 # %%
 import math
@@ -63,8 +69,8 @@ mlp = md.pretrained("eight_gaussians_mlp")  # notebook 03's training run: md.tra
 #   = -\frac{\mathbb E[\epsilon\mid x_t]}{\sqrt{1-\bar\alpha_t}} .$$
 #
 # $L_\text{simple}$ trains $\epsilon_\theta(x_t, t)$ towards $\mathbb E[\epsilon\mid x_t]$ (notebook 03), so
-# $s_\theta(x_t, t) = -\epsilon_\theta(x_t, t)/\sqrt{1-\bar\alpha_t}$ estimates the score: DDPM's "learned gradient of
-# the data density". For the mixture the score is known in closed form (`exact.score`). Inline, then the package:
+# $s_\theta(x_t, t) = -\epsilon_\theta(x_t, t)/\sqrt{1-\bar\alpha_t}$ estimates the score. For the mixture the score is
+# known in closed form (`exact.score`). Inline, then the package:
 
 # %%
 g = torch.Generator().manual_seed(1)
@@ -78,9 +84,9 @@ for t in (10, 300):
           f"max |inline - md.score_from_eps| = {plotting.below((inline - md.score_from_eps(eps, t, schedule)).abs().max())}")
 
 # %% [markdown]
-# The vector fields, exact (top) and from the MLP (bottom), on a grid, over 1,000 draws of $q(x_t)$ in grey. The score
-# grows like $1/(1-\bar\alpha_t)$ as $t \to 0$ (the longest exact arrow of each column is written under it), so each
-# column has its own arrow scale, shared by its two panels.
+# The vector fields, exact (top) and from the MLP (bottom), over 1,000 draws of $q(x_t)$ in grey. The score grows like
+# $1/(1-\bar\alpha_t)$ as $t \to 0$, so each column has its own arrow scale (its longest exact arrow is written under
+# it), shared by its two panels.
 
 # %%
 times = (10, 100, 300, 700)
@@ -111,53 +117,51 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# How good is the MLP's score? On $x_t \sim q(x_t)$ we measure the $\epsilon$-error
-# $e_\epsilon(t) = \mathbb E\|\epsilon_\theta(x_t,t) - \mathbb E[\epsilon\mid x_t]\|^2$ (what training reduces; 2,000
-# draws per $t$) and the score error it implies,
-# $\mathbb E\|s_\theta - \nabla\log q_t\|^2 = e_\epsilon(t)/(1-\bar\alpha_t)$, beside the size of the exact score,
-# $\mathbb E\|\nabla\log q_t\|^2$. Both errors are squared norms ($> 0$), so a log axis is safe.
+# How good is the MLP's score? On 2,000 draws of $q(x_t)$ per $t$ we measure the $\epsilon$-error
+# $e_\epsilon(t) = \mathbb E\|\epsilon_\theta(x_t,t) - \mathbb E[\epsilon\mid x_t]\|^2$ (what training reduces), the
+# score error it implies, $\mathbb E\|s_\theta - \nabla\log q_t\|^2 = e_\epsilon(t)/(1-\bar\alpha_t)$, and the size
+# of the exact score, $\mathbb E\|\nabla\log q_t\|^2$.
 
 # %%
 t_grid = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 700, 1000)
 g = torch.Generator().manual_seed(4)
-rows = []
+rows = {}
 for t in t_grid:
     x_t = md.q_sample(exact.sample_data(2000, g), t, schedule, generator=g)
     t_batch = torch.full((2000,), t)
     with torch.no_grad():
         eps_err = (mlp(x_t, t_batch) - exact(x_t, t_batch)).pow(2).sum(1).mean().item()
     size = exact.score(x_t, t).double().pow(2).sum(1).mean().item()
-    rows.append((t, eps_err, eps_err / (1 - ab[t]).item(), size))
-print(f"{'t':>5} {'1 - ab_t':>9} {'eps error':>10} {'score error':>12} {'E|score|^2':>11} {'relative':>9}")
-for t, e, s, size in rows:
-    print(f"{t:>5} {1 - ab[t].item():>9.5f} {e:>10.3g} {s:>12.3g} {size:>11.3g} {s / size:>9.3g}")
+    score_err = eps_err / (1 - ab[t]).item()
+    rows[t] = [1 - ab[t].item(), eps_err, score_err, size, score_err / size]
+print(md.table(rows, ["1 - ab_t", "eps error", "score error", "E|score|^2", "relative"], header="t",
+               digits=[5, 4, 4, 2, 3], title="the MLP against the exact model, 2,000 draws of q(x_t) per t"))
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.plot(t_grid, [r[1] for r in rows], "o-", label=r"$\epsilon$ error $E\|\epsilon_\theta - E[\epsilon|x_t]\|^2$")
-ax.plot(t_grid, [r[2] for r in rows], "s-", label=r"score error $= \epsilon$ error $/(1-\bar\alpha_t)$")
-ax.plot(t_grid, [r[3] for r in rows], "k:", label=r"size of the score $E\|\nabla \log q_t\|^2$")
-ax.set(xscale="log", yscale="log", xlabel="t", ylabel="mean squared norm",
+ax.plot(t_grid, [r[1] for r in rows.values()], "o-", label=r"$\epsilon$ error $E\|\epsilon_\theta - E[\epsilon|x_t]\|^2$")
+ax.plot(t_grid, [r[2] for r in rows.values()], "s-", label=r"score error $= \epsilon$ error $/(1-\bar\alpha_t)$")
+ax.plot(t_grid, [r[3] for r in rows.values()], "k:", label=r"size of the score $E\|\nabla \log q_t\|^2$")
+ax.set(xscale="log", yscale="log", xlabel="t", ylabel="mean squared norm (all > 0)",
        title="the MLP's error against t (2,000 draws of q(x_t) each)")
 ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# The MLP's $\epsilon$-error is small at every $t$ (at most 0.0486, at $t = 50$), but the score error is that error
-# divided by $1-\bar\alpha_t$: at $t = 1$ it is 97.3, larger than the mean squared size of the exact score itself
-# (50.6), a relative error of 1.92; 0.976 at $t = 2$, 0.385 at $t = 5$, 0.185 at $t = 10$, 0.0331 at $t = 100$, and at
-# most 0.0011 from $t = 300$ on. $L_\text{simple}$ charges an $\epsilon$-error of 0.01 the same at every $t$; as a score
-# error it is $1/(1-\bar\alpha_t)$ times larger, $10^4$ times at $t = 1$. So the learned score is least reliable exactly
-# where it is largest, near the data. (A check on the table: at $t = 1000$, $q(x_t)$ is nearly $N(0, I)$, whose score is
-# $-x$ with $\mathbb E\|x\|^2 = 2$; measured 2.04.)
+# **The learned score is least reliable where the score is largest, near the data.** The $\epsilon$-error is at most
+# 0.0486 at every $t$, but the score error is that error divided by $1-\bar\alpha_t$: at $t = 1$ it is 97.32, larger
+# than the mean squared size of the exact score itself (50.61), a relative error of 1.923, against at most 0.001 from
+# $t = 300$ on. $L_\text{simple}$ charges an $\epsilon$-error the same at every $t$; as a score error it costs
+# $1/(1-\bar\alpha_t)$ times more, $10^4$ times at $t = 1$. (A check: at $t = 1000$, $q(x_t)$ is nearly $N(0, I)$,
+# whose score $-x$ has $\mathbb E\|x\|^2 = 2$; the table prints 2.04.)
 #
 # ## 2. Tweedie's formula: $\hat x_0$ is the posterior mean
 #
 # Tweedie's formula (Robbins 1956; Efron 2011) turns the score into the posterior mean:
 # $\mathbb E[x_0\mid x_t] = \big(x_t + (1-\bar\alpha_t)\nabla\log q(x_t)\big)/\sqrt{\bar\alpha_t}$. Put in
 # $\nabla\log q = -\epsilon/\sqrt{1-\bar\alpha_t}$ and it is
-# $(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$, the "predicted $x_0$" of DDIM eq. 9 (`md.predict_x0`):
-# DDIM's sampler steps towards an estimate of $\mathbb E[x_0\mid x_t]$. We check it against the mixture's posterior mean
-# computed independently, from Bayes' rule on each component: with responsibilities $r_k(x_t)$ from
-# $q(x_t) = \sum_k w_k\mathcal N(\sqrt{\bar\alpha_t}m_k, \Sigma_k)$, $\Sigma_k = \bar\alpha_t C_k + (1-\bar\alpha_t)I$,
+# $(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$, the "predicted $x_0$" of DDIM eq. 9 (`md.predict_x0`).
+# We check it against the mixture's posterior mean computed independently by Bayes' rule: with responsibilities
+# $r_k(x_t)$ from $q(x_t) = \sum_k w_k\mathcal N(\sqrt{\bar\alpha_t}m_k, \Sigma_k)$,
+# $\Sigma_k = \bar\alpha_t C_k + (1-\bar\alpha_t)I$,
 #
 # $$\mathbb E[x_0\mid x_t] = \sum_k r_k(x_t)\,\big(m_k + \sqrt{\bar\alpha_t}\,C_k\Sigma_k^{-1}(x_t - \sqrt{\bar\alpha_t}m_k)\big).$$
 
@@ -184,8 +188,7 @@ for t in (10, 100, 300, 700):
           f"max |tweedie - E[x0|x_t] inline| = {plotting.below((via_tweedie - posterior_mean_inline(x_t, t)).abs().max())}")
 
 # %% [markdown]
-# The same for the MLP (float32): $\hat x_0$ from its $\epsilon$ and Tweedie on its score agree to rounding, and both
-# are its estimate of $\mathbb E[x_0\mid x_t]$; at $t = 300$, beside the exact posterior mean:
+# The same for the MLP (float32) at $t = 300$, beside the exact posterior mean:
 
 # %%
 t = 300
@@ -200,19 +203,18 @@ print(f"MLP: max |tweedie - predict_x0| = "
       f"RMS distance of its E[x0|x_t] to the exact one: {(x0_mlp - x0_exact).pow(2).sum(1).mean().sqrt().item():.3f} "
       f"(RMS distance of x_t to it: {(x_t - x0_exact).pow(2).sum(1).mean().sqrt().item():.3f})")
 plotting.scatter_panels([x_t, x0_exact, x0_mlp], [f"x_t, t = {t}", "E[x0|x_t], exact", "E[x0|x_t], MLP (Tweedie)"],
-                        reference=exact.sample_data(1000, torch.Generator().manual_seed(8)),
+                        reference=exact.sample_data(1000, torch.Generator().manual_seed(8)), size=4.2, s=2.0,
                         suptitle="Tweedie's formula: the posterior mean of 2,000 draws of x_300 (data in grey)")
 plt.show()
 
 # %% [markdown]
-# Tweedie's formula and `predict_x0` agree to better than $10^{-12}$, and both agree with the independently computed
-# posterior mean to better than $10^{-12}$ (float64) at all four $t$: with the exact model, DDIM's "predicted $x_0$" *is*
-# $\mathbb E[x_0\mid x_t]$. For the MLP the two formulas agree to float32 rounding (to better than $10^{-5}$), and its
-# posterior mean lies an RMS 0.038 from the exact one at $t = 300$, where $x_t$ itself lies 0.430 from it. The posterior
-# mean is an average over the modes $x_t$ may have come from, so where $x_t$ is ambiguous it falls between modes: one
-# step to $\hat x_0$ is not a sample, which is why the samplers take many.
+# **With the exact model, DDIM's "predicted $x_0$" is $\mathbb E[x_0\mid x_t]$**: Tweedie's formula, `predict_x0` and
+# the posterior mean from Bayes' rule agree to better than $10^{-12}$ (float64) at all four $t$. For the MLP the two
+# formulas agree to float32 rounding, and its posterior mean lies an RMS 0.038 from the exact one at $t = 300$, where
+# $x_t$ itself lies 0.430 from it. The figure shows what a posterior mean is: where $x_t$ could have come from two
+# modes, $\hat x_0$ falls between them, on no mode at all. One step to $\hat x_0$ is an average, not a sample.
 #
-# ## 3. $L_\text{simple}$ is denoising score matching, weighted by $\sigma^2$
+# ## 3. $L_\text{simple}$ is denoising score matching, weighted by $1-\bar\alpha_t$
 #
 # Denoising score matching (Vincent 2011; Song & Ermon 2019, eq. 2) at one noise level fits a score model to the score
 # of the blur kernel: $\ell(t) = \tfrac12\,\mathbb E\,\|s_\theta(x_t, t) - \nabla_{x_t}\log q(x_t\mid x_0)\|^2$ with
@@ -222,81 +224,51 @@ plt.show()
 # $$\ell(t) = \frac{1}{2(1-\bar\alpha_t)}\,\mathbb E\|\epsilon_\theta - \epsilon\|^2,\qquad\text{so}\qquad
 #   L_\text{simple}\text{'s term at } t = 2\,(1-\bar\alpha_t)\,\ell(t).$$
 #
-# DDPM eq. 12 "resembles denoising score matching over multiple noise scales": it *is* Song & Ermon's objective
-# $\sum_i \lambda(\sigma_i)\,\ell(\sigma_i)$ (their eq. 6) with $\lambda(\sigma) = \sigma^2$,
-# $\sigma_t^2 = 1-\bar\alpha_t$, the weight they chose themselves (sec. 4.2), up to the constant 2 (their $\tfrac12$).
-# On the same draws, with the MLP:
+# Song & Ermon's objective (their eq. 6) is $\frac1L\sum_i \lambda(\sigma_i)\,\ell(\sigma_i)$, and they chose
+# $\lambda(\sigma) = \sigma^2$ (their sec. 4.2). With $\sigma_t^2 = 1-\bar\alpha_t$, $L_\text{simple}$ is that
+# objective over DDPM's levels, up to the constant 2. This is what DDPM sec. 3.4 says of its eq. 14: its $t > 1$ terms
+# "correspond to an unweighted version of Eq. (12), analogous to the loss weighting used by the NCSN denoising score
+# matching model". Eq. 12 itself, the bound's term, is weighted differently:
+# $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\mathbb E\|\epsilon-\epsilon_\theta\|^2$, which with DDPM's
+# $\sigma_t^2 = \beta_t$ is $\frac{\beta_t}{\alpha_t}\,\ell(t)$. On the same draws, with the MLP:
 
 # %%
 g = torch.Generator().manual_seed(9)
 x0 = exact.sample_data(4000, g)
 noise = torch.randn(4000, 2, generator=g)
 score_mlp = md.score_model(mlp, schedule)
-print(f"MLP, float32: {'t':>5} {'L_simple term':>14} {'DSM loss':>10} {'2 (1 - ab) DSM':>15} {'ratio':>7}")
+rows = {}
 with torch.no_grad():
     for t in (1, 10, 100, 500, 1000):
         l_eps = md.epsilon_loss(mlp, x0, schedule, t=torch.full((4000,), t), noise=noise).item()
         l_dsm = md.dsm_loss(score_mlp, x0, t, schedule, noise=noise).item()
-        print(f"{'':>13}{t:>5} {l_eps:>14.4f} {l_dsm:>10.4g} {2 * (1 - ab[t].item()) * l_dsm:>15.4f} "
-              f"{l_eps / (2 * (1 - ab[t].item()) * l_dsm):>7.4f}")
+        rows[t] = [l_eps, 2 * (1 - ab[t].item()) * l_dsm, l_eps / (2 * (1 - ab[t].item()) * l_dsm)]
     score_exact = md.score_model(exact, schedule)
     x0_64, noise_64 = x0.double(), noise.double()
     ratios = [md.epsilon_loss(exact, x0_64, schedule, t=torch.full((4000,), t), noise=noise_64).item()
               / (2 * (1 - ab[t].item()) * md.dsm_loss(score_exact, x0_64, t, schedule, noise=noise_64).item())
               for t in (1, 10, 100, 500, 1000)]
     worst = max(abs(r - 1) for r in ratios)
+print(md.table(rows, ["L_simple term", "2 (1 - ab) DSM", "ratio"], header="t", digits=4,
+               title="the MLP, float32, 4,000 draws"))
 print(f"exact model, float64: max |ratio - 1| over the same t = {plotting.below(worst)}")
 
 # %% [markdown]
-# **What the weighting does.** Song & Ermon chose $\lambda(\sigma) = \sigma^2$ because $\|\sigma s_\theta\|$ is of order
-# one at every level, so that every level's weighted loss has the same order of magnitude. The exact model shows what
-# that prevents: its DSM loss (the floor no network can beat at that level) grows like $1/\sigma_t^2$ as $t \to 0$. The
-# "true" weighting is the bound's: with $\sigma_t^2 = \beta_t$, DDPM eq. 12's term at $t$ is
-# $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\mathbb E\|\epsilon-\epsilon_\theta\|^2 = \frac{\beta_t}{\alpha_t}\,\ell(t)$,
-# so per unit of DSM loss the bound weighs level $t$ by $\beta_t/\alpha_t$ and $L_\text{simple}$ by $2(1-\bar\alpha_t)$.
-
-# %%
-with torch.no_grad():
-    print(f"{'t':>5} {'sigma_t^2':>10} {'DSM loss, exact':>16} {'sigma^2 x DSM':>14}")
-    for t in (1, 10, 100, 500, 1000):
-        l_dsm = md.dsm_loss(score_exact, x0, t, schedule, noise=noise).item()
-        print(f"{t:>5} {1 - ab[t].item():>10.5f} {l_dsm:>16.4g} {(1 - ab[t].item()) * l_dsm:>14.4f}")
-steps = torch.arange(1, T + 1)
-lam_simple = (2 * (1 - ab[steps])).numpy()
-lam_bound = (schedule.betas[steps] / schedule.alphas[steps]).numpy()
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.plot(steps, lam_simple / lam_simple.mean(),
-        label=r"$L_{simple}$ = NCSN: $\lambda = 2\sigma_t^2 = 2(1-\bar\alpha_t)$")
-ax.plot(steps, lam_bound / lam_bound.mean(),
-        label=r"true bound (DDPM eq. 12, $\sigma_t^2=\beta_t$): $\beta_t/\alpha_t$")
-ax.set(yscale="log", xlabel="t", ylabel="weight / its mean over t", title="weight of the DSM loss at level t (all > 0)")
-ax.legend(fontsize=7)
-plt.show()
-relative = (lam_simple[-1] / lam_bound[-1]) / (lam_simple[0] / lam_bound[0])
-print(f"L_simple's weight, relative to the bound's, is {relative:.0f} times larger at t = T than at t = 1")
-
-# %% [markdown]
-# On the same draws the identity holds: ratio 1.0000 for $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits
-# (the DSM target $\epsilon/\sqrt{1-\bar\alpha_1}$ is 100 times the noise); in float64 with the exact model the ratio is
-# 1 to better than $10^{-12}$. The exact model's DSM loss falls from 4972 at $t = 1$ to $4.1\times10^{-5}$ at $t = T$,
-# eight orders of magnitude; times $\sigma_t^2$ it is between 0.0000 and 0.4972 (it is half the per-coordinate
-# $L_\text{simple}$ floor, which cannot exceed $\mathbb E\,\epsilon_i^2 = 1$). Unweighted, the smallest noise levels
-# would dominate the sum; NCSN's $\lambda = \sigma^2$ and DDPM's dropped weights are the same remedy. The bound weighs
-# the levels differently: relative to it, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on $t = 1$
-# (notebook 03's 49, seen from the DSM side), i.e. the bound would emphasize the small-$t$ levels, where section 1
-# measured the MLP's largest relative score error.
+# **$L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times the DSM loss**: the ratio prints as 1.0000 for
+# $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits (the DSM target $\epsilon/\sqrt{1-\bar\alpha_1}$ is 100
+# times the noise); in float64 with the exact model it is 1 to better than $10^{-12}$. So training an $\epsilon$-model
+# with $L_\text{simple}$ is training a score model with NCSN's weighting; the bound (eq. 12) would weigh the levels by
+# $\beta_t/\alpha_t$ instead (`## Going further` plots both).
 #
 # ## 4. Langevin dynamics
 #
-# ### 4a. At one noise level
-#
 # Langevin dynamics samples a density from its score alone (Song & Ermon 2019, eq. 4):
 # $\tilde x_k = \tilde x_{k-1} + \tfrac{\delta}{2}\nabla\log p(\tilde x_{k-1}) + \sqrt\delta\,z_k$. As $\delta \to 0$
-# and the number of steps $\to\infty$ the chain's law tends to $p$; at a fixed $\delta$ it is slightly off (section 6
-# has the closed form for a Gaussian). We sample $q(x_{100})$ of the mixture, still eight separate modes but close
-# enough to mix, with its exact score: first inline, one step against `md.langevin_step`, then `md.langevin` from
-# $N(0, I)$ at two step sizes, and from a poor start (all 1,000 points in one mode), three seeds each. The distance to
-# $q(x_{100})$ is MMD$^2$ against 1,000 exact draws, beside the band of perfect samples (ten fresh draws of 1,000).
+# and the number of steps $\to\infty$ the chain's law tends to $p$; at a fixed $\delta$ it is slightly off. We sample
+# $q(x_{100})$ of the mixture, still eight separate modes but close enough to mix, with its exact score: one step
+# inline against `md.langevin_step`, then `md.langevin` from $N(0, I)$ with $\delta = 0.02$, three seeds. The distance to
+# $q(x_{100})$ is MMD$^2$ (notebook 03) against 1,000 exact draws, beside the band of perfect samples (ten fresh draws
+# of 1,000).
 
 # %%
 t_fix = 100
@@ -313,83 +285,270 @@ def draw_q(seed, n=1000):
                        generator=torch.Generator().manual_seed(seed + 1))
 
 
-
 ref_fix = draw_q(20)
 band_fix = md.reference_spread(lambda s: draw_q(30 + 2 * s), ref_fix, lambda a, b: 1000 * md.mmd(a, b), repeats=10)
-print(f"perfect samples of q(x_{t_fix}): MMD^2 x 1000 = {band_fix[0]:.2f} +- {band_fix[1]:.2f} "
-      f"(mean +- std over 10 draws)")
-
 checkpoints = (3, 10, 30, 100, 300)
 starts = {"N(0, I)": lambda g: torch.randn(1000, 2, generator=g),
           "one mode": lambda g: exact.means[0].float() * math.sqrt(ab[t_fix]) + 0.3 * torch.randn(1000, 2, generator=g)}
-runs = {("N(0, I)", 0.02), ("N(0, I)", 0.2), ("one mode", 0.2)}
 chains, curves = {}, {}
-for start, delta in sorted(runs):
+
+
+def run_chains(start, delta):
+    """Three seeds of md.langevin from `start` with step size delta; MMD^2 x 1000 to q(x_100) at the checkpoints."""
     for seed in range(3):
         g = torch.Generator().manual_seed(40 + seed)
         chains[start, delta, seed] = md.langevin(score_fix, starts[start](g), delta, max(checkpoints), generator=g,
-                                                 trajectory=True, progress=True)
+                                                 trajectory=True)
     curves[start, delta] = np.array([[1000 * md.mmd(chains[start, delta, s][k], ref_fix) for k in checkpoints]
                                      for s in range(3)])
-print(f"MMD^2 x 1000 to q(x_{t_fix}) after k steps, mean +- std over 3 seeds")
-print(f"{'start':>9} {'delta':>6}" + "".join(f"{'k = ' + str(k):>15}" for k in checkpoints))
-for (start, delta), c in sorted(curves.items()):
-    print(f"{start:>9} {delta:>6}" + "".join(f"{m:>8.2f} +-{s:>5.2f}" for m, s in zip(c.mean(0), c.std(0, ddof=1))))
 
-# %%
+
+run_chains("N(0, I)", 0.02)
+print(md.table({"from N(0, I), delta = 0.02": list(curves["N(0, I)", 0.02].T)},
+               [f"k = {k}" for k in checkpoints], header="MMD^2 x 1000 to q(x_100) after k steps", digits=2,
+               title=f"3 seeds; perfect samples: {band_fix[0]:.2f} +- {band_fix[1]:.2f} "
+                     f"(band {band_fix[0] - band_fix[1]:.2f} to {band_fix[0] + band_fix[1]:.2f})"))
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
 ax.axhspan(band_fix[0] - band_fix[1], band_fix[0] + band_fix[1], color="0.85", label="perfect samples, mean +- std")
-for (start, delta), c in sorted(curves.items()):
-    ax.errorbar(checkpoints, c.mean(0), yerr=c.std(0, ddof=1), fmt="o-", ms=4, capsize=3,
-                label=f"from {start}, step size {delta}")
-ax.set(xscale="log", ylim=(-10, 100), xlabel="Langevin steps k", ylabel="MMD^2 x 1000 to q(x_100)",
-       title=f"Langevin with the exact score at t = {t_fix} (3 seeds; clipped at 100)")
+c = curves["N(0, I)", 0.02]
+ax.errorbar(checkpoints, c.mean(0), yerr=c.std(0, ddof=1), fmt="o-", ms=4, capsize=3,
+            label="from N(0, I), step size 0.02 (mean +- std, 3 seeds)")
+ax.set(xscale="log", yscale="symlog", xlabel="Langevin steps k", ylabel="MMD^2 x 1000 to q(x_100) (symlog)",
+       title=f"one Langevin chain with the exact score at t = {t_fix}")
 ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# MMD$^2$ on 1,000 points sees a too-wide mode only weakly, so we also measure the step-size bias directly: the mean
-# squared distance of a point to its nearest mode centre, averaged over the last 100 steps of every chain (the three
-# seeds' spread beside it), against the same statistic on 20,000 exact draws of $q(x_{100})$. Each mode of $q(x_{100})$
-# is a Gaussian with variance $\lambda = \bar\alpha_{100}\,0.2^2 + 1-\bar\alpha_{100} = 0.139$ per coordinate; for one
-# Gaussian, section 6's closed form widens it by the factor $1/(1-\delta/(4\lambda))$.
+# **The chain reaches $q(x_{100})$ within about 100 steps and stays at the band.** Its MMD$^2$ falls from
+# $185.55 \pm 6.96$ after 3 steps to $0.05 \pm 0.61$ after 100, inside the band of perfect samples (from $-2.40$ to
+# $2.26$); after 300 steps it is $2.50 \pm 0.90$, at the band's upper edge, a difference smaller than the seeds' spread.
+# A fixed step size leaves a small bias in the chain's law that MMD$^2$ on 1,000 points hardly sees; `## Going further`
+# measures it directly, and shows why Song & Ermon anneal over noise levels.
+#
+# ## 5. DDPM's step is a Langevin-like step
+#
+# DDPM's ancestral step (Algorithm 2, eq. 11) with $\epsilon_\theta = -\sqrt{1-\bar\alpha_t}\,s_\theta$ reads
+#
+# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\epsilon_\theta(x_t,t)\Big) + \sigma_t z
+#           = \frac{x_t + \beta_t\, s_\theta(x_t, t)}{\sqrt{\alpha_t}} + \sigma_t z :$$
+#
+# a step of size $\beta_t$ along the score, a slight rescaling, and fresh noise, like Langevin with
+# $\delta/2 = \beta_t$. It is not a Langevin chain at one level, though: the score changes level at every step. To first
+# order in $\beta_t$ it is two moves: the deterministic step (DDIM's $\eta = 0$, section 6), then one Langevin step of
+# size $\delta = \beta_t$ at level $t$, $+\tfrac{\beta_t}{2}s_\theta + \sqrt{\beta_t}\,z$ (the reverse-time SDE of Song
+# et al. 2021, split into its probability-flow part and a Langevin part). Inline against `md.ddim_step` with
+# $\eta = 1$ (float64, the exact model, every $t$ from 2 to $T$ at once), then the size of that split's remainder:
+
+# %%
+g = torch.Generator().manual_seed(60)
+t = torch.arange(2, T + 1)
+x_t = md.q_sample(exact.sample_data(T - 1, g, dtype=torch.float64), t, schedule, generator=g)
+z = torch.randn(T - 1, 2, dtype=torch.float64, generator=g)
+s = md.score_from_eps(exact(x_t, t), t, schedule)
+beta, alpha = schedule.betas[t][:, None], schedule.alphas[t][:, None]
+sigma_t = md.ddim_sigma(schedule, t, t - 1, 1.0)[:, None]
+ddpm_step = (x_t + beta * s) / alpha.sqrt() + sigma_t * z
+ddim_eta1 = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=1.0, noise=z)[0]
+print(f"max |(x_t + beta_t score) / sqrt(alpha_t) + sigma_t z - ddim_step(eta=1)| over t = 2..{T}: "
+      + plotting.below((ddpm_step - ddim_eta1).abs().max()))
+split = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=0.0)[0] + beta / 2 * s + beta.sqrt() * z
+remainder = (ddpm_step - split).norm(dim=1) / (ddpm_step - x_t).norm(dim=1)
+rows = {}
+for lo, hi in ((2, 10), (11, 100), (101, 1000)):
+    pick = (t >= lo) & (t <= hi)
+    rows[f"t = {lo}..{hi}"] = [remainder[pick].median().item(), remainder[pick].max().item()]
+print(md.table(rows, ["median", "max"], header="remainder / step length", digits=3,
+               title="|DDPM step - (DDIM step + Langevin step of size beta_t)| / |DDPM step - x_t|"))
+
+# %% [markdown]
+# **DDPM's sampler is, step by step, the deterministic sampler plus a Langevin correction at the current noise
+# level**: the rewritten step is `ddim_step` with $\eta = 1$ to better than $10^{-12}$, and the split leaves a
+# remainder of median 0.001 of the step's length for $t > 100$ (at most 0.014). It grows towards $t = 0$ (median
+# 0.131 for $t \le 10$), where $\beta_t/(1-\bar\alpha_t)$ is no longer small. This is the sense in which Algorithm 2
+# "resembles Langevin dynamics".
+#
+# ## 6. The probability-flow ODE: DDIM is Euler's method, Heun is second order
+#
+# Divide DDIM's $\eta = 0$ step by $\sqrt{\bar\alpha_{t-\Delta t}}$ and write $\bar x = x/\sqrt{\bar\alpha}$,
+# $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$ (DDIM's $\sigma$, not the $\sigma_t$ of section 5):
+#
+# $$\bar x_{t-\Delta t} = \bar x_t + (\sigma_{t-\Delta t} - \sigma_t)\,\epsilon_\theta(x_t, t)\quad\text{(DDIM eq. 13)},\qquad
+#   \mathrm d\bar x = \epsilon_\theta\Big(\frac{\bar x}{\sqrt{\sigma^2+1}}, \sigma\Big)\,\mathrm d\sigma\quad\text{(eq. 14)}.$$
+#
+# Eq. 13 is Euler's method on eq. 14. DDIM's Proposition 1: with the optimal model, eq. 14 is the probability-flow ODE
+# of Song et al.'s variance-exploding SDE, the deterministic process whose marginals are those of the noisy data at
+# every $\sigma$. `md.euler_step` against `md.ddim_step` ($\eta = 0$), float64, for big and small jumps:
+
+# %%
+g = torch.Generator().manual_seed(70)
+x_t = torch.randn(1000, 2, dtype=torch.float64, generator=g)
+for t, t_prev in ((1000, 500), (900, 400), (100, 99), (20, 0)):
+    eps = exact(x_t, torch.full((1000,), t))
+    euler, ddim = md.euler_step(x_t, eps, t, t_prev, schedule), md.ddim_step(x_t, eps, t, t_prev, schedule, eta=0.0)[0]
+    diff = (euler - ddim).abs().max().item()
+    print(f"{t:>4} -> {t_prev:>3}: max |euler_step - ddim_step(eta=0)| = {plotting.below(diff)}")
+
+# %% [markdown]
+# **The reference solution.** `md.pf_ode_solve` integrates eq. 14 with an 8th-order Runge-Kutta method (scipy's DOP853)
+# at tolerances near float64 precision. It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times:
+# the exact model gives $\mathbb E[\epsilon\mid x]$ at any noise level (`eps_at`), a trained network only at the
+# 1,000 times it was trained on, so only exact models get a reference solution.
+#
+# **The order of the samplers.** Euler's method is first order: its error over a fixed stretch of the ODE falls like
+# $1/S$. `md.heun` corrects each DDIM step with the slope at its end (Karras et al. 2022, Algorithm 1; the trapezoidal
+# rule on eq. 14), second order, at $2S-1$ network evaluations for $S$ steps: its last step, from $\tau_1$ to $0$, is an
+# Euler step, since a network has no $t = 0$ to evaluate. We run both on `timesteps(T, S, "trailing")` for
+# $S = 10 \dots 1000$ with the exact model from 200 starting points, and measure the RMS distance to the reference at
+# $t = 100$ (every grid holds it), at $\tau_1$ (Heun, before its last step) and at $t = 0$.
+
+# %%
+x_T = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(71))
+sigma_T = md.ode_sigma(schedule, T).item()
+reference_100 = md.pf_ode_solve(exact, x_T, sigma_T, md.ode_sigma(schedule, 100).item(), schedule)
+reference_0 = md.pf_ode_solve(exact, x_T, sigma_T, 0.0, schedule)
+try:
+    md.pf_ode_solve(mlp, x_T.float(), sigma_T, 0.0, schedule)
+except TypeError as error:
+    print("the MLP:", str(error).split(";")[0])
+Ss = (10, 20, 50, 100, 200, 500, 1000)
+nfe = {"DDIM": np.array(Ss), "Heun": 2 * np.array(Ss) - 1}
+rms = lambda a, b: (a - b).pow(2).sum(1).mean().sqrt().item()  # noqa: E731
+errors, heun_tau1, sigma_1 = {}, {}, {}
+for S in Ss:
+    tau = md.timesteps(T, S, "trailing")
+    sigma_1[S] = md.ode_sigma(schedule, int(tau[0])).item()
+    for sname, run in (("DDIM", md.sample), ("Heun", md.heun)):
+        traj = run(exact, x_T, schedule, tau, trajectory=True)
+        k = int((traj.times == 100).nonzero())
+        errors[sname, S] = (rms(traj.xs[k], reference_100), rms(traj.x0, reference_0))
+    k1 = int((traj.times == int(tau[0])).nonzero())                       # Heun's state at tau_1
+    heun_tau1[S] = rms(traj.xs[k1], md.pf_ode_solve(exact, x_T, sigma_T, sigma_1[S], schedule))
+print(md.table({S: [sigma_1[S], 1000 * errors["DDIM", S][0], 1000 * errors["DDIM", S][1],
+                    1000 * errors["Heun", S][0], 1000 * heun_tau1[S], 1000 * errors["Heun", S][1],
+                    errors["Heun", S][1] / sigma_1[S] ** 2] for S in Ss},
+               ["sigma(tau_1)", "DDIM to 100", "DDIM to 0", "Heun to 100", "Heun to tau_1", "Heun to 0",
+                "Heun to 0 / sigma(tau_1)^2"], header="S", digits=[4, 4, 4, 4, 4, 4, 2],
+               title="RMS error x 1000 against the reference (200 paths); DDIM costs S evaluations, Heun 2S - 1"))
+slopes = {(sname, j): np.polyfit(np.log(nfe[sname]), np.log([errors[sname, S][j] for S in Ss]), 1)[0]
+          for sname in ("DDIM", "Heun") for j in (0, 1)}
+print(md.table({sname: [slopes[sname, 0], slopes[sname, 1]] for sname in ("DDIM", "Heun")},
+               ["to t = 100", "to t = 0"], header="log-log slope against evaluations", digits=2))
+last = np.polyfit(np.log(nfe["Heun"][-3:]), np.log([errors["Heun", S][1] for S in Ss[-3:]]), 1)[0]
+print(f"Heun to t = 0, slope over S = 200, 500, 1000 only: {last:.2f}")
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for sname, color in (("DDIM", "C0"), ("Heun", "C3")):
+    for j, style in ((0, "o-"), (1, "s--")):
+        ax.loglog(nfe[sname], [errors[sname, S][j] for S in Ss], style, color=color, ms=4,
+                  label=f"{sname}, {('to t = 100', 'to t = 0')[j]} (slope {slopes[sname, j]:.2f})")
+ax.set(xlabel="network evaluations (DDIM: S; Heun: 2S - 1)", ylabel="RMS error against the reference",
+       title="probability-flow ODE, exact model (200 paths)")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# **DDIM is first order and Heun second order, up to Heun's last step.** DDIM's step and Euler's agree to better than
+# $10^{-12}$. To $t = 100$ the error falls with slope $-1.02$ against evaluations for DDIM and $-2.07$ for Heun: first
+# and second order (Heun's $2S-1$ evaluations grow like $S$, so its order shows in this slope too). To $t = 0$ DDIM
+# keeps its order ($-0.96$) and Heun does not: $-1.30$ over all $S$, $-1.15$ over $S = 200 \dots 1000$. The column
+# "Heun to tau_1" isolates the cause: before its last (Euler) step Heun is 0.0156 from the reference at $S = 1000$,
+# after it 0.3325 (both $\times 10^{-3}$). That last step's error is of the order of $\sigma(\tau_1)^2$: their ratio
+# lies between 2.00 and 3.32 from $S = 20$ on and is still rising (3.01, 3.22, 3.32 at $S = 200, 500, 1000$), so it
+# has not settled to a constant. On the trailing grid $\tau_1 = T/S$, and once $\tau_1$ is small
+# $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1} \approx \beta_1\tau_1$ shrinks only like $1/S$: the error to $t = 0$
+# is at best first order however accurate the other steps are. Per evaluation Heun is ahead to $t = 100$ at every
+# budget in the table, but to $t = 0$ it only matches DDIM at about 100 evaluations (15.0199 at 99 against 14.9973 at
+# 100) and is ahead from about 200 on. Karras et al. (2022) lay their grid out in $\sigma$ instead, with steps
+# shrinking towards small $\sigma$ ($\rho = 7$), ending at $\sigma_\text{min} = 0.002$ before the final step to 0.
+
+# %% [markdown]
+# ## Going further
+#
+# ### A. The weights of the noise levels
+#
+# Song & Ermon chose $\lambda(\sigma) = \sigma^2$ so that every level's weighted loss has the same order of magnitude
+# (their sec. 4.2). The exact model shows what that weighting prevents: its DSM loss, the floor no network can beat at
+# that level, grows like $1/\sigma_t^2$ as $t \to 0$. Per unit of DSM loss, the bound (DDPM eq. 12 with
+# $\sigma_t^2 = \beta_t$) weighs level $t$ by $\beta_t/\alpha_t$ and $L_\text{simple}$ by $2(1-\bar\alpha_t)$:
+
+# %%
+with torch.no_grad():
+    rows = {t: [1 - ab[t].item(), md.dsm_loss(score_exact, x0, t, schedule, noise=noise).item()]
+            for t in (1, 10, 100, 500, 1000)}
+print(md.table({t: [s2, l, s2 * l] for t, (s2, l) in rows.items()}, ["sigma_t^2", "DSM loss, exact", "sigma^2 x DSM"],
+               header="t", digits=[5, 5, 4]))
+steps = torch.arange(1, T + 1)
+lam_simple = (2 * (1 - ab[steps])).numpy()
+lam_bound = (schedule.betas[steps] / schedule.alphas[steps]).numpy()
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+ax.plot(steps, lam_simple / lam_simple.mean(), label=r"$L_{simple}$: $2(1-\bar\alpha_t)$, NCSN's $\lambda = \sigma^2$")
+ax.plot(steps, lam_bound / lam_bound.mean(), label=r"the bound (DDPM eq. 12, $\sigma_t^2=\beta_t$): $\beta_t/\alpha_t$")
+ax.set(yscale="log", xlabel="t", ylabel="weight / its mean over t", title="weight of the DSM loss at level t (all > 0)")
+ax.legend(fontsize=7)
+plt.show()
+relative = (lam_simple[-1] / lam_bound[-1]) / (lam_simple[0] / lam_bound[0])
+print(f"L_simple's weight, relative to the bound's, is {relative:.0f} times larger at t = T than at t = 1")
+
+# %% [markdown]
+# The exact model's DSM loss falls by eight orders of magnitude from $t = 1$ to $t = T$; times $\sigma_t^2$ it stays
+# between 0.0000 and 0.4972 (half the per-coordinate $L_\text{simple}$ floor, which cannot exceed
+# $\mathbb E\,\epsilon_i^2 = 1$). Relative to the bound, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on
+# $t = 1$: the bound would emphasize the small-$t$ levels.
+#
+# ### B. The step-size bias of a Langevin chain
+#
+# The same chains as in section 4 with a ten times larger step, $\delta = 0.2$, from $N(0, I)$ and from a poor start
+# (all 1,000 points in one mode):
+
+# %%
+run_chains("N(0, I)", 0.2)
+run_chains("one mode", 0.2)
+print(md.table({f"from {start}, delta = {delta}": list(c.T) for (start, delta), c in sorted(curves.items())},
+               [f"k = {k}" for k in checkpoints], header="MMD^2 x 1000 after k steps", digits=2,
+               title=f"3 seeds; perfect samples: {band_fix[0]:.2f} +- {band_fix[1]:.2f}"))
+
+# %% [markdown]
+# MMD$^2$ on 1,000 points sees a too-wide mode only weakly, so we also measure the bias directly: the mean squared
+# distance of a point to its nearest mode centre, averaged over the last 100 steps of every chain, against the same
+# statistic on 20,000 exact draws of $q(x_{100})$. Each mode of $q(x_{100})$ is a Gaussian with variance
+# $\lambda = \bar\alpha_{100}\,0.2^2 + 1-\bar\alpha_{100}$ per coordinate, and for one Gaussian the chain's stationary
+# variance is $\lambda/(1-\delta/(4\lambda))$ (section E).
 
 # %%
 centres = exact.marginal(t_fix)[1]
 lam_mode = exact.marginal(t_fix)[2][0, 0, 0].item()
 spread = lambda x: torch.cdist(x.double(), centres).min(1).values.pow(2).mean().item()  # noqa: E731
 exact_spread = spread(draw_q(60, 20_000))
-print(f"20,000 exact draws of q(x_{t_fix}): {exact_spread:.4f}")
-for start, delta in sorted(runs):
+rows = {}
+for start, delta in sorted(curves):
     per_seed = np.array([np.mean([spread(x) for x in chains[start, delta, s][-100:]]) for s in range(3)])
     factor = md.gaussian_langevin_covariance(exact.marginal(t_fix)[2][0], delta)[0, 0].item() / lam_mode
-    print(f"from {start:>8}, step size {delta}: {per_seed.mean():.4f} +- {per_seed.std(ddof=1):.4f}, "
-          f"{per_seed.mean() / exact_spread:.3f} times the exact draws' "
-          f"(one Gaussian mode, closed form: {factor:.3f} times)")
+    rows[f"from {start}, delta = {delta}"] = [per_seed, per_seed / exact_spread, factor]
+gap_t = (centres[0] - centres[1]).norm().item() / math.sqrt(lam_mode)
+gap_0 = (exact.means[0] - exact.means[1]).norm().item() / exact.covs[0, 0, 0].sqrt().item()
+print(f"neighbouring modes are {gap_t:.1f} of their standard deviations apart at t = {t_fix}, {gap_0:.1f} in the data")
+print(md.table(rows, ["spread", "/ exact draws'", "closed form, one mode"], header="chain", digits=[4, 3, 3],
+               title=f"mean squared distance to the nearest mode centre; 20,000 exact draws: {exact_spread:.4f}"))
 
 # %% [markdown]
-# **What the numbers show.** From $N(0, I)$ with $\delta = 0.02$ the MMD$^2$ falls from $185.55 \pm 6.96$ (3 steps) to
-# $0.05 \pm 0.61$ (100 steps), inside the band of perfect samples ($-0.07 \pm 2.33$), and stays there ($2.50 \pm 0.90$
-# after 300). With $\delta = 0.2$ it is at $4.55 \pm 2.47$ after only 3 steps and then stays between 4.55 and 5.60,
-# within 2.5 band standard deviations: MMD$^2$ on 1,000 points does not resolve the bias. Started in one mode, the chain
-# has to cross to the other seven: $130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100. At $t = 100$
-# neighbouring modes are 1.45 apart, 3.9 of their standard deviations (0.37); in the data they are 1.53 apart, 7.7
-# standard deviations (0.2). Noise brings the modes closer in that sense, which is Song & Ermon's argument (sec. 3.2)
-# for sampling at several noise levels. The direct measure resolves the step-size bias: the chain's modes are $1.042$
-# times too wide at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at $\delta = 0.2$
-# (closed form 1.563; the modes of the mixture are not exactly Gaussian in the chain's law). Both starts end at the same
-# value (0.3730 and 0.3729): the chain forgets where it began, but not its step size. A larger step reaches the
-# stationary law sooner, and that law is wrong by more; Algorithm 1 therefore ties the step to the noise level,
-# $\alpha_i \propto \sigma_i^2$.
+# **A larger step reaches the stationary law sooner, and that law is wrong by more.** With $\delta = 0.2$ the MMD$^2$ is
+# $4.55 \pm 2.47$ after only 3 steps and between 4.55 and 5.60 afterwards, above the band's upper edge (2.26) at every
+# checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's modes are
+# $1.042$ times too wide at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at
+# $\delta = 0.2$ (closed form 1.563; the mixture's modes are not exactly Gaussian in the chain's law). Started in one
+# mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and
+# ends at the same spread as from $N(0, I)$ (0.3729 and 0.3730): it forgets where it began, not its step size. At
+# $t = 100$ neighbouring modes are 3.9 of their standard deviations apart, in the data 7.7; noise brings the modes
+# closer, which is Song & Ermon's argument (sec. 3.2) for sampling at several noise levels, and their Algorithm 1
+# ties the step to the level, $\alpha_i \propto \sigma_i^2$.
 #
-# ### 4b. Annealed Langevin dynamics: from noise to data
+# ### C. Annealed Langevin dynamics, and three samplers at 100 evaluations
 #
 # Song & Ermon's Algorithm 1 runs Langevin at a ladder of noise levels $\sigma_1 > \dots > \sigma_L$, each level started
-# where the previous one ended, with step size $\alpha_i = \varepsilon\,\sigma_i^2/\sigma_L^2$. Their ladder is
-# geometric, 10 levels from $\sigma_1 = 1$ to $\sigma_L = 0.01$, with 100 steps per level and
-# $\varepsilon = 2\times10^{-5}$. Our noise levels are the times $t$, with $\sigma_t = \sqrt{1-\bar\alpha_t}$ and score
-# $-\epsilon_\theta(x, t)/\sqrt{1-\bar\alpha_t}$ (`md.score_model`); we take the times whose $\sigma_t$ is nearest the
-# same geometric ladder (for 10 levels they are all distinct):
+# where the previous one ended, with step size $\alpha_i = \varepsilon\,\sigma_i^2/\sigma_L^2$. Their ladder (sec. 5)
+# is geometric, 10 levels from $\sigma_1 = 1$ to $\sigma_{10} = 0.01$, with 100 steps per level and
+# $\varepsilon = 2\times10^{-5}$. Our levels are the times $t$ whose $\sigma_t = \sqrt{1-\bar\alpha_t}$ is nearest the
+# same ladder, with score $-\epsilon_\theta(x, t)/\sqrt{1-\bar\alpha_t}$ (`md.score_model`):
 
 # %%
 sig = (1 - ab).sqrt()
@@ -419,69 +578,22 @@ plotting.scatter_panels([path[k] for k in show],
 plt.show()
 
 # %% [markdown]
-# ### 4c. DDPM's step is a Langevin-like step
-#
-# DDPM's ancestral step (Algorithm 2, eq. 11) with $\epsilon_\theta = -\sqrt{1-\bar\alpha_t}\,s_\theta$ reads
-#
-# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\epsilon_\theta(x_t,t)\Big) + \sigma_t z
-#           = \frac{x_t + \beta_t\, s_\theta(x_t, t)}{\sqrt{\alpha_t}} + \sigma_t z :$$
-#
-# a step of size $\beta_t$ along the score, a slight rescaling, and fresh noise, like Langevin with
-# $\delta/2 = \beta_t$. It is not a Langevin chain at one level, though: the score changes level at every step. To first
-# order in $\beta_t$ it is exactly two moves: the deterministic step (DDIM's $\eta = 0$, section 5), then one Langevin
-# step of size $\delta = \beta_t$ at level $t$, $+\tfrac{\beta_t}{2}s_\theta + \sqrt{\beta_t}\,z$ (the reverse-time SDE
-# of Song et al., 2021, split into its probability-flow part and a Langevin part). Inline against `md.ddim_step` with
-# $\eta = 1$ (float64, the exact model, every $t$ from 2 to $T$ at once), then the size of that split's remainder:
-
-# %%
-g = torch.Generator().manual_seed(60)
-t = torch.arange(2, T + 1)
-x_t = md.q_sample(exact.sample_data(T - 1, g, dtype=torch.float64), t, schedule, generator=g)
-z = torch.randn(T - 1, 2, dtype=torch.float64, generator=g)
-s = md.score_from_eps(exact(x_t, t), t, schedule)
-beta, alpha = schedule.betas[t][:, None], schedule.alphas[t][:, None]
-sigma_t = md.ddim_sigma(schedule, t, t - 1, 1.0)[:, None]
-ddpm_step = (x_t + beta * s) / alpha.sqrt() + sigma_t * z
-ddim_eta1 = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=1.0, noise=z)[0]
-print(f"max |(x_t + beta_t score) / sqrt(alpha_t) + sigma_t z - ddim_step(eta=1)| over t = 2..{T}: "
-      + plotting.below((ddpm_step - ddim_eta1).abs().max()))
-split = md.ddim_step(x_t, exact(x_t, t), t, t - 1, schedule, eta=0.0)[0] + beta / 2 * s + beta.sqrt() * z
-remainder = (ddpm_step - split).norm(dim=1) / (ddpm_step - x_t).norm(dim=1)
-for lo, hi in ((2, 10), (11, 100), (101, 1000)):
-    pick = (t >= lo) & (t <= hi)
-    print(f"t = {lo:>3}..{hi:>4}: |DDPM step - (DDIM step + Langevin step of size beta_t)| / |DDPM step - x_t|: "
-          f"median {remainder[pick].median().item():.3f}, max {remainder[pick].max().item():.3f}")
-
-# %% [markdown]
-# The rewritten step is `ddim_step` with $\eta = 1$ to better than $10^{-12}$. The split into "deterministic step + one
-# Langevin step of size $\beta_t$" leaves a remainder of median 0.001 (at most 0.014) of the step's length for
-# $t > 100$, 0.017 (at most 0.071) for $11 \le t \le 100$, and 0.131 (at most 0.435) for $t \le 10$, where
-# $\beta_t/(1-\bar\alpha_t)$ is no longer small ($\tilde\beta_1 = 0$, not $\beta_1$). So DDPM's sampler is, step by
-# step, the deterministic sampler plus a Langevin correction at the current noise level: the sense in which Algorithm 2
-# "resembles Langevin dynamics".
-#
-# ### 4d. Three samplers at equal numbers of score evaluations
-#
 # With 100 evaluations of the score: DDIM ($\eta = 0$) and DDPM's step ($\eta = 1$) on `timesteps(T, 100)`, and annealed
-# Langevin on the ladder above with 10 levels $\times$ 10 steps or 20 levels $\times$ 5 steps. Algorithm 1's
-# $\varepsilon$ was set for 100 steps per level; with 5 or 10 we need a larger one, so we **tuned** $\varepsilon$ a
-# little, on a separate seed (9), over $\{2\times10^{-5}, 10^{-4}, 4\times10^{-4}\}$:
+# Langevin with 10 levels $\times$ 10 steps or 20 levels $\times$ 5 steps. Algorithm 1's $\varepsilon$ was set for 100
+# steps per level; for 5 or 10 we **tuned** it on a separate seed (9) over $\{2\times10^{-5}, 10^{-4}, 4\times10^{-4}\}$.
+# MMD$^2$ is measured against 1,000 data points, beside the band of perfect samples:
 
 # %%
 ref = exact.sample_data(1000, torch.Generator().manual_seed(5))
 band = md.reference_spread(lambda s: exact.sample_data(1000, torch.Generator().manual_seed(100 + s)), ref,
                            lambda a, b: 1000 * md.mmd(a, b), repeats=10)
-print(f"perfect samples (data): MMD^2 x 1000 = {band[0]:.2f} +- {band[1]:.2f} (mean +- std over 10 draws of 1,000)")
 models = {"exact": exact, "MLP": mlp}
 x_T9 = torch.randn(1000, 2, generator=torch.Generator().manual_seed(9))
-for name, model in models.items():
-    tried = [1000 * md.mmd(md.annealed_langevin(md.score_model(model, schedule), x_T9, levels, sig[levels], 10, eps,
-                                                generator=torch.Generator().manual_seed(9)), ref)
-             for eps in (2e-5, 1e-4, 4e-4)]
-    print(f"{name:>5}, 10 x 10, seed 9: MMD^2 x 1000 at epsilon = 2e-5, 1e-4, 4e-4: "
-          + ", ".join(f"{v:.1f}" for v in tried))
-
-# %%
+tried = {name: [1000 * md.mmd(md.annealed_langevin(md.score_model(model, schedule), x_T9, levels, sig[levels], 10, e,
+                                                    generator=torch.Generator().manual_seed(9)), ref)
+                for e in (2e-5, 1e-4, 4e-4)] for name, model in models.items()}
+print(md.table(tried, ["eps = 2e-5", "eps = 1e-4", "eps = 4e-4"], header="10 x 10, seed 9", digits=1,
+               title="tuning: MMD^2 x 1000"))
 levels20 = ladder(20)
 print("20 levels t:", levels20)
 tau100 = md.timesteps(T, 100)
@@ -493,128 +605,33 @@ samplers = {
     "annealed Langevin 20 x 5": lambda m, x, g: md.annealed_langevin(md.score_model(m, schedule), x, levels20,
                                                                      sig[levels20], 5, 1e-4, generator=g),
 }
-table = {}
+quality100 = {}
 with torch.no_grad():
-    for name, model in models.items():
-        for sname, run in samplers.items():
-            table[name, sname] = np.array([
-                1000 * md.mmd(run(model, torch.randn(1000, 2, generator=torch.Generator().manual_seed(seed)),
-                                  torch.Generator().manual_seed(1000 + seed)), ref) for seed in range(3)])
-print(f"MMD^2 x 1000 at 100 score evaluations, mean +- std over 3 seeds "
-      f"(perfect samples: {band[0]:.2f} +- {band[1]:.2f})")
-print(f"{'sampler':>30}" + "".join(f"{name:>16}" for name in models))
-for sname in samplers:
-    print(f"{sname:>30}" + "".join(f"{table[name, sname].mean():>9.2f} +-{table[name, sname].std(ddof=1):>5.2f}"
-                                   for name in models))
+    for sname, run in samplers.items():
+        quality100[sname] = [np.array([
+            1000 * md.mmd(run(model, torch.randn(1000, 2, generator=torch.Generator().manual_seed(seed)),
+                              torch.Generator().manual_seed(1000 + seed)), ref) for seed in range(3)])
+            for model in models.values()]
+print(md.table(quality100, list(models), header="sampler", digits=2,
+               title=f"MMD^2 x 1000 at 100 score evaluations, 3 seeds; perfect samples: {band[0]:.2f} +- {band[1]:.2f} "
+                     f"(band {band[0] - band[1]:.2f} to {band[0] + band[1]:.2f})"))
 
 # %% [markdown]
-# **What the table shows.** With the exact score all four samplers are within or near the band of perfect samples (means
-# from $-2.56$ to $-0.08$ against $-1.15 \pm 1.83$): at 100 evaluations this metric cannot tell any of them from data,
-# and their differences are noise. With the MLP, DDIM ($1.64 \pm 1.74$) and DDPM's step ($-0.74 \pm 1.61$) are inside
-# the band, while annealed Langevin is above it, $6.43 \pm 2.04$ (10 $\times$ 10) and $7.09 \pm 2.29$ (20 $\times$ 5),
-# more than two of its own standard deviations above DDIM's mean. The same samplers with the exact score are fine, so it
-# is the learned score that annealed Langevin handles worse. A plausible reason, which this notebook does not isolate:
-# the ladder spends 3 of its 10 levels (30 of the 100 evaluations) at $t \le 5$, where section 1 measured the MLP's
-# relative score error at 0.385 to 1.92, and every Langevin step there follows that score; DDIM and DDPM on
-# `timesteps(T, 100)` visit $t = 1$ once, on their last step. The tuning is part of the result: on seed 9,
-# $\varepsilon = 10^{-4}$ was the MLP's best of the three values tried (8.3, against 28.0 and 17.7), and Algorithm 1's
-# own $\varepsilon = 2\times10^{-5}$, meant for 100 steps per level, is far too small for 10 (16.6 with the exact
-# score).
+# **With the exact score the four samplers cannot be told from data; with the MLP, annealed Langevin is the worst.**
+# Exact score: all four means ($-2.56$ to $-0.08$) lie inside the band ($-2.98$ to $0.68$). MLP: DDPM's step
+# ($-0.74 \pm 1.61$) is inside the band, DDIM ($1.64 \pm 1.74$) above its upper edge by less than one band standard
+# deviation; annealed Langevin is higher, $6.43 \pm 2.04$
+# (10 $\times$ 10) and $7.09 \pm 2.29$ (20 $\times$ 5), more than two of its own standard deviations above DDIM's mean.
+# Since the same samplers are fine with the exact score, it is the learned score that annealed Langevin handles worse.
+# A plausible reason, which this notebook does not isolate: the ladder spends 3 of its 10 levels (30 of the 100
+# evaluations) at $t \le 5$, where section 1 measured the MLP's relative score error at 0.385 to 1.923, while DDIM and
+# DDPM visit $t = 1$ once. The tuning matters: Algorithm 1's own $\varepsilon = 2\times10^{-5}$, meant for 100 steps per
+# level, gives 16.6 with the exact score on seed 9.
 #
-# ## 5. The probability-flow ODE
+# ### D. DDIM against Heun at equal evaluations, by sample quality
 #
-# Divide DDIM's $\eta = 0$ step by $\sqrt{\bar\alpha_{t-\Delta t}}$ and write $\bar x = x/\sqrt{\bar\alpha}$,
-# $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$ (DDIM's $\sigma$, not the $\sigma_t$ of section 4):
-#
-# $$\bar x_{t-\Delta t} = \bar x_t + (\sigma_{t-\Delta t} - \sigma_t)\,\epsilon_\theta(x_t, t)\quad\text{(DDIM eq. 13)},\qquad
-#   \mathrm d\bar x = \epsilon_\theta\Big(\frac{\bar x}{\sqrt{\sigma^2+1}}, \sigma\Big)\,\mathrm d\sigma\quad\text{(eq. 14)}.$$
-#
-# Eq. 13 is Euler's method on eq. 14. DDIM's Proposition 1: with the optimal model, eq. 14 is the probability-flow ODE
-# of Song et al.'s variance-exploding SDE, the deterministic process whose marginals are those of the noisy data at
-# every $\sigma$. `md.euler_step` against `md.ddim_step` ($\eta = 0$), float64, for big and small jumps:
-
-# %%
-g = torch.Generator().manual_seed(70)
-x_t = torch.randn(1000, 2, dtype=torch.float64, generator=g)
-for t, t_prev in ((1000, 500), (900, 400), (100, 99), (20, 0)):
-    eps = exact(x_t, torch.full((1000,), t))
-    euler, ddim = md.euler_step(x_t, eps, t, t_prev, schedule), md.ddim_step(x_t, eps, t, t_prev, schedule, eta=0.0)[0]
-    diff = (euler - ddim).abs().max().item()
-    print(f"{t:>4} -> {t_prev:>3}: max |euler_step - ddim_step(eta=0)| = {plotting.below(diff)}")
-
-# %% [markdown]
-# **The reference solution.** `md.pf_ode_solve` integrates eq. 14 with an 8th-order Runge-Kutta method (scipy's DOP853)
-# at tolerances near float64 precision. It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times;
-# the exact model gives $\mathbb E[\epsilon\mid x]$ at any noise level (`eps_at`), a trained network only at the
-# 1,000 times it was trained on, so only exact models get a reference solution. We integrate 200 starting points
-# $x_T$ from $\sigma_T$ down to $\sigma_{100}$ and down to $0$.
-#
-# **The order of the samplers.** Euler's method is first order: its error after a fixed stretch of the ODE falls like
-# $1/S$. `md.heun` corrects each DDIM step with the slope at its end (Karras et al. 2022, Algorithm 1; the trapezoidal
-# rule on eq. 14), second order, at $2S-1$ evaluations for $S$ steps. We run both on `timesteps(T, S, "trailing")` for
-# $S = 10 \dots 1000$ (every grid holds $t = 100$) with the exact model, and measure the RMS distance to the
-# reference at $t = 100$ (`Trajectory.xs` at `times == 100`) and at $t = 0$.
-
-# %%
-x_T = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(71))
-sigma_T = md.ode_sigma(schedule, T).item()
-reference_100 = md.pf_ode_solve(exact, x_T, sigma_T, md.ode_sigma(schedule, 100).item(), schedule)
-reference_0 = md.pf_ode_solve(exact, x_T, sigma_T, 0.0, schedule)
-try:
-    md.pf_ode_solve(mlp, x_T.float(), sigma_T, 0.0, schedule)
-except TypeError as error:
-    print("the MLP:", str(error).split(";")[0])
-Ss = (10, 20, 50, 100, 200, 500, 1000)
-rms = lambda a, b: (a - b).pow(2).sum(1).mean().sqrt().item()  # noqa: E731
-errors = {}
-for S in Ss:
-    tau = md.timesteps(T, S, "trailing")
-    for sname, run in (("DDIM", md.sample), ("Heun", md.heun)):
-        traj = run(exact, x_T, schedule, tau, trajectory=True)
-        k = int((traj.times == 100).nonzero())
-        errors[sname, S] = (rms(traj.xs[k], reference_100), rms(traj.x0, reference_0))
-print(f"{'S':>5} {'sigma(tau_1)':>13} {'DDIM NFE':>9} {'to t=100':>10} {'to t=0':>10} {'Heun NFE':>9} {'to t=100':>10} "
-      f"{'to t=0':>10} {'to t=0 / sigma(tau_1)^2':>24}")
-for S in Ss:
-    s1 = md.ode_sigma(schedule, int(md.timesteps(T, S, "trailing")[0])).item()
-    print(f"{S:>5} {s1:>13.4f} {S:>9} {errors['DDIM', S][0]:>10.2e} {errors['DDIM', S][1]:>10.2e} "
-          f"{2 * S - 1:>9} {errors['Heun', S][0]:>10.2e} {errors['Heun', S][1]:>10.2e} "
-          f"{errors['Heun', S][1] / s1**2:>24.2f}")
-slopes = {(sname, j): np.polyfit(np.log(Ss), np.log([errors[sname, S][j] for S in Ss]), 1)[0]
-          for sname in ("DDIM", "Heun") for j in (0, 1)}
-for (sname, j), slope in slopes.items():
-    print(f"{sname}: log-log slope of the error against S, {('to t = 100', 'to t = 0')[j]}: {slope:.2f}")
-last = np.polyfit(np.log(Ss[-3:]), np.log([errors["Heun", S][1] for S in Ss[-3:]]), 1)[0]
-print(f"Heun to t = 0, slope over S = 200, 500, 1000 only: {last:.2f}")
-
-fig, ax = plt.subplots(figsize=(5.5, 3.8))
-for sname, color in (("DDIM", "C0"), ("Heun", "C3")):
-    for j, style in ((0, "o-"), (1, "s--")):
-        ax.loglog(Ss, [errors[sname, S][j] for S in Ss], style, color=color, ms=4,
-                  label=f"{sname}, {('to t = 100', 'to t = 0')[j]} (slope {slopes[sname, j]:.2f})")
-ax.set(xlabel="S (steps)", ylabel="RMS error against the reference",
-       title="probability-flow ODE, exact model (200 paths)")
-ax.legend(fontsize=7)
-plt.show()
-
-# %% [markdown]
-# DDIM's step and Euler's agree to better than $10^{-12}$ (float64): DDIM's $\eta = 0$ sampler is Euler's method on eq. 14.
-# Against the reference solution, **to $t = 100$** DDIM's error falls with slope $-1.02$ and Heun's with $-2.09$: first
-# and second order, as the two methods should. **To $t = 0$** DDIM keeps its order ($-0.96$), Heun does not: $-1.31$
-# over all $S$, $-1.15$ over $S = 200 \dots 1000$. The last step is to blame. From $\tau_1$ to $0$ Heun takes an Euler
-# step (a network has no $t = 0$ to evaluate at the end of the step), whose error is of order
-# $(\Delta\sigma)^2 = \sigma(\tau_1)^2$; the last column shows Heun's error to $t = 0$ settling at about 3 times
-# $\sigma(\tau_1)^2$ (3.01, 3.22, 3.32 at $S = 200, 500, 1000$). On the trailing grid $\tau_1 = T/S$, and for the linear
-# schedule at small $t$,
-# $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1} \approx \beta_1\tau_1 + (\beta_T-\beta_1)\tau_1^2/(2T)$: it shrinks
-# like $S^{-2}$ while $\tau_1$ is large and like $S^{-1}$ (a step in $\sigma$ of size $S^{-1/2}$) once it is small, so
-# the error to $t = 0$ is at best first order however accurate the other steps are. That is why Karras et al. (2022) lay
-# the grid out in $\sigma$ rather than in $t$ ($\sigma_i^{1/\rho}$ uniform, $\rho = 7$, steps shrinking towards small
-# $\sigma$) and start the last Euler step from $\sigma_\text{min} = 0.002$.
-#
-# **Quality at equal network evaluations.** With a trained network the reference does not exist, but sample quality
-# does. DDIM with $S$ steps against Heun with about the same number of evaluations ($2S' - 1 \approx S$), trailing
-# grids, MLP and exact model, 3 seeds, MMD$^2$ against the same data and band as in 4d:
+# With a trained network there is no reference solution, but there is sample quality. DDIM with $S$ steps against
+# Heun with about as many evaluations ($2S' - 1 \approx S$), trailing grids, 3 seeds, the data and band of C:
 
 # %%
 pairs = ((10, 5), (20, 10), (50, 25))
@@ -622,74 +639,51 @@ quality = {}
 with torch.no_grad():
     for name, model in models.items():
         for S_ddim, S_heun in pairs:
-            for sname, S in (("DDIM", S_ddim), ("Heun", S_heun)):
-                run = md.sample if sname == "DDIM" else md.heun
-                quality[name, sname, S] = np.array([
+            cells = []
+            for run, S in ((md.sample, S_ddim), (md.heun, S_heun)):
+                cells += [md.ode_sigma(schedule, int(md.timesteps(T, S, "trailing")[0])).item(), np.array([
                     1000 * md.mmd(run(model, torch.randn(1000, 2, generator=torch.Generator().manual_seed(seed)),
-                                      schedule, md.timesteps(T, S, "trailing")), ref) for seed in range(3)])
-print(f"MMD^2 x 1000, mean +- std over 3 seeds (perfect samples: {band[0]:.2f} +- {band[1]:.2f})")
-s1 = lambda S: md.ode_sigma(schedule, int(md.timesteps(T, S, "trailing")[0])).item()  # noqa: E731
-print(f"{'model':>6} {'DDIM S (NFE)':>13} {'sigma(tau_1)':>13} {'DDIM':>15} "
-      f"{'Heun S (NFE)':>13} {'sigma(tau_1)':>13} {'Heun':>15}")
-for name in models:
-    for S_ddim, S_heun in pairs:
-        a, b = quality[name, "DDIM", S_ddim], quality[name, "Heun", S_heun]
-        print(f"{name:>6} {f'{S_ddim} ({S_ddim})':>13} {s1(S_ddim):>13.3f} {a.mean():>8.2f} +-{a.std(ddof=1):>5.2f} "
-              f"{f'{S_heun} ({2 * S_heun - 1})':>13} {s1(S_heun):>13.3f} {b.mean():>8.2f} +-{b.std(ddof=1):>5.2f}")
+                                      schedule, md.timesteps(T, S, "trailing")), ref) for seed in range(3)])]
+            quality[f"{name}, DDIM {S_ddim} / Heun {S_heun} ({2 * S_heun - 1} evals)"] = cells
+print(md.table(quality, ["DDIM sigma(tau_1)", "DDIM", "Heun sigma(tau_1)", "Heun"], header="model, steps",
+               digits=[3, 2, 3, 2], title=f"MMD^2 x 1000, 3 seeds; perfect samples: {band[0]:.2f} +- {band[1]:.2f}"))
 
 # %% [markdown]
-# **What the table shows.** At equal evaluations Heun is *worse* than DDIM at 9-10 and 19-20 evaluations, with both
-# models and beyond the spreads: exact $22.65 \pm 4.76$ against $12.75 \pm 2.94$ and $19.59 \pm 1.31$ against
-# $3.60 \pm 1.96$; MLP $30.59 \pm 6.67$ against $8.67 \pm 3.01$ and $9.33 \pm 0.94$ against $2.77 \pm 2.16$. At about 50
-# evaluations the two are within each other's spread (exact $1.43 \pm 1.57$ and $0.40 \pm 1.83$; MLP $0.78 \pm 1.38$ and
-# $1.50 \pm 1.85$) and near the band. Half as many steps put Heun's last Euler step twice as far up the grid
-# ($\sigma(\tau_1) = 0.719$ against 0.339 at 9-10 evaluations), and the error table above says the same without sampling
-# noise: to $t = 0$, Heun with 19 evaluations is $1.17\times10^{-1}$ from the reference, DDIM with 20 is
-# $6.68\times10^{-2}$. On this grid the second order pays off only where the last step is short, which here means more
-# than 50 evaluations.
+# **At 9-10 and 19-20 evaluations Heun is worse than DDIM, with both models and beyond the spreads; at about 50 the two
+# are level.** At 19-20 evaluations: exact $19.59 \pm 1.31$ against $3.60 \pm 1.96$, MLP $9.33 \pm 0.94$ against
+# $2.77 \pm 2.16$; at 49-50 the differences are smaller than the spreads. Half as many steps put Heun's last Euler step
+# further up the grid ($\sigma(\tau_1) = 0.339$ against 0.173 at 19-20 evaluations), and section 6's error table says
+# the same without sampling noise: Heun catches up with DDIM to $t = 0$ only at about 100 evaluations.
 #
-# This is a toy-data finding, and it does not carry over as is. On MNIST, with the shipped U-Net, trailing grids and
-# the same samplers, the benchmark (`python benchmarks/run.py --only few-step`, `benchmarks/README.md` section 6;
-# 1,000 samples and 2 seeds per row, about 25 minutes, so not rerun here) measured the opposite ordering at about 20
-# evaluations: MNIST FID 12.22 $\pm$ 1.40 for Heun at 19 evaluations against 15.30 $\pm$ 2.02 for DDIM-20 and
-# 11.94 $\pm$ 1.44 for DDIM-50 (mean $\pm$ half the difference of the two seeds); paired with DDIM-50 on the same
-# $x_T$, Heun-19 is $+0.28 \pm 0.04$ above it and DDIM-20 $+3.36 \pm 0.58$. Which property of the data or the metric makes the difference is not isolated by
-# either measurement; what both show is that a sampler's order is a statement about small steps, and at 10-20
-# evaluations the steps are not small.
+# This is a toy-data finding. On MNIST, with the shipped U-Net and the same samplers on trailing grids, the benchmark
+# (`benchmarks/README.md` section 6; 2 seeds of 1,000 samples, not rerun here) measured the opposite ordering at about
+# 20 evaluations: FID $12.22 \pm 1.40$ for Heun at 19 evaluations against $15.30 \pm 2.02$ for DDIM-20 (mean $\pm$ half
+# the difference of the two seeds). What property of the data or the metric makes the difference, neither measurement
+# isolates; both show that a sampler's order is a statement about small steps.
 #
-# ## 6. Gaussian data: everything in closed form
+# ### E. Gaussian data: the chain's bias and the ODE's flow map in closed form
 #
-# For $x_0 \sim \mathcal N(m, C)$ (`toy_mixture("gaussian")`: $m = (0.5, -0.5)$, $C$ with unit variances and correlation
-# 0.8, eigenvalues 1.8 and 0.2) the score is linear and two things the sections above measured by simulation have
-# closed forms.
-#
-# **The unadjusted chain's stationary law.** On $\mathcal N(m, C)$ the Langevin step is
-# $x - m \leftarrow A(x-m) + \sqrt\delta z$ with $A = I - \tfrac\delta2 C^{-1}$; its stationary covariance solves
-# $S = ASA + \delta I$: $S = C\,(I - \tfrac\delta4 C^{-1})^{-1}$, each eigenvalue $\lambda$ of $C$ widened to
-# $\lambda/(1-\delta/(4\lambda))$ (`md.gaussian_langevin_covariance`). We run 5,000 chains for 300 steps from $N(0, I)$
-# at two step sizes and compare the eigenvalues of the final states' covariance (standard error about
-# $\lambda\sqrt{2/5000} = 2\%$ of $\lambda$).
+# For $x_0 \sim \mathcal N(m, C)$ (`toy_mixture("gaussian")`: unit variances, correlation 0.8, eigenvalues 1.8 and
+# 0.2) the score is linear. The Langevin step is $x - m \leftarrow A(x-m) + \sqrt\delta z$ with
+# $A = I - \tfrac\delta2 C^{-1}$; its stationary covariance solves $S = ASA + \delta I$, so each eigenvalue $\lambda$ of
+# $C$ is widened to $\lambda/(1-\delta/(4\lambda))$ (`md.gaussian_langevin_covariance`). We run 5,000 chains for 300
+# steps at two step sizes (standard error of an eigenvalue about $\lambda\sqrt{2/5000}$). And in DDIM's variables
+# $\bar x \sim \mathcal N(m, C + \sigma^2 I)$, so eq. 14 is linear: along each eigenvector of $C$ the offset from $m$
+# scales by $\sqrt{(\lambda + \sigma_\text{end}^2)/(\lambda + \sigma^2)}$ (`md.gaussian_flow_map`).
 
 # %%
 _, means_g, covs_g = md.toy_mixture("gaussian")
 gauss = md.GaussianDenoiser(means_g[0], covs_g[0], schedule)
-print("eigenvalues of C:", [round(v, 4) for v in torch.linalg.eigvalsh(gauss.cov).tolist()])
+rows = {}
 for delta in (0.05, 0.4):
     g = torch.Generator().manual_seed(80)
     x = md.langevin(lambda x: gauss.score(x, 0), torch.randn(5000, 2, dtype=torch.float64, generator=g), delta, 300,
-                    generator=g, progress=True)
+                    generator=g)
     empirical = torch.linalg.eigvalsh(torch.cov(x.T)).tolist()
     predicted = torch.linalg.eigvalsh(md.gaussian_langevin_covariance(gauss.cov, delta)).tolist()
-    print(f"step size {delta}: eigenvalues of the chain's covariance {empirical[0]:.4f}, {empirical[1]:.4f} "
-          f"(standard errors {empirical[0] * math.sqrt(2 / 5000):.4f}, {empirical[1] * math.sqrt(2 / 5000):.4f}); "
-          f"closed form {predicted[0]:.4f}, {predicted[1]:.4f}")
-
-# %% [markdown]
-# **The ODE's flow map.** In DDIM's variables $\bar x \sim \mathcal N(m, C + \sigma^2 I)$ and eq. 14 is linear, so along
-# each eigenvector of $C$ the offset from $m$ scales by $\sqrt{(\lambda + \sigma_\text{end}^2)/(\lambda + \sigma^2)}$
-# (`md.gaussian_flow_map`). Against the numerical reference, for 200 points from $\sigma_T$ to $\sigma_{100}$ and to 0:
-
-# %%
+    for i in (0, 1):
+        rows[f"delta = {delta}, eigenvalue {i + 1}"] = [empirical[i], empirical[i] * math.sqrt(2 / 5000), predicted[i]]
+print(md.table(rows, ["chain", "standard error", "closed form"], header="C's eigenvalues 0.2, 1.8", digits=4))
 x_T = torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(81))
 for t_end in (100, 0):
     s_end = md.ode_sigma(schedule, t_end).item()
@@ -699,36 +693,13 @@ for t_end in (100, 0):
           + plotting.below((closed - solved).abs().max(), 1e-9))
 
 # %% [markdown]
-# At step size 0.05 the chain's small eigenvalue is $0.2145 \pm 0.0043$: the closed form says 0.2133, the data's 0.2 is
-# 3.4 standard errors away. At step size 0.4 it is $0.3914 \pm 0.0078$ against the closed form's 0.4000, twice the
-# data's eigenvalue. The large eigenvalue lies 1.6 and 1.7 standard errors above the closed form (1.8725 against 1.8126,
-# 1.9729 against 1.9059); both chains use the same seed, so these two deviations are not independent. The flow map and
-# the numerical solution agree to better than $10^{-9}$ (the solver runs at `pf_ode_solve`'s defaults, rtol $10^{-10}$ and atol $10^{-12}$): `pf_ode_solve` is accurate enough
-# to serve as the reference of section 5.
-#
-# ## Summary
-#
-# - The score of $q(x_t)$ is $-\mathbb E[\epsilon\mid x_t]/\sqrt{1-\bar\alpha_t}$ (checked to $10^{-12}$), so an
-#   $\epsilon$-model is a score model. The MLP's score error is largest where the score is: relative error 1.92 at
-#   $t = 1$, at most 0.0011 from $t = 300$ on; $L_\text{simple}$ weighs the $\epsilon$-error, not the score error,
-#   equally at every $t$.
-# - Tweedie's formula is `predict_x0`: with the exact model it equals the mixture's posterior mean to
-#   better than $10^{-12}$.
-# - $L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times denoising score matching (ratio 1 to
-#   better than $10^{-12}$ in float64): DDPM eq. 12 is NCSN's objective with $\lambda(\sigma) = \sigma^2$.
-# - Langevin dynamics with the exact score reaches $q(x_{100})$ within 100 steps at $\delta = 0.02$; at $\delta = 0.2$
-#   its MMD$^2$ settles after 3 steps, but the mean squared spread of its modes is 1.45 times too large (closed form for
-#   one Gaussian: 1.56). Annealed Langevin goes from noise to data; DDPM's step is DDIM's deterministic step plus one
-#   Langevin step of size $\beta_t$ (remainder median 0.001 of the step for $t > 100$). At 100 evaluations DDIM, DDPM
-#   and annealed Langevin are within or near the band of perfect samples with the exact score; with the MLP, annealed
-#   Langevin is
-#   clearly worse (6.43 and 7.09 against 1.64 and $-0.74$).
-# - DDIM is Euler's method on eq. 14 (to better than $10^{-12}$): log-log slope $-1.02$ against the reference solution, Heun
-#   $-2.09$, both measured to $t = 100$; to $t = 0$ Heun's last Euler step, of size $\sigma(\tau_1)$, limits it to about
-#   first order. At equal evaluations Heun is worse than DDIM at 9-10 and 19-20 evaluations and level with it at about
-#   50.
-# - For Gaussian data the chain's step-size bias and the ODE's flow map are closed forms, and the simulations match
-#   them.
-#
-# **Exercise:** `exercises/06_scores_and_ode.ipynb` asks you to implement the score from $\epsilon$, one Langevin step,
-# the DDIM step as an Euler step of eq. 14, and Heun's second-order step.
+# **The simulations match the closed forms.** At $\delta = 0.05$ the small eigenvalue is $0.2145 \pm 0.0043$ (standard
+# error) against the closed form's 0.2133, while the data's 0.2 is 3.4 standard errors away; at $\delta = 0.4$ it is
+# $0.3914 \pm 0.0078$ against 0.4000, twice the data's. The large eigenvalue lies 1.6 and 1.7 standard errors above
+# the closed form (both chains share a seed, so these two deviations are not independent). The flow map and
+# `pf_ode_solve` agree to better than $10^{-9}$, so the solver is accurate enough to serve as section 6's reference.
+
+# %% [markdown]
+# **Next:** notebook 07 (MNIST) trains and samples the same model on images, with a U-Net in place of the MLP and the
+# samplers of notebooks 04-06 unchanged. The exercise `exercises/06_scores_and_ode.ipynb` asks you to implement the
+# score from $\epsilon$, one Langevin step, the DDIM step as an Euler step of eq. 14, and Heun's second-order step.
