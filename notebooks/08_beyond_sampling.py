@@ -23,7 +23,7 @@
 # step, eq. 12, and $\eta$), notebook 07 (the shipped MNIST U-Net and classifier); the mathematics: a KL divergence
 # read as a codelength, and sampling $q(x_t \mid x_0)$ in one step.
 #
-# **Time:** about 35 min to read; runs in about 100 s on a 2-core laptop CPU.
+# **Time:** about 35 min to read; runs in about 70 s on a 2-core laptop CPU.
 #
 # DDPM reads its trained model as a progressive lossy code and its sampler as progressive decoding (sec. 4.3), and
 # shows samples that share an $x_t$ (fig. 7) and interpolations through $q$ (sec. 4.4). DDPM does no inpainting:
@@ -348,8 +348,8 @@ print(md.table(interp, ["inner images it is sure of (%)", "inner images of the p
 # %% [markdown]
 # **Decoded from $t = 250$, a mix of two noised digits morphs from one digit to the other; from larger $t$ the
 # sources fade.** At $t = 250$ every inner image of the DDIM paths and 95% $\pm$ 8% of the DDPM ones are read as
-# one of the pair's classes, the class switching once along each DDIM path; the grid shows whole digits changing
-# shape (a 0 opening into a 1) where pixel mixing shows two faded digits on top of each other. (The classifier's
+# one of the pair's classes, the class switching once along each DDIM path; the grid shows one digit changing
+# shape into the other (with a few scribbles midway), where pixel mixing shows two faded digits on top of each other. (The classifier's
 # confidence does not separate the two with three pairs: sure of 81% $\pm$ 8% of the pixel mixes, 95% $\pm$ 8% and
 # 86% $\pm$ 14% of the decoded ones.) At $t = 500$ the sources survive for some pairs only (48% $\pm$ 41% of the
 # DDPM inner images; its 0 -> 1 path is a 6 throughout); at $t = 750$ each DDPM path is one digit, in no pair a
