@@ -479,7 +479,7 @@ plt.show()
 #
 # ## Going further
 #
-# ### Why no one builds this code
+# ### Why we build no coder
 #
 # Relative-entropy coding (minimal random coding) needs about $2^{D_\mathrm{KL}}$ shared random candidates per
 # message. Our last Gaussian step, $L_1$, alone carries this many bits per digit:
@@ -489,7 +489,7 @@ print(f"L_1 = R(1) - R(2): {md.mean_spread((rate[:, 1] - rate[:, 2]) * 784, 0)} 
       "(mean +- std over 16 digits)")
 
 # %% [markdown]
-# A code that draws some $2^{93}$ candidates for one step exists on paper only; DDPM's appendix ("Progressive compression")
+# Drawing some $2^{93}$ candidates for one step is out of reach, so here the code stays on paper; DDPM's appendix ("Progressive compression")
 # says the same of its Algorithms 3-4: they "serve as a compression interpretation of the variational bound", not a
 # practical compression system.
 #
