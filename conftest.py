@@ -14,10 +14,6 @@ its last digit (3.120 vs 3.121, 38.32 vs 38.31, 1.000 vs 0.999, 61.7 vs 61.8, 1.
 else must match exactly: the words, the integers (counts, steps), the number of decimals printed, and any
 number further off (``numbers_agree``, tested in tests/test_notebooks.py).
 
-A notebook whose metadata names ``minddim: {requires_data: NAME}`` (10_cifar10) runs its first code cell,
-which says whether the data set is present; when it is not, its other cells are reported as skipped with
-that reason. Where the data is present the whole notebook runs.
-
 The suite runs under pytest-xdist (``-n auto --dist loadfile`` in pyproject.toml): each worker takes whole
 files, so a notebook's cells run in order in one kernel. Each worker, and every kernel it starts, uses one
 torch thread, and the stored outputs are made the same way (README, "Editing notebooks"). On a 2-core CPU two
@@ -30,7 +26,6 @@ import copy
 import os
 import re
 
-import pytest
 
 LAST_DIGIT_UNITS = 2
 # a decimal with digits after the point, optionally in scientific notation (integers are compared exactly)
@@ -124,10 +119,3 @@ def pytest_collection_modifyitems(session, config, items):
             nb.skip_compare = tuple(skip) + ("stderr",)
         if hasattr(item, "compare_outputs") and hasattr(item, "sanitize"):
             item.compare_outputs = _tolerant(item, item.compare_outputs)
-        needs = getattr(nb, "nb", {}).get("metadata", {}).get("minddim", {}).get("requires_data")
-        if needs and getattr(item, "cell_num", 0) > 0:
-            from minddim.data import available, data_root
-
-            if not available(needs):
-                item.add_marker(pytest.mark.skip(reason=f"{needs} is not present under {data_root() / needs} "
-                                                        f"(the notebook's first cell says so)"))
