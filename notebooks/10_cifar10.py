@@ -130,7 +130,7 @@ print(md.table(rows, ["parameters"], header="md.UNet(channels=3), 32 x 32 images
 # %% [markdown]
 # **The paper's size, counted.** At the paper's width and depth `md.UNet` has 34,427,907 parameters; five
 # attention blocks of 263,680 each bring it to 35,746,307, which is the 35.7 M of DDPM's appendix B, and the same
-# count as the diffusers network of `google/ddpm-cifar10-32` (README, "The papers' own models", measured in
+# count as a diffusers network built with `google/ddpm-cifar10-32`'s config (README, "The papers' own models";
 # `tests/test_hub.py`). The smallest row is the model section 3 trains on the CPU; the middle one is what the
 # command below trains on one GPU:
 #
