@@ -1009,7 +1009,7 @@ def _langevin_with(drift=0.5, noise_scale=lambda d: math.sqrt(d)):
 _register(
     "langevin_step",
     hints=('one step of Langevin dynamics: a drift up the log-density plus noise, which samples the density in the limit',
-           'notebook 06, section 4a; Song & Ermon 2019, eq. 4'),
+           'notebook 06, section 4 (Langevin dynamics); Song & Ermon 2019, eq. 4'),
     cases=_langevin_cases,
     reference=lambda x, score, step_size, noise: langevin_step(x, score, step_size, noise),
     mistakes={
@@ -1042,7 +1042,7 @@ def _euler_with(values_fn=lambda s: s.alpha_bars, sigma_fn=lambda ab: ((1 - ab) 
 _register(
     "euler_step",
     hints=("DDIM's deterministic step seen as Euler's method on an ODE in rescaled variables x-bar and sigma",
-           'notebook 06, section 5 (The probability-flow ODE); DDIM eqs. 13-14'),
+           'notebook 06, section 6 (The probability-flow ODE); DDIM eqs. 13-14'),
     cases=lambda: _time_cases(_euler_inputs),
     reference=lambda x_t, eps, t, t_prev, schedule: euler_step(x_t, eps, t, t_prev, schedule),
     mistakes={
@@ -1109,7 +1109,7 @@ def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=Tru
 _register(
     "heun_step",
     hints=('a second-order ODE step: an Euler trial step, then the step retaken with the mean of both slopes',
-           "notebook 06, section 5; DDIM eq. 14 with Heun's method"),
+           "notebook 06, section 6; DDIM eq. 14 with Heun's method"),
     cases=_heun_cases,
     reference=lambda model, x_t, t, t_prev, schedule: sampling.heun_step(model, x_t, t, t_prev, schedule)[0],
     mistakes={
@@ -1182,7 +1182,7 @@ def _replace_with(known="draw", at="t_prev", values_fn=lambda s: s.alpha_bars, s
 _register(
     "replace_known",
     hints=('the replacement step of inpainting: known pixels of x_{t_prev} are a fresh draw of q(x_{t_prev} | x_0)',
-           'notebook 08, section 5 (Inpainting with an unconditional model)'),
+           'notebook 08, section 4 (Inpainting with an unconditional model)'),
     cases=_replace_cases,
     reference=lambda x_prev, x0, mask, t, t_prev, schedule, noise: sampling.replace_known(
         x_prev, x0, mask, t_prev, schedule, noise),
@@ -1283,7 +1283,7 @@ def _inpaint_step_with(replace="after", same_noise=False):
 _register(
     "inpaint_step",
     hints=("one inpainting step: the sampler's DDIM step, then the known pixels replaced at the new time",
-           'notebook 08, section 5; DDIM eq. 12 followed by the replacement step'),
+           'notebook 08, section 4; DDIM eq. 12 followed by the replacement step'),
     cases=_inpaint_step_cases,
     reference=lambda model, x_t, x0, mask, t, t_prev, schedule, eta, noise, noise_known: sampling.replace_known(
         sampling.ddim_step(x_t, model(x_t, t), t, t_prev, schedule, eta, noise)[0], x0, mask, t_prev, schedule,

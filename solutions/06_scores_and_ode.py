@@ -65,7 +65,7 @@ def score_from_eps(eps, t, schedule):
 grading.check("score_from_eps", score_from_eps)
 
 # %% [markdown]
-# **2.** One step of unadjusted Langevin dynamics (notebook `06_scores_and_langevin`, section 4a; Song & Ermon 2019,
+# **2.** One step of unadjusted Langevin dynamics (notebook `06_scores_and_langevin`, section 4; Song & Ermon 2019,
 # eq. 4) with step size $\delta$ = `step_size` > 0 (a number) and the given standard normal `noise` $z$, where
 # `score` is $\nabla_x \log p(x)$, already evaluated at $x$.
 
@@ -82,7 +82,7 @@ grading.check("langevin_step", langevin_step)
 
 # %% [markdown]
 # **3.** One Euler step of the probability-flow ODE in DDIM's variables $\bar x$ and $\sigma$ (DDIM eqs. 13-14, with
-# its $\alpha$ written as our $\bar\alpha$; notebook `06_scores_and_langevin`, section 5), from $t$ down to
+# its $\alpha$ written as our $\bar\alpha$; notebook `06_scores_and_langevin`, section 6), from $t$ down to
 # $t_\text{prev}$ with `eps` evaluated at $x_t$. Return the result in DDPM's variables, $x_{t_\text{prev}}$
 # ($\bar\alpha_0 = 1$). It should agree with DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04).
 
@@ -105,7 +105,7 @@ grading.check("euler_step", euler_step)
 
 # %% [markdown]
 # **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1; notebook
-# `06_scores_and_langevin`, section 5), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
+# `06_scores_and_langevin`, section 6), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
 # evaluations of `model(x, t)` (with `t` of shape `(batch,)`). Over $S$ steps its error at an intermediate time
 # falls about like $1/S^2$ where Euler's falls like $1/S$ (notebook 06 measures both slopes, and a shallower one for
 # the whole walk to $t = 0$). (`md.heun` samples this way; it keeps the last step,

@@ -47,7 +47,7 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 5; Song et al. 2021,
+# **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 4; Song et al. 2021,
 # app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
 # ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
 # reached $x'_{t_\text{prev}}$ (`x_prev`); use the given standard normal `noise` for the draw the step needs.
@@ -88,7 +88,7 @@ grading.check("progressive_rate", progressive_rate)
 
 # %% [markdown]
 # **3.** One step of inpainting with an unconditional eps-model from $t$ to $t_\text{prev}$ (notebook
-# `08_beyond_sampling`, section 5): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
+# `08_beyond_sampling`, section 4): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
 # eq. 12; `md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0]`, your `ddim_step` of exercise 04) with `eta`
 # and the step's standard normal `noise`, and your `replace_known` with its own standard normal draw `noise_known`.
 #
