@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
 # mean and standard deviation of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read; runs in about 110 s on a 2-core laptop CPU.
+# **Time:** about 35 min to read; runs in about 80 s on a 2-core laptop CPU.
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.
@@ -179,7 +179,7 @@ print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floo
 #
 # ## 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$
 #
-# From here on every table of the course scores $n$ samples $x_1, \dots, x_n$ against $m$ reference data points
+# From here on the course's 2-D tables score $n$ samples $x_1, \dots, x_n$ against $m$ reference data points
 # $y_1, \dots, y_m$ (here 500 fresh points of the mixture) with two numbers, `md.sliced_wasserstein` and `md.mmd`.
 #
 # **Sliced Wasserstein (SW).** In one dimension the 2-Wasserstein distance between two samples of equal size is
@@ -495,9 +495,9 @@ plt.show()
 # EMA's $L_\text{simple}$/floor is 1.81 $\pm$ 0.04 and 2.17 $\pm$ 0.13 for the $\epsilon$ cells and over 6000 for the
 # $\mu$ cells, against 1.117 to 3.015 for the raw networks. At decay 0.995 the EMA still gives the initial network a
 # weight of 0.47 after 150 steps (printed in section 5); it forgets its start only after many times $1/(1 - 0.995)
-# = 200$ steps. A $\mu$-network read as a noise prediction (eq. 11 inverted) has its error in the mean multiplied by
-# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, 100 at $t = 1$, so an average of its start and its trained weights
-# is far off as an $\epsilon$-model. Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
+# = 200$ steps. Both columns score the same runs, so the EMA alone makes the difference. It hits $\mu$-networks
+# hardest; read as a noise prediction (eq. 11 inverted), a $\mu$-network's error in the mean is multiplied by
+# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$. Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
 # leave a negligible weight on the start (printed below). The package's EMA has no warm-up (a decay that grows with
 # the step), so short runs are scored on the raw network.
 
