@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
 # mean and standard deviation of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read; runs in about 80 s on a 2-core laptop CPU.
+# **Time:** about 35 min to read; runs in about 70 s on a 2-core laptop CPU.
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.
@@ -163,7 +163,8 @@ ax[1].set(xlabel="t (bins of 50)", ylabel="mean L_simple in the bin", title="los
 ax[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-print(f"floor for t in 1..50: {floor_by_t[0]:.3f};  t in 951..1000: {floor_by_t[-1]:.3f}")
+print(f"floor for t in 1..50: {floor_by_t[0]:.3f};  t in 951..1000: {floor_by_t[-1]:.3f};  "
+      f"noise std at t = 1: sqrt(1 - alpha_bar_1) = {(1 - schedule.alpha_bars[1]).sqrt():.3f}")
 k = int(np.argmax(mlp_by_t - floor_by_t))
 print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floor_by_t[k]:.3f} "
       f"(t in {50 * k + 1}..{50 * k + 50})")
@@ -373,6 +374,9 @@ from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would
 steps_ablation, m, seeds = 150, 200, (0, 1, 2)
 print(f"weight of the initial network in the EMA after {steps_ablation} steps: 0.995^{steps_ablation} = "
       f"{0.995 ** steps_ablation:.2f}")
+coef = (schedule.betas[1] / (schedule.alphas[1].sqrt() * (1 - schedule.alpha_bars[1]).sqrt())).item()
+print(f"at t = 1 a mu-network's correction beta_t / (sqrt(alpha_t) sqrt(1 - alpha_bar_t)) = {coef:.3f}, "
+      f"its inverse (eps error per unit of mean error) {1 / coef:.0f}")
 with torch.no_grad():
     bound_floor = md.objective(exact, x_eval, schedule, "eps", "bound", t=t_eval, noise=eps_eval).item()
 
@@ -473,7 +477,7 @@ plt.show()
 #   steps, its final experiments "reported on the minimum FID value over the course of training" (appendix B). Raise
 #   `steps_ablation` (and wait) to see whether the order holds.
 # - *Where $\mu$ struggles.* A $\mu$-network must output $x_t/\sqrt{\alpha_t}$ minus a small correction whose
-#   coefficient, $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})$, is 0.01 at $t = 1$, and the true bound weights those
+#   coefficient, $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})$, is 0.010 at $t = 1$, and the true bound weights those
 #   small-$t$ terms most (section 1). That may be why $\mu$ with the bound is slowest here; no run here isolates it.
 #
 # ## Summary
@@ -497,7 +501,7 @@ plt.show()
 # weight of 0.47 after 150 steps (printed in section 5); it forgets its start only after many times $1/(1 - 0.995)
 # = 200$ steps. Both columns score the same runs, so the EMA alone makes the difference. It hits $\mu$-networks
 # hardest; read as a noise prediction (eq. 11 inverted), a $\mu$-network's error in the mean is multiplied by
-# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$. Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
+# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$ (printed in section 5). Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
 # leave a negligible weight on the start (printed below). The package's EMA has no warm-up (a decay that grows with
 # the step), so short runs are scored on the raw network.
 
