@@ -19,7 +19,7 @@
 # **You will be able to:** derive DDPM's noise-prediction loss $L_\text{simple}$ from the bound's middle terms
 # (eqs. 8, 10, 11, 12, 14); train a small network with it and measure how far it sits above the exact loss floor;
 # sample with ancestral sampling (Algorithm 2); and score samples with sliced Wasserstein and MMD$^2$ against the
-# spread of perfect samples, the two yardsticks of every table that follows.
+# spread of perfect samples, the yardsticks of every 2-D table that follows.
 #
 # **You need first:** notebook 01 (section 2, $q(x_t\mid x_0)$) and notebook 02 (section 2, the posterior
 # $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
