@@ -16,14 +16,22 @@
 # %% [markdown]
 # # 03 · Predicting the noise: $L_\text{simple}$
 #
-# **What this notebook shows.** The bound's middle terms compare means of Gaussians. DDPM's key move is to
-# parameterize that mean by a *noise prediction* $\epsilon_\theta(x_t, t)$, which turns each of them into a
-# weighted denoising regression and suggests dropping the weights: $L_\text{simple}$. We
+# **You will be able to:** derive DDPM's noise-prediction loss $L_\text{simple}$ from the bound's middle terms
+# (eqs. 8, 10, 11, 12, 14); train a small network with it and measure how far it sits above the exact loss floor;
+# sample with ancestral sampling (Algorithm 2); and score samples with sliced Wasserstein and MMD$^2$ against the
+# spread of perfect samples, the yardsticks of every 2-D table that follows.
 #
-# 1. derive $\mu_\theta$ from $\epsilon_\theta$ and $L_\text{simple}$ as a reweighted bound;
-# 2. train a small MLP on a 2-D mixture and compare its loss with the exact floor of the Bayes-optimal model;
-# 3. sample with ancestral sampling, $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$, and draw the reverse trajectories;
-# 4. rerun DDPM's ablation (Table 2) at toy scale: $\epsilon$ vs $\mu$ prediction, $L_\text{simple}$ vs the true bound.
+# **You need first:** notebook 01 (section 2, $q(x_t\mid x_0)$) and notebook 02 (section 2, the posterior
+# $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
+# mean and standard deviation of a Monte Carlo estimate.
+#
+# **Time:** about 35 min to read; runs in about 70 s on a 2-core laptop CPU.
+#
+# 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
+# 2. Training, and the floor no network can beat.
+# 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$.
+# 4. Ancestral sampling with $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$.
+# 5. DDPM's ablation (its Table 2) at toy scale: $\epsilon$ or $\mu$ prediction, $L_\text{simple}$ or the true bound.
 
 # %%
 import math
@@ -47,7 +55,7 @@ T = schedule.T
 #
 # $$L_{t-1} = \mathbb E_q\Big[\frac{1}{2\sigma_t^2}\big\|\tilde\mu_t(x_t, x_0) - \mu_\theta(x_t, t)\big\|^2\Big] + C,\qquad C\ \text{independent of}\ \theta.$$
 #
-# The most direct choice is a network that predicts $\tilde\mu_t$ itself (the "$\mu$" rows of section 4). DDPM goes
+# The most direct choice is a network that predicts $\tilde\mu_t$ itself (the "$\mu$" rows of section 5). DDPM goes
 # one step further. Write $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ and substitute
 # $x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$ into the posterior mean (notebook 02):
 #
@@ -58,9 +66,6 @@ T = schedule.T
 # and eq. 8 becomes a regression on the noise,
 #
 # $$L_{t-1} - C = \frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\,\mathbb E\big\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon, t)\big\|^2\qquad\text{(eq. 12).}$$
-#
-# The chain is eq. 8 (compare means) $\to$ eq. 10 and eq. 11 (write both means through a noise) $\to$ eq. 12 (a
-# weighted noise regression) $\to$ eq. 14 below (drop the weight).
 #
 # **Check eq. 10** numerically: the posterior mean computed from $x_0$ equals the one computed from $\epsilon$.
 
@@ -112,14 +117,11 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # Because $\epsilon$ is random given $x_t$, even the best model keeps some loss:
 # $\min_\theta L_\text{simple} = \mathbb E\,\|\epsilon - \mathbb E[\epsilon\mid x_t]\|^2$. For our eight-Gaussians mixture,
 # `GaussianMixtureDenoiser` computes $\mathbb E[\epsilon\mid x_t]$ exactly, so we know the floor. We train the
-# package's MLP with `md.train_toy` (the course's recipe: `md.train` with Adam, batch 512, EMA; read its
-# docstring) for 3000 steps (the wall-clock is printed), and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$.
-# Because the draws are shared, the gap between the two is measured much more precisely than either loss: we print
-# its standard error over the draws. This is one training run; section 4 shows how much short runs (150 steps) of
-# four objectives differ between seeds.
-# The course ships this run's EMA weights (`md.pretrained("eight_gaussians_mlp")`, made by
-# `python -m minddim train-toy` with one thread; `md.weights.provenance("eight_gaussians_mlp")` gives the command and
-# machine), and notebooks 04, 05 and 06 load them instead of training again.
+# package's MLP with `md.train_toy` (the course's recipe: Adam, batch 512, EMA; read its docstring) for 3000 steps,
+# and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$, which measures the gap between the two far more
+# precisely than either loss (its standard error over the draws is printed). The course ships this run's EMA
+# weights (`md.pretrained("eight_gaussians_mlp")`; `md.weights.provenance` gives the command and machine), and
+# notebooks 04, 05 and 06 load them.
 
 # %%
 import time
@@ -161,7 +163,8 @@ ax[1].set(xlabel="t (bins of 50)", ylabel="mean L_simple in the bin", title="los
 ax[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-print(f"floor for t in 1..50: {floor_by_t[0]:.3f};  t in 951..1000: {floor_by_t[-1]:.3f}")
+print(f"floor for t in 1..50: {floor_by_t[0]:.3f};  t in 951..1000: {floor_by_t[-1]:.3f};  "
+      f"noise std at t = 1: sqrt(1 - alpha_bar_1) = {(1 - schedule.alpha_bars[1]).sqrt():.3f}")
 k = int(np.argmax(mlp_by_t - floor_by_t))
 print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floor_by_t[k]:.3f} "
       f"(t in {50 * k + 1}..{50 * k + 50})")
@@ -169,52 +172,157 @@ print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floo
 # %% [markdown]
 # The floor is not zero and depends strongly on $t$. At small $t$ the added noise (standard deviation
 # $\sqrt{1-\bar\alpha_t} = 0.01$ at $t=1$) is much smaller than the spread of each mode (0.2), so it cannot be told
-# apart from the data: the best guess of $\epsilon$ is close to 0 and the loss close to 1 per dimension (0.80 on
+# apart from the data: the best guess of $\epsilon$ is close to 0 and the loss close to 1 per dimension (0.801 on
 # average over $t = 1..50$, printed above). At large $t$, $x_t$ is almost pure noise, $\epsilon \approx x_t$ can be read
-# off, and the floor falls to 0.000. In between, the right panel shows a second bump (around $t \approx 200$), where the
-# noise is large enough to hide which of the eight modes $x_t$ came from. The trained MLP follows the floor
-# closely at every $t$; its largest excess in any bin is printed above.
+# off, and the floor falls to 0.000. In between, the right panel shows a second bump (around $t \approx 175$), where the
+# noise is large enough to hide which of the eight modes $x_t$ came from. The trained MLP follows the floor at
+# every $t$ to within the largest excess printed above.
 #
-# ## 3. Ancestral sampling
+# ## 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$
 #
-# DDPM's Algorithm 2 runs the reverse chain with $x_{t-1} = \mu_\theta(x_t,t) + \sigma_t z$ from $x_T\sim\mathcal N(0,I)$.
-# The paper tries $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$ and reports similar results. In this
-# package both are the DDIM step of notebook 04: $\tilde\beta_t$ is `eta=1`, $\beta_t$ is `eta="sigma_hat"`.
-# We sample 500 points with each, for the trained MLP and for the exact model, and compare them with
-# 500 fresh data points: the sliced Wasserstein distance (SW) and the MMD$^2$ (times 1000). Perfect samples do not
-# score zero, so we first measure the spread of both metrics for fresh data of the same size (mean $\pm$ standard
-# deviation over 5 draws).
+# From here on the course's 2-D tables score $n$ samples $x_1, \dots, x_n$ against $m$ reference data points
+# $y_1, \dots, y_m$ (here 500 fresh points of the mixture) with two numbers, `md.sliced_wasserstein` and `md.mmd`.
+#
+# **Sliced Wasserstein (SW).** In one dimension the 2-Wasserstein distance between two samples of equal size is
+# found by sorting: $W_2^2 = \frac1n\sum_i (p_{(i)} - q_{(i)})^2$, the $i$-th smallest of one against the $i$-th
+# smallest of the other. In two dimensions, project both sets onto $K = 256$ random unit directions $\theta_k$
+# (normalized Gaussian vectors, so uniform on the circle; drawn from a fixed seed, so every call uses the same ones)
+# and average:
+#
+# $$\mathrm{SW}(x, y) = \Big(\frac1K\sum_{k=1}^K W_2^2\big(\{\theta_k^\top x_i\}_i,\ \{\theta_k^\top y_j\}_j\big)\Big)^{1/2}.$$
+#
+# It is in the data's units (each mode has standard deviation 0.2). For sets of different sizes the package compares
+# the two empirical quantile functions on a grid of $\max(n, m)$ levels.
+#
+# **MMD$^2$.** The squared maximum mean discrepancy (Gretton et al., 2012) compares the two laws through a kernel,
+# here a sum of five Gaussian kernels whose bandwidths $h$ run from half a mode's standard deviation to the radius of
+# the circle the modes sit on (2):
+#
+# $$k(a, b) = \sum_{h \in \{0.1,\,0.2,\,0.5,\,1,\,2\}} \exp\Big(-\frac{\|a - b\|^2}{2h^2}\Big),\qquad
+# \mathrm{MMD}^2 = \mathbb E\,k(x, x') + \mathbb E\,k(y, y') - 2\,\mathbb E\,k(x, y),$$
+#
+# with $x, x'$ independent draws from the samples' law and $y, y'$ from the data's. For Gaussian kernels it is zero
+# only when the two laws are equal. The course uses the **unbiased** estimate, which leaves out the pairs $i = j$:
+#
+# $$\widehat{\mathrm{MMD}}{}^2_u = \frac{1}{n(n-1)}\sum_{i\ne j}k(x_i, x_j) + \frac{1}{m(m-1)}\sum_{i\ne j}k(y_i, y_j) - \frac{2}{nm}\sum_{i,j}k(x_i, y_j).$$
+#
+# Its expectation is exactly MMD$^2$, so for perfect samples it is **zero on average and scatters on both sides**: a
+# negative value is sampling noise, not better than perfect. Keeping the pairs $i = j$ (the biased estimate, never
+# negative) would add $(k(a, a) - \bar k_x)/n$ for the samples and the same for the reference, where $k(a, a) = 5$ and
+# $\bar k_x$ is the mean kernel value between distinct points: a positive offset that fresh data scores too (printed
+# below for one fresh draw). Tables print MMD$^2$ times 1000.
+#
+# **The perfect-sample band.** Neither number is zero for perfect samples, so each table sets a score beside those of
+# fresh data of the same size: `md.reference_spread(draw, reference, metric, repeats=5)` scores five fresh data sets
+# (here seeds 100 to 104) against the same reference and returns their mean and standard deviation (ddof = 1). The
+# band is mean $\pm$ one standard deviation. A score **inside the band** lies between its two printed limits and
+# cannot be told from fresh data at this sample size; it is **worse than data** only when it lies several band
+# standard deviations above the mean; in between the table does not resolve it. Five draws give the standard
+# deviation only to about a third ($1/\sqrt{2\cdot 4}$).
+#
+# Both estimates in a few lines, then the package's functions on the same sets:
 
 # %%
+def sw_inline(x, y, K=256):                      # equal sizes: sort each projection and compare them in order
+    theta = torch.randn(2, K, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    theta = theta / theta.norm(dim=0)            # K unit directions
+    px, py = (x.double() @ theta).sort(0).values, (y.double() @ theta).sort(0).values
+    return ((px - py) ** 2).mean().sqrt().item()
+
+
+def mmd_inline(x, y, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0), unbiased=True):
+    def gram(a, b):
+        d2 = torch.cdist(a.double(), b.double()) ** 2
+        return sum(torch.exp(-d2 / (2 * h**2)) for h in bandwidths)
+    kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)
+    n, m = len(x), len(y)
+    if not unbiased:                             # keeps the pairs i = j
+        return (kxx.mean() + kyy.mean() - 2 * kxy.mean()).item()
+    return ((kxx.sum() - kxx.trace()) / (n * (n - 1)) + (kyy.sum() - kyy.trace()) / (m * (m - 1))
+            - 2 * kxy.mean()).item()
+
+
 n = 500
 reference = exact.sample_data(n, torch.Generator().manual_seed(5))
+fresh = [exact.sample_data(n, torch.Generator().manual_seed(100 + s)) for s in range(5)]   # perfect samples
+x = fresh[0]
+print("SW:    inline and md.sliced_wasserstein differ by", plotting.below(abs(sw_inline(x, reference) - md.sliced_wasserstein(x, reference))))
+print("MMD^2: inline and md.mmd differ by", plotting.below(abs(mmd_inline(x, reference) - md.mmd(x, reference))))
+print(f"one fresh draw: MMD^2 x 1000 = {1000 * md.mmd(x, reference):.2f} unbiased, "
+      f"{1000 * mmd_inline(x, reference, unbiased=False):.2f} with the pairs i = j kept")
 metrics = {"SW": md.sliced_wasserstein, "MMD^2 x 1000": lambda x, ref: 1000 * md.mmd(x, ref)}
 perfect = lambda seed: exact.sample_data(n, torch.Generator().manual_seed(100 + seed))  # noqa: E731
-for name, metric in metrics.items():
-    mean, std = md.reference_spread(perfect, reference, metric)
-    print(f"perfect samples: {name:<13} {mean:.3f} +- {std:.3f}")
+band = {name: md.reference_spread(perfect, reference, metric) for name, metric in metrics.items()}
+for name, (mean, std) in band.items():
+    print(f"perfect-sample band, {name:<13} {mean:.3f} +- {std:.3f}: from {mean - std:.3f} to {mean + std:.3f}")
+
+# %% [markdown]
+# What does each yardstick see? We take the five fresh draws and spoil them in two ways: **shift** every point by
+# $\delta$ along the first axis, or **widen** the modes by adding Gaussian noise of standard deviation $\delta$ (a
+# mode's standard deviation becomes $\sqrt{0.2^2 + \delta^2}$). At $\delta = 0$ the scores are the band.
+
+# %%
+sizes = [0.0, 0.1, 0.2, 0.3, 0.5]
+blur = [torch.randn(n, 2, generator=torch.Generator().manual_seed(200 + s)) for s in range(5)]
+spoil = {"shift": lambda x, z, d: x + torch.tensor([d, 0.0]), "wider modes": lambda x, z, d: x + d * z}
+seen = {(kind, name): [[metric(f(x, z, d), reference) for x, z in zip(fresh, blur)] for d in sizes]
+        for kind, f in spoil.items() for name, metric in metrics.items()}
+print(md.table({f"delta = {d}": [seen[key][i] for key in seen] for i, d in enumerate(sizes)},
+               columns=[f"{name}, {kind}" for kind, name in seen], digits=[3, 1, 3, 1],
+               title="5 fresh draws of 500 points, spoilt by delta, against the 500 reference points (mean +- std)"))
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+for j, name in enumerate(metrics):
+    mean, std = band[name]
+    ax[j].axhspan(mean - std, mean + std, color="0.85", label="perfect-sample band (mean +- std)")
+    for kind in spoil:
+        vals = np.array(seen[(kind, name)])
+        ax[j].errorbar(sizes, vals.mean(1), yerr=vals.std(1, ddof=1), marker="o", ms=4, capsize=3, label=kind)
+    ax[j].set(xlabel="delta (data units; a mode's std is 0.2)", ylabel=name, title=f"{name} of spoilt fresh data")
+    ax[j].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **MMD$^2$ sees smaller changes than SW, above all a change of the modes' width.** Shifting every point by 0.1
+# already lifts MMD$^2$ to $7.8 \pm 4.6$, above the band's upper limit (1.727), while SW ($0.162 \pm 0.041$) sits at
+# its upper limit (0.162). Widening the modes is the harder test: MMD$^2$ leaves its band at $\delta = 0.2$ ($6.3 \pm
+# 3.6$), while SW is still inside its band at $\delta = 0.3$ ($0.152 \pm 0.017$), where MMD$^2$ is at $22.1 \pm 4.2$, more
+# than five band standard deviations above the band's mean. A shift moves every sorted projection by
+# $\delta\cos\theta_k$; widening the modes moves its quantiles far less, against SW's own noise at 500 points (0.130),
+# while the kernel's smallest bandwidths compare neighbourhoods of a mode's size. Read SW as a check on where the
+# mass is, MMD$^2$ as the finer test, and either only against its band.
+#
+# ## 4. Ancestral sampling
+#
+# DDPM's Algorithm 2 runs the reverse chain with $x_{t-1} = \mu_\theta(x_t,t) + \sigma_t z$ from $x_T\sim\mathcal N(0,I)$.
+# The paper tries $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$ and reports similar results for both. In this
+# package both are the DDIM step of notebook 04: $\tilde\beta_t$ is `eta=1`, $\beta_t$ is `eta="sigma_hat"`.
+# We sample 500 points with each, for the trained MLP and for the exact model, and score them against the
+# 500 reference points and the band of section 3.
+
+# %%
 x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
-panels, titles = [], []
+panels, titles, rows = [], [], {}
 for name, model in (("MLP", mlp), ("exact", exact)):
     for label, eta in ((r"beta_tilde", 1.0), ("beta", "sigma_hat")):
         x = md.sample(model, x_T, schedule, md.timesteps(T, T), eta=eta, generator=torch.Generator().manual_seed(8))
-        scores = [metric(x, reference) for metric in metrics.values()]
+        rows[f"{name}, sigma^2 = {label}"] = [metric(x, reference) for metric in metrics.values()]
         panels.append(x)
-        titles.append(f"{name}, sigma^2 = {label}\nMMD^2 x 1000 = {scores[1]:.2f}")
-        print(f"{name:>5}, sigma^2 = {label:<10}: SW {scores[0]:.3f}, MMD^2 x 1000 {scores[1]:.3f}")
+        titles.append(f"{name}, sigma^2 = {label}\nMMD^2 x 1000 = {rows[f'{name}, sigma^2 = {label}'][1]:.2f}")
+rows["fresh data (band, 5 draws)"] = [[metric(x, reference) for x in fresh] for metric in metrics.values()]
+print(md.table(rows, columns=list(metrics), header="500 samples", digits=[3, 2]))
 fig = plotting.scatter_panels(panels, titles, size=2.6, reference=reference,
                               suptitle=f"{n} samples (blue) over {n} data points (grey), axes from -3.5 to 3.5")
 plt.show()
 
 # %% [markdown]
-# Read each number against the perfect-sample line above it. On SW all four sets (0.176 to 0.181) lie within 1.6
-# standard deviations of fresh data's 0.130 $\pm$ 0.032, and on MMD$^2$ (-0.01 to 4.69) within 1.7 standard deviations
-# of its -2.74 $\pm$ 4.47; the exact model's samples sit as far from the perfect-sample mean on SW as the MLP's. So
-# at 500 samples neither metric tells the MLP's samples, the exact model's samples and fresh data apart, and the gap
-# between $\sigma_t^2 = \tilde\beta_t$ and $\beta_t$ (MMD$^2$ 4.25 against 4.69 for the MLP) is noise: the same
-# "similar results" as the paper. By eye, the MLP's modes look a little wider than the exact model's, with a few
-# points between them; at this sample size the metrics do not resolve that. (The perfect-sample spread comes from 5
-# draws, so it is itself only a rough estimate; telling a good model from the data needs more samples than this.)
+# **At 500 samples neither yardstick tells the MLP's samples from the exact model's, and the two variances give
+# the same scores.** On SW all four sets (0.176 to 0.181) lie above the band's upper limit (0.162), within 1.6 band
+# standard deviations of its mean; the exact model, run from the same $x_T$ and noise, scores the same, so this
+# excess is not the network's. On MMD$^2$ all four (-0.01 to 4.69) lie within 1.7 band standard deviations of its mean
+# (-2.74 $\pm$ 4.47): the MLP's two just above the upper limit (1.727), the exact model's inside. $\tilde\beta_t$
+# against $\beta_t$ (4.25 against 4.69 for the MLP) differs by far less than the band's spread. By eye the MLP's modes
+# look a little wider than the exact model's, the change MMD$^2$ is the more sensitive to; 500 samples do not resolve it.
 #
 # A few reverse paths show what ancestral sampling does: each starts at a random point of the Gaussian blob and,
 # after 1000 small noisy steps, ends on one of the eight modes (drawn at every 10th step).
@@ -241,164 +349,171 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 4. The DDPM ablation at toy scale
+# ## 5. The DDPM ablation at toy scale
 #
-# DDPM's Table 2 compares predicting $\tilde\mu$ or $\epsilon$, trained on the true bound (eq. 8 / eq. 12; our rerun
-# uses $\sigma_t^2 = \beta_t$) or on an unweighted mean squared error of the network's output ($\|\tilde\mu - \mu_\theta\|^2$,
-# or $L_\text{simple}$ for $\epsilon$), and also a learned diagonal variance (not in this package: our $\sigma_t^2$ is
-# fixed). We rerun the four fixed-variance cells on the eight Gaussians: the same network and recipe, **3 seeds per
-# cell** (the seed sets the initialization, the training draws and the sampling noise), then score each run by
+# DDPM's Table 2 compares predicting $\tilde\mu$ or $\epsilon$, trained on the true bound (eq. 8 / eq. 12, "$L$, fixed
+# isotropic $\Sigma$"; ours uses $\sigma_t^2 = \beta_t$) or on an unweighted mean squared error of the network's output
+# ($\|\tilde\mu - \mu_\theta\|^2$, or $L_\text{simple}$ for $\epsilon$), and also a learned diagonal variance (not in
+# this package). We rerun the four fixed-variance cells on the eight Gaussians with section 2's network and recipe,
+# **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** (to keep
+# the notebook within its time budget), and score each network by
 #
-# - $L_\text{simple}$ and the true bound on the 20,000 evaluation draws of section 2, each divided by the exact model's
+# - $L_\text{simple}$ and the true bound on section 2's 20,000 evaluation draws, each divided by the exact model's
 #   value (its floor; 1 is perfect);
 # - SW and MMD$^2$ of 200 samples from 1000-step ancestral sampling ($\sigma_t^2 = \tilde\beta_t$) against the 500
-#   reference points (a $\mu$-predicting network is turned into an $\epsilon$-predictor by inverting eq. 11,
-#   `md.eps_from_mu`). A run whose $L_\text{simple}$ is over 100 times the floor is not sampled: its samples could
-#   only measure its failure, and 1,000 sampling steps cost about as much as a run's training.
+#   reference points (a $\mu$-network becomes an $\epsilon$-model by inverting eq. 11, `md.eps_from_mu`).
 #
-# To keep the notebook within its time budget (12 runs), each run trains for only **150 steps** (a twentieth of
-# section 2's 3000). The table therefore compares the objectives early in training; the text below says what that
-# does and does not show.
-# Next to it: the exact model through the same sampler (3 seeds), fresh data of the same size (5 draws), and the
-# paper's CIFAR-10 FID for the same cell. Spreads are standard deviations over the seeds (or draws).
+# We score the **raw network**, not its EMA: after 150 steps at decay 0.995 the EMA still gives the initial weights
+# a share of $0.995^{150}$ (printed below; Going further shows what that does). Beside the cells: the exact model
+# through the same sampler (3 seeds), fresh data (5 draws), and the paper's CIFAR-10 FID for the same cell (blank
+# where the paper's entry is blank, "unstable to train").
 
 # %%
 from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would be an output)
 
 steps_ablation, m, seeds = 150, 200, (0, 1, 2)
+print(f"weight of the initial network in the EMA after {steps_ablation} steps: 0.995^{steps_ablation} = "
+      f"{0.995 ** steps_ablation:.2f}")
+coef = (schedule.betas[1] / (schedule.alphas[1].sqrt() * (1 - schedule.alpha_bars[1]).sqrt())).item()
+print(f"at t = 1 a mu-network's correction beta_t / (sqrt(alpha_t) sqrt(1 - alpha_bar_t)) = {coef:.3f}, "
+      f"its inverse (eps error per unit of mean error) {1 / coef:.0f}")
 with torch.no_grad():
     bound_floor = md.objective(exact, x_eval, schedule, "eps", "bound", t=t_eval, noise=eps_eval).item()
 
 
-def scores(net, seed, sample_below=100):
-    # L_simple / floor, bound / floor, SW, MMD^2 x 1000 of one network (eps-model), sampling noise from the seed;
-    # a network whose L_simple is over `sample_below` times the floor is not sampled (SW and MMD^2: NaN)
+def l_simple_ratio(net):
     with torch.no_grad():
-        losses = [md.objective(net, x_eval, schedule, "eps", wgt, t=t_eval, noise=eps_eval).item() / ref
-                  for wgt, ref in (("simple", floor), ("bound", bound_floor))]
-    if losses[0] > sample_below:
-        return losses + [float("nan")] * len(metrics)
+        return md.objective(net, x_eval, schedule, "eps", "simple", t=t_eval, noise=eps_eval).item() / floor
+
+
+def scores(net, seed):
+    # L_simple / floor, bound / floor, SW, MMD^2 x 1000 of one eps-model; sampling noise from the seed
+    with torch.no_grad():
+        bound = md.objective(net, x_eval, schedule, "eps", "bound", t=t_eval, noise=eps_eval).item() / bound_floor
     g = torch.Generator().manual_seed(1000 + seed)
     x = md.sample(net, torch.randn(m, 2, generator=g), schedule, md.timesteps(T, T), eta=1.0, generator=g)
     finite = bool(torch.isfinite(x).all())
-    return losses + [metric(x, reference) if finite else float("nan") for metric in metrics.values()]
+    return [l_simple_ratio(net), bound] + [metric(x, reference) if finite else float("nan")
+                                           for metric in metrics.values()]
 
 
+as_eps = lambda net, prediction: net if prediction == "eps" else md.eps_from_mu(net, schedule)  # noqa: E731
 cells = [("eps", "simple"), ("eps", "bound"), ("mu", "simple"), ("mu", "bound")]
-table = {}
+table, ema_ratio = {}, {}
 bar = tqdm(total=len(cells) * len(seeds), desc="ablation runs")
 for prediction, weighting in cells:
     runs = []
     for seed in seeds:
         run = md.train_toy("eight_gaussians", steps=steps_ablation, seed=seed, prediction=prediction,
                            weighting=weighting, progress=False)
-        runs.append(scores(run.ema if prediction == "eps" else md.eps_from_mu(run.ema, schedule), seed))
+        runs.append(scores(as_eps(run.model, prediction), seed))
+        ema_ratio.setdefault((prediction, weighting), []).append(l_simple_ratio(as_eps(run.ema, prediction)))
         bar.update()
     table[(prediction, weighting)] = np.array(runs)
 bar.close()
 exact_runs = np.array([scores(exact, seed) for seed in seeds])
-perfect_m = lambda seed: exact.sample_data(m, torch.Generator().manual_seed(100 + seed))  # noqa: E731
-fresh = [md.reference_spread(perfect_m, reference, metric) for metric in metrics.values()]
+fresh_m = [[metric(exact.sample_data(m, torch.Generator().manual_seed(100 + s)), reference) for s in range(5)]
+           for metric in metrics.values()]
 
-# DDPM Table 2 (unconditional CIFAR-10, FID; lower is better). "-": unstable to train, poor samples.
-ddpm_fid = {("mu", "bound"): "13.22", ("mu", "simple"): "-", ("eps", "bound"): "13.51", ("eps", "simple"): "3.17"}
-names = {"simple": "MSE (L_simple for eps)", "bound": "true bound"}
-
-
-def cell(values, digits):
-    # mean +- std over the seeds; large values (runs that failed) get fewer decimals, so they reproduce
-    mean = np.mean(values)
-    if np.isnan(mean):
-        return "not sampled"
-    digits = min(digits, max(0, 2 - int(np.floor(np.log10(abs(mean))))) if abs(mean) >= 10 else digits)
-    return f"{mean:.{digits}f} +- {np.std(values, ddof=1):.{digits}f}"
-
-
-print(f"{'predict':<8}{'objective':<24}{'L_simple/floor':>16}{'bound/floor':>18}{'SW':>18}{'MMD^2 x 1000':>20}"
-      f"{'DDPM FID':>10}")
-for (prediction, weighting), runs in table.items():
-    print(f"{prediction:<8}{names[weighting]:<24}{cell(runs[:, 0], 2):>16}{cell(runs[:, 1], 2):>18}"
-          f"{cell(runs[:, 2], 3):>18}{cell(runs[:, 3], 1):>20}{ddpm_fid[(prediction, weighting)]:>10}")
-print(f"{'exact model, same sampler':<32}{cell(exact_runs[:, 0], 2):>16}{cell(exact_runs[:, 1], 2):>18}"
-      f"{cell(exact_runs[:, 2], 3):>18}{cell(exact_runs[:, 3], 1):>20}")
-print(f"{'fresh data (5 draws)':<32}{'':>16}{'':>18}{f'{fresh[0][0]:.3f} +- {fresh[0][1]:.3f}':>18}"
-      f"{f'{fresh[1][0]:.1f} +- {fresh[1][1]:.1f}':>20}")
-print("\nDDPM's learned-variance rows (not run here): mu, true bound, learned diagonal Sigma: FID 23.69; "
-      "eps, true bound, learned diagonal Sigma: - (unstable)")
+# DDPM Table 2 (unconditional CIFAR-10, FID; lower is better); None: a blank entry, "unstable to train"
+ddpm_fid = {("mu", "bound"): 13.22, ("mu", "simple"): None, ("eps", "bound"): 13.51, ("eps", "simple"): 3.17}
+names = {"simple": "unweighted MSE", "bound": "true bound"}
+rows = {f"{p}, {names[w]}": [runs[:, 0], runs[:, 1], runs[:, 2], runs[:, 3], ddpm_fid[(p, w)]]
+        for (p, w), runs in table.items()}
+rows["exact model, same sampler"] = [None, None, exact_runs[:, 2], exact_runs[:, 3], None]
+rows["fresh data (5 draws)"] = [None, None, fresh_m[0], fresh_m[1], None]
+print(md.table(rows, columns=["L_simple/floor", "bound/floor", "SW", "MMD^2 x 1000", "DDPM FID"],
+               header="predict, objective", digits=[3, 3, 3, 1, 2],
+               title=f"{steps_ablation} training steps, raw network, 3 seeds per cell (mean +- std); "
+                     f"{m} samples each"))
 
 # %%
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
 labels = [f"{p}\n{'MSE' if w == 'simple' else 'bound'}" for p, w in table] + ["exact\nmodel"]
 for j, (col, title, ylabel) in enumerate(((0, "L_simple on the evaluation draws", "L_simple / exact floor"),
-                                           (3, f"sample quality, {m} samples (linear within +-10)", "MMD^2 x 1000"))):
-    rows = list(table.values()) + [exact_runs]
-    for i, runs in enumerate(rows):
+                                           (3, f"sample quality, {m} samples", "MMD^2 x 1000"))):
+    runs_by_cell = list(table.values()) + ([exact_runs] if col == 3 else [])
+    for i, runs in enumerate(runs_by_cell):
         ax[j].scatter(np.full(len(runs), i), runs[:, col], s=14, color="C0", label="one seed" if i == 0 else None)
         ax[j].scatter(i, np.mean(runs[:, col]), s=60, marker="_", color="k", label="mean of 3 seeds" if i == 0 else None)
     if col == 3:
-        mu_f, sd_f = fresh[1]
+        mu_f, sd_f = np.mean(fresh_m[1]), np.std(fresh_m[1], ddof=1)
         ax[j].axhspan(mu_f - sd_f, mu_f + sd_f, color="0.8", label="fresh data, mean +- std")
     else:
         ax[j].axhline(1, color="0.5", ls=":", label="exact floor")
-    if col == 0:
-        ax[j].set_yscale("log")                       # a ratio of two positive losses: always > 0
-    else:
-        ax[j].set_yscale("symlog", linthresh=10)      # MMD^2 can be < 0: linear within +-10, logarithmic beyond
-    ax[j].set(xticks=range(len(labels)), xticklabels=labels, ylabel=ylabel, title=title)
+    ax[j].set(xticks=range(len(runs_by_cell)), xticklabels=labels[:len(runs_by_cell)], ylabel=ylabel, title=title)
     ax[j].legend(fontsize=7)
-fig.suptitle(f"toy DDPM Table 2: {steps_ablation} training steps, 3 seeds per cell", fontsize=10)
+fig.suptitle(f"toy DDPM Table 2: {steps_ablation} training steps, raw network, 3 seeds per cell", fontsize=10)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What the table shows** (every spread is the standard deviation over 3 seeds, or over 5 draws for fresh data; a
-# difference smaller than it is noise):
+# **What the table shows** (spreads are standard deviations over 3 seeds, or over 5 draws for fresh data; a
+# difference smaller than the spread is noise):
 #
-# - **$\mu$-prediction has not learned anything usable in 150 steps, with either objective.** Its $L_\text{simple}$ is
-#   on average over 6000 times the floor (so its runs are not sampled), against 1.8 to 2.2 for $\epsilon$-prediction.
-#   The two $\mu$ rows differ by much less than their spread (6541 $\pm$ 1044 against 6439 $\pm$ 1085): noise.
-# - **$\epsilon$-prediction gets within a factor of about 2 of the floor in the same 150 steps** (1.8 to 2.2 on
-#   $L_\text{simple}$, 1.6 on the bound). Between its two objectives, the $L_\text{simple}$-trained network is better on
-#   $L_\text{simple}$ (1.81 $\pm$ 0.04 against 2.17 $\pm$ 0.13, about three times the larger spread), the objective it
-#   optimizes; on the true bound they tie (1.59 $\pm$ 0.01 against 1.63 $\pm$ 0.05: noise). Its samples are clearly
-#   better: SW 0.41 $\pm$ 0.06 against 1.38 $\pm$ 0.18 and MMD$^2$ 105 $\pm$ 14 against 382 $\pm$ 27, each gap five or
-#   more times the larger spread. Both are still far from the data (MMD$^2$ about 0 for fresh data, SW 0.19).
-# - **The sampler is not the bottleneck:** the exact model through the same 1000-step ancestral sampler scores like
-#   fresh data (SW 0.219 $\pm$ 0.019 against 0.193 $\pm$ 0.034; MMD$^2$ 6.7 $\pm$ 13.1 against 0.0 $\pm$ 5.1).
+# - **After 150 steps, $\epsilon$-prediction with $L_\text{simple}$ is the closest of the four to the floor, and
+#   $\mu$-prediction with the true bound the farthest.** On $L_\text{simple}$/floor the cells stand at 1.117 $\pm$ 0.002
+#   ($\epsilon$, MSE), 1.192 $\pm$ 0.014 ($\epsilon$, bound), 1.756 $\pm$ 0.100 ($\mu$, MSE) and 3.015 $\pm$ 0.313 ($\mu$,
+#   bound), each step at least four times the larger spread; the true bound orders them the same way. Even on the
+#   bound, $\epsilon$ trained with $L_\text{simple}$ (1.120 $\pm$ 0.005) is ahead of $\epsilon$ trained on the bound
+#   (1.155 $\pm$ 0.017), by about twice the larger spread.
+# - **The samples keep that order, more loosely.** MMD$^2$ runs from 58.4 $\pm$ 13.3 ($\epsilon$, MSE) and 69.0 $\pm$ 5.0
+#   ($\epsilon$, bound), a difference smaller than the spread (noise), to 177.1 $\pm$ 73.1 and 398.3 $\pm$ 163.7 for
+#   the $\mu$ cells; SW agrees. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
+#   while the exact model through the same sampler lies inside the SW band (0.219 $\pm$ 0.019) and on MMD$^2$ (6.7 $\pm$
+#   13.1) above the band's upper limit by less than its own spread: the networks, not the sampler, hold them back.
 #
-# **Against DDPM's Table 2.** The paper's FIDs (CIFAR-10, printed in the last column; a different metric, so only
-# orderings compare) rank $\epsilon$ with $L_\text{simple}$ first (3.17), $\mu$ and $\epsilon$ with the true bound level
-# (13.22 and 13.51), and $\mu$ with the unweighted MSE unstable ("-"). Our table agrees on two points: with the
-# unweighted MSE, $\mu$-prediction fails; and $\epsilon$ with $L_\text{simple}$ gives better samples than $\epsilon$ with
-# the true bound. It differs on one: our $\mu$ row with the true bound fails too, where the paper's reaches 13.22.
-# Why it may differ, and what this early snapshot cannot say:
+# **Against DDPM's Table 2.** The paper's FIDs (CIFAR-10, last column; another metric and scale, so only orderings
+# compare) put $\epsilon$ with $L_\text{simple}$ first (3.17), $\mu$ and $\epsilon$ with the true bound level (13.22 and
+# 13.51), and leave $\mu$ with the unweighted MSE blank. Its sec. 4.2: predicting
+# $\tilde\mu$ "works well only when trained on the true variational bound instead of unweighted mean squared error",
+# and predicting $\epsilon$ "performs approximately as well as predicting $\tilde\mu$ when trained on the variational
+# bound with fixed variances, but much better when trained with our simplified objective". Our early snapshot agrees
+# that $\epsilon$ with $L_\text{simple}$ is the best cell (clearly on the losses; on samples level with $\epsilon$ on the
+# bound). It differs twice: $\mu$ with the unweighted MSE trains without trouble and beats $\mu$ with the true bound;
+# and on the true bound $\epsilon$ is far ahead of $\mu$, not level. What this toy cannot settle:
 #
-# - *Training budget.* 150 steps of a small MLP against the paper's 35.7M-parameter U-Net, trained for up to 800k
-#   steps and scored at its best FID over training (DDPM appendix B). A
-#   $\mu$-network must output almost exactly $x_t/\sqrt{\alpha_t}$ minus a small correction,
-#   $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})\,\epsilon$ (its coefficient is 0.01 at $t = 1$), and read as a noise
-#   prediction (eq. 11 inverted) its error is multiplied by $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$. So it needs
-#   far longer to become usable; the paper's 13.22 shows that with the true bound it eventually does. Raise
-#   `steps_ablation` (and wait) to see whether ours catch up.
-# - *Early, not final.* The $\epsilon$ rows are compared 150 steps into training, where the bound-trained network is
-#   still further from the floor on $L_\text{simple}$; whether its samples stay worse once both have converged this
-#   table does not test. The paper's reason for $L_\text{simple}$ (sec. 3.4) is where it puts the effort: away from
-#   the small-$t$ terms (removing very small amounts of noise), which the bound weights most, towards the more
-#   difficult denoising at larger $t$.
+# - *Budget.* 150 steps of a small MLP on 2-D points, against the paper's 35.7M-parameter U-Net trained for up to 800k
+#   steps, its final experiments "reported on the minimum FID value over the course of training" (appendix B). Raise
+#   `steps_ablation` (and wait) to see whether the order holds.
+# - *Where $\mu$ struggles.* A $\mu$-network must output $x_t/\sqrt{\alpha_t}$ minus a small correction whose
+#   coefficient, $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})$, is 0.010 at $t = 1$, and the true bound weights those
+#   small-$t$ terms most (section 1). That may be why $\mu$ with the bound is slowest here; no run here isolates it.
 #
 # ## Summary
 #
-# - DDPM eq. 8 compares the posterior mean with the model's mean; writing both through a noise (eq. 10, eq. 11) turns
-#   every middle term $L_{t-1}$ ($1 < t \le T$) of the bound into a weighted noise regression (eq. 12); $L_\text{simple}$ (eq. 14) drops the weights, which
-#   down-weights small $t$ (the bound's weight at $t = 1$ is 49 times that at $t = T$).
-# - The exact mixture model gives the loss floor, which is close to 1 per dimension at small $t$ and 0 at large $t$;
-#   our MLP ends 1.3% $\pm$ 0.2% above it after 3000 steps (one training run).
-# - Ancestral sampling with $\sigma_t^2=\tilde\beta_t$ or $\beta_t$: at 500 samples neither SW nor MMD$^2$ tells the MLP's
-#   samples from fresh data, and the two variances differ by less than the perfect-sample spread. Both are the
-#   generalized DDIM step with different noise, which notebook 04 explains.
-# - The toy Table 2 (3 seeds, 150 steps): $\epsilon$-prediction trains much faster than $\mu$-prediction, which is not
-#   usable yet with either objective; with $\epsilon$-prediction, $L_\text{simple}$ gives better samples than the true
-#   bound at this budget, as in the paper's FIDs; the paper's $\mu$ with the true bound (13.22) is not reached here.
+# - Writing both means of eq. 8 through a noise (eqs. 10, 11) turns each middle term of the bound into a weighted
+#   noise regression (eq. 12); $L_\text{simple}$ (eq. 14) drops the weights, down-weighting small $t$.
+# - The exact model gives the loss floor; our MLP ends 1.3% $\pm$ 0.2% above it after 3000 steps (one run).
+# - Section 3 defines the course's yardsticks: SW of sorted random projections, and the unbiased MMD$^2$ with five
+#   Gaussian kernels (zero on average for perfect samples, so sometimes negative), each read against the band of
+#   five fresh draws; MMD$^2$ is the more sensitive, above all to the modes' width.
+# - At 500 samples neither yardstick tells the MLP's ancestral samples from the exact model's, with
+#   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike. Notebook 04 shows both are one generalized step.
+# - Toy Table 2 (3 seeds, 150 steps, raw networks): $\epsilon$ with $L_\text{simple}$ is the best cell, as in the
+#   paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst.
 #
-# **Exercise:** `exercises/03_epsilon_loss.ipynb` asks you to implement $L_\text{simple}$, the reverse mean
-# $\mu_\theta$ and one ancestral step.
+# ## Going further: what the EMA does to a 150-step run
+#
+# **Scored through its EMA, a 150-step network looks much worse than it is, and a $\mu$-network looks broken.** The
+# EMA's $L_\text{simple}$/floor is 1.81 $\pm$ 0.04 and 2.17 $\pm$ 0.13 for the $\epsilon$ cells and over 6000 for the
+# $\mu$ cells, against 1.117 to 3.015 for the raw networks. At decay 0.995 the EMA still gives the initial network a
+# weight of 0.47 after 150 steps (printed in section 5); it forgets its start only after many times $1/(1 - 0.995)
+# = 200$ steps. Both columns score the same runs, so the EMA alone makes the difference. It hits $\mu$-networks
+# hardest; read as a noise prediction (eq. 11 inverted), a $\mu$-network's error in the mean is multiplied by
+# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$ (printed in section 5). Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
+# leave a negligible weight on the start (printed below). The package's EMA has no warm-up (a decay that grows with
+# the step), so short runs are scored on the raw network.
+
+# %%
+for prediction, digits in (("eps", [3, 2]), ("mu", [3, 0])):
+    print(md.table({f"{p}, {names[w]}": [table[(p, w)][:, 0], ema_ratio[(p, w)]] for p, w in cells if p == prediction},
+                   columns=["raw network", "EMA (decay 0.995)"], header="predict, objective", digits=digits,
+                   title=None if prediction == "mu" else f"L_simple / floor after {steps_ablation} steps, 3 seeds"))
+print(f"weight of the start in the EMA: 0.995^3000 = {0.995 ** 3000:.0e} (section 2); "
+      f"DDPM, 0.9999^800000 {plotting.below(0.9999 ** 800_000, 1e-30)}")
+
+# %% [markdown]
+# **Next:** notebook 04, *DDIM: non-Markovian forward processes*, keeps this network and this loss and changes the
+# sampler. The exercise `exercises/03_epsilon_loss.ipynb` asks you to implement $L_\text{simple}$, one training step
+# (DDPM's Algorithm 1), the reverse mean $\mu_\theta$ and one ancestral step.
