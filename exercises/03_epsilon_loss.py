@@ -94,7 +94,7 @@ grading.check("p_mean", p_mean)
 
 # %% [markdown]
 # **4.** One ancestral step with $\sigma_t^2 = \tilde\beta_t$ (`schedule.beta_tildes[t]`) and the given `z`
-# (notebook 03, section 3; DDPM Algorithm 2).
+# (notebook 03, section 4; DDPM Algorithm 2).
 
 # %% nbgrader={"grade": false, "grade_id": "ancestral_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ancestral_step(x_t, eps, t, schedule, z):

@@ -438,7 +438,7 @@ def _ancestral_with(std=True, alpha_fn=lambda s: s.alphas):
 _register(
     "ancestral_step",
     hints=("one reverse step of DDPM: the model's mean plus fresh noise of the posterior's spread",
-           'notebook 03, section 3 (Ancestral sampling); DDPM Algorithm 2, line 4'),
+           'notebook 03, section 4 (Ancestral sampling); DDPM Algorithm 2, line 4'),
     cases=lambda: _time_cases(_step_inputs),
     reference=lambda x_t, eps, t, schedule, z: sampling.ddim_step(x_t, eps, t, t - 1, schedule, 1.0, z)[0],
     mistakes={
