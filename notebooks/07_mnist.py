@@ -16,24 +16,20 @@
 # %% [markdown]
 # # 07 · DDPM and DDIM on MNIST
 #
-# **What this notebook shows.** Everything from notebooks 01-05, now on images: the same `q_sample`,
-# L_simple, `ddim_step` and `sample`, with a U-Net in place of the MLP. We
+# **You will be able to:** train and load a U-Net noise predictor, sample digits with DDPM and DDIM, measure what
+# DDIM's fewer steps cost in quality (MNIST FID and a classifier's verdict, over seeds), and use $x_T$ as a latent
+# code (consistency, interpolation, encoding).
 #
-# 1. look at the data and at the U-Net $\epsilon_\theta(x_t, t)$ and its time embedding;
-# 2. train one for a few seconds to watch the loss fall, then load the shipped model, trained by the
-#    package's own command;
-# 3. measure DDIM's central claim on this CPU: DDPM with $T = 1000$ steps against DDIM with
-#    $S \in \{10, 20, 50, 100\}$: wall-clock and speed-up on a few samples, quality of $S = 10$ and 20 over three seeds
-#    beside DDIM's Table 1 and the shipped model's 1,000-sample record of $S = 50$ and DDPM (DDIM sec. 5.1);
-# 4. sweep $\eta$ at fixed $S$; show progressive generation (DDPM fig. 6), sample consistency across $S$,
-#    interpolation by slerp, and encoding test digits into $x_T$ and back beside DDIM's Table 2.
+# **You need first:** notebooks 03 (L_simple, ancestral sampling), 04-05 (DDIM's step, subsequences, encoding) and
+# 06 (the ODE view). The U-Net is used, not derived; a Frechet distance between two Gaussians is defined here.
 #
-# The variational bound of these digits in bits per dimension, and what it means as a codelength, is notebook 08's
-# first section.
+# **Time:** about 35 min to read; runs in about 100 s on a 2-core laptop CPU.
 #
-# The "MNIST FID" is the Frechet distance on the penultimate features of a small MNIST classifier shipped
-# with the package (99.06% test accuracy, `md.pretrained("mnist_classifier")`); it ranks samples like the
-# Inception FID does, but its numbers are not comparable with published CIFAR-10 FIDs.
+# Everything from notebooks 01-06, now on images: the same `q_sample`, L_simple, `ddim_step` and `sample`, with a
+# U-Net in place of the MLP. Sections: 1 the data; 2 the U-Net; 3 training, and the two yardsticks for digits;
+# 4 DDPM against DDIM (wall-clock, quality over three seeds beside DDIM's Table 1); 5 the $\eta$ sweep;
+# 6 progressive generation; 7 sample consistency. Going further: interpolation in $x_T$, and encoding digits
+# and decoding them back (DDIM's Table 2).
 
 # %%
 import time
@@ -58,7 +54,10 @@ show = plotting.show_images          # show(images, title, nrow, ax): a grid of 
 # %% [markdown]
 # ## 1. The data
 #
-# `load_mnist(split)` returns the original files' uint8 images (checked against their published MD5s);
+# `load_mnist(split)` reads the four original MNIST files from `$MINDDIM_DATA/mnist` (default
+# `~/.cache/minddim/mnist`). **Where they are absent, the next cell downloads them** (about 12 MB, from the PyTorch
+# mirror of MNIST, then yann.lecun.com), checks each against its published MD5 and only then uses it (`make mnist`
+# fetches them ahead). It returns uint8 images;
 # `to_model_range` maps pixels $\{0..255\}$ to $[-1, 1]$, the range the DDPM paper's data is scaled to, so
 # that $x_T \sim \mathcal N(0, I)$ and the data have comparable scales.
 
@@ -129,14 +128,28 @@ ax.set(xlabel="step", ylabel="L_simple (positive)", yscale="log", title=f"a U-Ne
 plt.show()
 
 # %% [markdown]
-# The shipped model was trained by the package's command below (its JSON records the exact command, the
-# machine and the wall-clock); `python -m minddim evaluate` then measured its quality on 1,000 samples per
-# sampler: the MNIST FID, the classifier's mean confidence, and "sure", the share of samples whose top class
-# probability exceeds 0.9 (the digits the classifier reads as one class; 97% of 1,000 real training digits pass,
-# the record's first row).
-# Section 4 looks at the samples the classifier is not sure of, and at when they settle on a digit. The
-# record is one seed; to read it we need its noise: the standard error of a sure fraction $p$ on $n$ samples
-# is $\sqrt{p(1-p)/n}$, and for the FID we score three draws of 1,000 *real* training digits the same way.
+# ### Two yardsticks for digits
+#
+# The 2-D notebooks compared point clouds with SW and MMD² (notebook 03, section 3); 784-pixel images need
+# features. Both yardsticks here use a small MNIST classifier shipped with the package (`md.pretrained("mnist_classifier")`,
+# two conv blocks and a 128-unit hidden layer; its test accuracy is printed below).
+#
+# - **MNIST FID.** Fit a Gaussian to the classifier's 128 penultimate features of each image set (means
+#   $\mu_1, \mu_2$, covariances $C_1, C_2$) and take the Frechet distance between the two Gaussians,
+#   $\|\mu_1-\mu_2\|^2 + \operatorname{tr}\big(C_1 + C_2 - 2(C_1C_2)^{1/2}\big)$ (`md.frechet_distance`), against the
+#   10,000 test digits. Lower is better; it sees both quality and diversity. It is the FID recipe of the papers
+#   with another network, so its numbers are **not** comparable with their CIFAR-10 FIDs (Inception features);
+#   and like every FID it is biased upwards for small sample sets, so we always print real digits' score at the
+#   same size beside it.
+# - **"Sure" fraction.** The share of samples whose top class probability exceeds 0.9 (`md.metrics.SURE`): the
+#   digits the classifier reads as one class. It has no small-sample bias, but it sees quality only: a sampler
+#   that drew one perfect digit again and again would score 100%. The mean top probability ("confidence")
+#   is printed beside it.
+#
+# The shipped model was trained by the package's command below (its JSON records the command, the machine and the
+# wall-clock); `python -m minddim evaluate` then scored 1,000 samples per sampler. The record is one seed; its
+# noise: the standard error of a sure fraction $p$ on $n$ samples is $\sqrt{p(1-p)/n}$, and for the FID we score
+# three draws of 1,000 *real* training digits the same way.
 
 # %%
 print("command:   ", meta["command"])
@@ -210,13 +223,12 @@ plt.show()
 # any sampling noise, as `md.sample_quality` does) and report three statistics, each as its mean and standard
 # deviation over the seeds:
 #
-# - the MNIST FID against the 10,000 test digits. At $N = 100$ it is biased far upwards (100 *real* training
-#   digits score about 58, the first row) and it varies by about $\pm 8$ between seeds, real digits included:
-#   most of that is which 100 digits a seed happens to draw. Because every sampler starts from the same $x_T$
-#   for a given seed, the **paired** difference, FID minus DDIM-20's FID at the same seed, cancels most of that
-#   variation: read that column for the comparison;
-# - the classifier's mean confidence, and "sure", the share of samples with top probability above 0.9. These
-#   have no bias at small $N$, so they can be set beside the 1,000-sample record of section 3.
+# - the MNIST FID (section 3). At $N = 100$ it is biased far upwards (100 *real* digits: the first row) and
+#   varies between seeds, real digits included. Every sampler starts from the same $x_T$ for a given seed, so the
+#   **paired** difference, FID minus DDIM-20's FID at the same seed, cancels most of that variation: read that
+#   column for the comparison;
+# - the classifier's mean confidence and sure fraction (section 3), which can be set beside the 1,000-sample
+#   record.
 #
 # We score $S = 10$ and $S = 20$ here, where DDIM's Table 1 changes most (13.36 to 6.84); $S = 50$ and DDPM-1000 come
 # from the shipped model's 1,000-sample record, since sampling them for three seeds would take this notebook past its
@@ -368,9 +380,8 @@ for row, k in enumerate(examples):
 # diffusion models through mode interpolation") describe this failure: a network's learned $\epsilon_\theta$
 # is a smooth function, so between two nearby modes of the data (here two digit classes) it has no sharp
 # boundary, and a sample that reaches the boundary is carried to a point between the modes that the data
-# never visits. The stochastic DDPM sampler, whose noise can move a sample off such a boundary, may help here:
-# in the record it is sure of 92.3% of its samples against DDIM-50's 89.8%, but that gap is only about two
-# standard errors (section 3), suggestive rather than established.
+# never visits. Whether DDPM's fresh noise helps here is open: in the record it is sure of 92.3% of its samples
+# against DDIM-50's 89.8%, a gap of only about two standard errors (section 3).
 
 # %% [markdown]
 # ## 5. The $\eta$ sweep at $S = 10$
@@ -472,7 +483,23 @@ print(f"two different DDIM-100 samples ({len(pairs)} pairs):      RMSE {float(d.
 # noise at every step, $x_T$ does not determine DDPM's result, which is why only the deterministic sampler
 # gives a latent code (DDIM sec. 5.2 and 5.4).
 #
-# ## 8. Interpolation in $x_T$
+# ## Summary
+#
+# - The toy notebooks' code runs unchanged on images: only the network differs.
+# - DDIM-$S$ costs about $S/T$ of DDPM-1000's wall-clock. Over three seeds of 100 samples, DDIM-10 scores worse than
+#   DDIM-20 beyond the spread (paired FID and sure fraction), and DDIM-20's sure fraction already equals the DDIM-50
+#   record's within its standard error; the 1,000-sample record puts DDIM-50 level with DDPM-1000 in FID and
+#   within about two standard errors in sure fraction, at 1/20 of the cost: the near parity DDIM's Table 1 reports.
+# - At $S = 10$, $\hat\sigma$ is far worse than $\eta = 0$ (paired FID +108, 16 spreads; sure fraction 79% against
+#   87%) and $\eta = 1$ slightly worse in paired FID (+1.7 $\pm$ 0.2): DDIM Table 1's ordering.
+# - With $\eta = 0$, $x_T$ is a latent code: the sample it gives barely changes with $S$.
+#
+# ## Going further
+#
+# Two more uses of that latent code, from DDIM sec. 5.3-5.4. `python -m minddim train`, `evaluate` and `sample`
+# reproduce the shipped model and its figures (README, "Image data and training").
+#
+# ### A. Interpolation in $x_T$
 #
 # Because the map $x_T \mapsto x_0$ is deterministic and smooth, interpolating latents interpolates images
 # (DDIM fig. 6). Latents are Gaussian, so we interpolate by slerp, which keeps the norm near $\sqrt{d}$
@@ -491,7 +518,7 @@ print("latent norms along the first path:", [round(float(v), 1) for v in z[:, 0]
       "| sqrt(784) =", 28.0)
 
 # %% [markdown]
-# ## 9. Encoding test digits and decoding them back (DDIM Table 2)
+# ### B. Encoding test digits and decoding them back (DDIM Table 2)
 #
 # Running the deterministic step forwards (`md.encode`) maps a test digit to a latent $x_T$; decoding that
 # latent with the same $S$ should give the digit back. The error shrinks as $S$ grows (the ODE is solved
@@ -541,19 +568,8 @@ plt.show()
 # retrace the path, and a nearly binary MNIST digit with sharp edges seems to punish coarse steps more than a
 # CIFAR-10 image does. Encoding is only as faithful as the ODE
 # solve is fine.
-#
-# ## Summary
-#
-# - The toy notebooks' code runs unchanged on images: only the network differs.
-# - Measured here with one shipped model: DDIM-$S$ costs about $S/T$ of DDPM-1000's wall-clock. Over three
-#   seeds of 100 samples, DDIM-10 scores worse than DDIM-20 beyond the spread (paired FID and sure fraction), and
-#   DDIM-20's sure fraction already equals the DDIM-50 record's within its standard error; the shipped 1,000-sample record puts DDIM-50 level with
-#   DDPM-1000 in FID and within about two standard errors in sure fraction, at 1/20 of the cost: the near parity
-#   DDIM's Table 1 reports.
-# - At $S = 10$, $\hat\sigma$ is far worse than $\eta = 0$ (paired FID +108, 16 spreads; sure fraction 79% against
-#   87%) and $\eta = 1$ slightly worse in paired FID (+1.7 $\pm$ 0.2): DDIM Table 1's ordering.
-# - With $\eta = 0$, $x_T$ is a latent code: consistent across $S$, interpolable, and test digits can be
-#   encoded into it and decoded back, more precisely with more steps; with 10 uniform steps the round trip
-#   changes some digits' identity.
-# - `python -m minddim train`, `evaluate` and `sample` reproduce the shipped model and its figures;
-#   notebook 10 runs the same pipeline on CIFAR-10.
+
+# %% [markdown]
+# **Next:** notebook 08 · what a trained DDPM does besides sampling: the variational bound of these digits as a
+# codelength (progressive lossy compression), samples that share $x_t$, interpolation through $q$, and inpainting,
+# all with this notebook's shipped U-Net. No exercise goes with this notebook yet.
