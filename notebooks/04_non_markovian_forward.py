@@ -14,7 +14,17 @@
 # %% [markdown]
 # # 04 · DDIM: non-Markovian forward processes
 #
-# **What this notebook shows.** DDPM's objective only ever uses the marginals $q(x_t\mid x_0)$, never the
+# **You will be able to:** write down DDIM's family of forward processes $q_\sigma$, check that they share DDPM's
+# marginals, sample from their generative process for any $\eta$ with one trained network, and read the
+# deterministic sampler ($\eta = 0$) as an ODE solver.
+#
+# **You need first:** notebooks 01-03 (the forward process, the posterior $q(x_{t-1}\mid x_t, x_0)$, L_simple and the
+# network trained in 03; SW and MMD² from notebook 03, section 3); maths: Gaussian marginals and conditionals
+# (completing the square), and a change of variables.
+#
+# **Time:** about 30 min to read; runs in about 50 s on a 2-core laptop CPU.
+#
+# DDPM's objective only ever uses the marginals $q(x_t\mid x_0)$, never the
 # joint law of the chain. Song, Meng & Ermon (DDIM, 2021) exploit this: a whole family of forward processes
 # $q_\sigma$, indexed by per-step standard deviations $\sigma$, has the same marginals, and so the same
 # training objective up to weights. Each member has its own generative process. We
@@ -301,7 +311,7 @@ for t in (2, 10, 50, 200, 500, 900):
 # (Notebook 03's ablation trains the same MLP with the bound's weights and measures the samples.)
 #
 # So we sample with the one MLP at three $\eta$ over all 1000 steps, without retraining. A score needs its noise
-# level: MMD$^2$ (notebook 03) of 800 samples against 2,000 fresh data points, for three independent replicates (each its own
+# level: MMD$^2$ (notebook 03, section 3 defines it and the perfect-sample band) of 800 samples against 2,000 fresh data points, for three independent replicates (each its own
 # 800 starting points $x_T$ and its own noise), beside the same score for 800 *perfect* samples (fresh data, ten draws).
 
 # %%
@@ -432,5 +442,9 @@ print("max |Euler step - ddim_step(eta=0)| =", plotting.below((euler - md.ddim_s
 #   put 5-7 times too many points between the modes; $\eta = 1$ the fewest, by more than twice the replicate spread.
 # - With $\eta = 0$ the sampler is the Euler method for an ODE; notebook 05 takes fewer, larger steps and measures
 #   what that costs.
+
+# %% [markdown]
+# **Next:** notebook 05 · fast sampling: DDIM's step over a short subsequence of times, what it costs in sample
+# quality (a toy version of DDIM's Table 1), and $x_T$ as a latent code.
 #
 # **Exercise:** `exercises/04_ddim_step.ipynb` asks you to implement $\sigma(\eta)$, the DDIM step and the sampler loop.
