@@ -22,7 +22,7 @@
 # network trained in 03; SW and MMD² from notebook 03, section 3); maths: Gaussian marginals and conditionals
 # (completing the square), and a change of variables.
 #
-# **Time:** about 30 min to read; runs in about 50 s on a 2-core laptop CPU.
+# **Time:** about 30 min to read; runs in about 70 s on a 2-core laptop CPU (one thread, AVX2).
 #
 # DDPM's objective only ever uses the marginals $q(x_t\mid x_0)$, never the
 # joint law of the chain. Song, Meng & Ermon (DDIM, 2021) exploit this: a whole family of forward processes

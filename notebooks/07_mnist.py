@@ -23,7 +23,7 @@
 # **You need first:** notebooks 03 (L_simple, ancestral sampling), 04-05 (DDIM's step, subsequences, encoding) and
 # 06 (the ODE view). The U-Net is used, not derived; a Frechet distance between two Gaussians is defined here.
 #
-# **Time:** about 35 min to read; runs in about 100 s on a 2-core laptop CPU.
+# **Time:** about 35 min to read; runs in about 90 s on a 2-core laptop CPU (one thread, AVX2).
 #
 # Everything from notebooks 01-06, now on images: the same `q_sample`, L_simple, `ddim_step` and `sample`, with a
 # U-Net in place of the MLP. Sections: 1 the data; 2 the U-Net; 3 training, and the two yardsticks for digits;
