@@ -14,16 +14,22 @@
 # %% [markdown]
 # # 01 · The forward process
 #
-# **What this notebook shows.** DDPM (Ho et al., 2020) destroys data with a fixed Markov chain that adds
-# a little Gaussian noise at each of $T$ steps. We will
+# **You will be able to:** noise data with DDPM's forward process, one step at a time and in one jump to any $t$;
+# choose and compare noise schedules; and read DDPM's, DDIM's and 0-based code's notation for the same quantities.
+#
+# **You need first:** no earlier notebook; maths: the normal distribution, sums of independent Gaussians, and
+# means and variances of random variables. Python with PyTorch tensors.
+#
+# **Time:** about 20 min to read; runs in about 25 s on a 2-core laptop CPU (one thread, AVX2).
+#
+# DDPM (Ho et al., 2020) destroys data with a fixed Markov chain that adds a little Gaussian noise at each of $T$
+# steps, and learns to undo it. First, the goal; then we will
 #
 # 1. apply the chain $q(x_t \mid x_{t-1})$ step by step to a 2-D data set;
 # 2. derive the closed form $q(x_t \mid x_0)$ and check that it agrees with the chain (moments, histograms and a distance between the clouds);
 # 3. compare the linear and cosine schedules ($\beta_t$, $\bar\alpha_t$, SNR, and how fast each destroys the data);
 # 4. see why $\bar\alpha_T$ must be close to zero;
 # 5. pin down the notation: DDPM, DDIM and 0-based code (diffusers, the official DDIM code) side by side.
-#
-# Everything runs on a CPU in well under a minute.
 
 # %%
 import math
@@ -38,6 +44,21 @@ from minddim import plotting
 torch.manual_seed(0)
 schedule = md.Schedule.linear()          # DDPM: beta from 1e-4 to 0.02 over T = 1000
 print(schedule)
+
+# %% [markdown]
+# ### Where the course is going
+#
+# These 16 digits were drawn just now from pure noise by the U-Net the course ships (`md.pretrained("mnist_unet")`),
+# in 20 denoising steps of DDIM's sampler. By notebook 07 you will have built every piece of what this cell runs:
+# the forward process that turns data into noise (this notebook), the network that learns to predict the noise
+# (notebook 03), and the sampler that runs the process backwards in a few steps (notebooks 04-05).
+
+# %%
+unet = md.pretrained("mnist_unet")
+x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))     # pure noise
+digits = md.ddim(unet, x_T, schedule, 20, eta=0.0, clip_x0=1.0)                  # 20 steps back to data
+plotting.show_images(digits, "16 digits drawn from noise by the shipped U-Net (DDIM, 20 steps)", 4)
+plt.show()
 
 # %% [markdown]
 # ## 1. One step of noise: $q(x_t \mid x_{t-1})$
@@ -297,6 +318,10 @@ HTML(plotting.animate_points(frames, [f"t = {t}" for t in frames_t]).to_jshtml()
 # - $\bar\alpha_T \approx 0$ is what lets sampling start from $\mathcal N(0, I)$ ($L_T = 5.6\times10^{-5}$ bits/dim here,
 #   about $10^{-5}$ in DDPM).
 # - DDIM's $\alpha_t$ is DDPM's $\bar\alpha_t$; 0-based code's `alphas_cumprod[k]` is our `alpha_bars[k+1]`.
+
+# %% [markdown]
+# **Next:** notebook 02 · the variational bound: the posterior $q(x_{t-1}\mid x_t, x_0)$ that the reverse process
+# imitates, and the bound on the likelihood that DDPM trains.
 #
 # **Exercise:** `exercises/01_forward_process.ipynb` asks you to implement `q_sample`, the schedule's
 # $\bar\alpha_t$ and one Markov step yourself, with checks that catch the usual slips.

@@ -14,7 +14,16 @@
 # %% [markdown]
 # # 02 · The variational bound
 #
-# **What this notebook shows.** A diffusion model is a latent-variable model: the reverse chain
+# **You will be able to:** derive DDPM's variational bound term by term, derive the forward-process posterior
+# $q(x_{t-1}\mid x_t, x_0)$ by completing the square, compute the bound exactly where the true likelihood is known,
+# and say where across $t$ its bits go.
+#
+# **You need first:** notebook 01 (the forward process, $\bar\alpha_t$); maths: Bayes' rule, the KL divergence
+# between two Gaussians, Jensen's inequality, and completing the square in a Gaussian exponent.
+#
+# **Time:** about 30 min to read; runs in about 25 s on a 2-core laptop CPU (one thread, AVX2).
+#
+# A diffusion model is a latent-variable model: the reverse chain
 # $p_\theta(x_{0:T}) = p(x_T)\prod_t p_\theta(x_{t-1}\mid x_t)$ generates data, and $x_{1:T}$ are latents
 # whose "encoder" $q(x_{1:T}\mid x_0)$ is the fixed forward process. We
 #
@@ -441,6 +450,10 @@ plt.show()
 # - For 8-bit data the decoder integrates a Gaussian over each pixel's bin (DDPM eq. 13).
 # - On quantized toy data, 65% of the codelength goes to the last ten of 1000 steps, where the estimate
 #   is already within 5.5 gray levels (43% after $t = 2$, within 2 levels).
+
+# %% [markdown]
+# **Next:** notebook 03 · predicting the noise: how the bound's terms become DDPM's $L_\text{simple}$, a network
+# trained with it, and DDPM's ancestral sampler.
 #
 # **Exercise:** `exercises/02_posterior_and_bound.ipynb` asks you to implement the posterior, the Gaussian
 # KL and one bound term.
