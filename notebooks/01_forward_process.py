@@ -20,10 +20,10 @@
 # **You need first:** no earlier notebook; maths: the normal distribution, sums of independent Gaussians, and
 # means and variances of random variables. Python with PyTorch tensors.
 #
-# **Time:** about 20 min to read; runs in about 25 s on a 2-core laptop CPU (one thread, AVX2).
+# **Time:** about 20 min to read; runs in about 20 s on a 2-core laptop CPU (one thread, AVX2).
 #
 # DDPM (Ho et al., 2020) destroys data with a fixed Markov chain that adds a little Gaussian noise at each of $T$
-# steps, and learns to undo it. First, the goal; then we will
+# steps, and learns to undo it. First, the goal (the cell below); then we will
 #
 # 1. apply the chain $q(x_t \mid x_{t-1})$ step by step to a 2-D data set;
 # 2. derive the closed form $q(x_t \mid x_0)$ and check that it agrees with the chain (moments, histograms and a distance between the clouds);
@@ -41,24 +41,18 @@ import torch
 import minddim as md
 from minddim import plotting
 
-torch.manual_seed(0)
+torch.manual_seed(0)                     # every later draw that names no generator is seeded by this
 schedule = md.Schedule.linear()          # DDPM: beta from 1e-4 to 0.02 over T = 1000
+unet = md.pretrained("mnist_unet")       # the U-Net the course ships, trained on MNIST
+x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))      # pure noise, seeded
+digits = md.sample(unet, x_T, schedule, md.timesteps(schedule.T, 20), eta=0.0, clip_x0=1.0)   # DDIM, 20 steps
+plotting.show_images(digits, "16 digits drawn from noise by the shipped U-Net (DDIM, 20 steps)", 4)
+plt.show()
 print(schedule)
 
 # %% [markdown]
-# ### Where the course is going
-#
-# These 16 digits were drawn just now from pure noise by the U-Net the course ships (`md.pretrained("mnist_unet")`),
-# in 20 denoising steps of DDIM's sampler. By notebook 07 you will have built every piece of what this cell runs:
-# the forward process that turns data into noise (this notebook), the network that learns to predict the noise
-# (notebook 03), and the sampler that runs the process backwards in a few steps (notebooks 04-05).
-
-# %%
-unet = md.pretrained("mnist_unet")
-x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))     # pure noise
-digits = md.ddim(unet, x_T, schedule, 20, eta=0.0, clip_x0=1.0)                  # 20 steps back to data
-plotting.show_images(digits, "16 digits drawn from noise by the shipped U-Net (DDIM, 20 steps)", 4)
-plt.show()
+# *This is what the course builds: a network that turns pure noise into data in a few steps; notebook 07 uses
+# this model on MNIST.*
 
 # %% [markdown]
 # ## 1. One step of noise: $q(x_t \mid x_{t-1})$
@@ -121,13 +115,12 @@ for t in range(1, schedule.T + 1):
     if t in (1, 10, 100, 500, 1000):
         ab = schedule.alpha_bars[t].item()
         rows.append((t, x[:, 0].mean().item(), math.sqrt(ab) * 1.0, x[:, 0].var().item(), 1 - ab))
-print(f"{'t':>5} {'chain mean':>11} {'sqrt(ab) x0':>12} {'z':>5} {'chain var':>10} {'1 - ab':>8} {'z':>5}")
-zs = []
-for t, m, m_th, v, v_th in rows:
-    z_mean, z_var = (m - m_th) / math.sqrt(v_th / n), (v - v_th) / (v_th * math.sqrt(2 / (n - 1)))
-    zs += [z_mean, z_var]
-    print(f"{t:>5} {m:>11.4f} {m_th:>12.4f} {z_mean:>5.1f} {v:>10.5f} {v_th:>8.5f} {z_var:>5.1f}")
-print(f"largest |z| of the {len(zs)} comparisons: {max(abs(z) for z in zs):.1f}")
+z_mean = lambda m, m_th, v_th: (m - m_th) / math.sqrt(v_th / n)      # differences in standard errors
+z_var = lambda v, v_th: (v - v_th) / (v_th * math.sqrt(2 / (n - 1)))
+cells = {f"t = {t}": [m, m_th, z_mean(m, m_th, v_th), v, v_th, z_var(v, v_th)] for t, m, m_th, v, v_th in rows}
+print(md.table(cells, ["chain mean", "sqrt(ab) x0", "z", "chain var", "1 - ab", "z"], header="t",
+               digits=[4, 4, 1, 5, 5, 1], title="coordinate 0 of 100,000 chains from x0 = (1, -0.5) (z: in standard errors)"))
+print(f"largest |z| of the {2 * len(rows)} comparisons: {max(abs(c[k]) for c in cells.values() for k in (2, 5)):.1f}")
 
 # %% [markdown]
 # Nine of the ten differences are within 2.3 standard errors. The tenth, the variance at $t = 100$, is 3.2
@@ -136,14 +129,14 @@ print(f"largest |z| of the {len(zs)} comparisons: {max(abs(z) for z in zs):.1f}"
 # (100 steps) with three more seeds:
 
 # %%
+v_th, rerun = 1 - schedule.alpha_bars[100].item(), {}
 for seed in (2, 3, 4):
     torch.manual_seed(seed)
     x = point.expand(n, 2).clone()
     for t in range(1, 101):
         x = md.q_step(x, t, schedule)
-    v_th = 1 - schedule.alpha_bars[100].item()
-    print(f"seed {seed}: t = 100, chain var {x[:, 0].var().item():.5f} vs {v_th:.5f}, "
-          f"z = {(x[:, 0].var().item() - v_th) / (v_th * math.sqrt(2 / (n - 1))):.1f}")
+    rerun[f"seed {seed}"] = [x[:, 0].var().item(), v_th, z_var(x[:, 0].var().item(), v_th)]
+print(md.table(rerun, ["chain var", "1 - ab", "z"], header="t = 100", digits=[5, 5, 1]))
 
 # %% [markdown]
 # All three are within 1.1 standard errors: seed 1 drew an unusual sample, and the closed form
@@ -171,11 +164,11 @@ floor = [md.sliced_wasserstein(md.q_sample(x0, t, schedule, generator=torch.Gene
                                md.q_sample(x0, t, schedule, generator=torch.Generator().manual_seed(30 + s)), 64)
          for s in range(3)]
 print(f"sliced Wasserstein, chain vs jump: {md.sliced_wasserstein(chain[t], jumped, 64):.3f}; "
-      f"two independent jumps (floor): {np.mean(floor):.3f} +- {np.std(floor):.3f} (mean +- std over 3 seeds)")
+      f"two independent jumps (floor): {md.mean_spread(floor, 3)} (mean +- std over 3 seeds)")
 
 # %% [markdown]
-# The chain and the jump are as far apart (0.019) as two independent jumps are (0.020 $\pm$ 0.002): at this
-# sample size the two ways of reaching $t = 100$ cannot be told apart.
+# The chain and the jump cannot be told apart at this sample size: they are as far apart (0.021) as two
+# independent jumps are (0.020 $\pm$ 0.002).
 #
 # ## 3. Schedules: linear against cosine
 #
@@ -213,28 +206,32 @@ for name, s in schedules.items():
 gauss = torch.randn(5000, 2, generator=torch.Generator().manual_seed(1))
 floor = np.array([md.sliced_wasserstein(torch.randn(5000, 2, generator=torch.Generator().manual_seed(100 + k)), gauss, 64)
                   for k in range(3)])
-band = (floor.mean() - 2 * floor.std(), floor.mean() + 2 * floor.std())
-print(f"noise floor (two samples of N(0, I)): {floor.mean():.3f} +- {floor.std():.3f}")
+band = (floor.mean() - 2 * floor.std(ddof=1), floor.mean() + 2 * floor.std(ddof=1))
+print(f"noise floor (two samples of N(0, I)): {md.mean_spread(floor, 3)} (3 seeds); band [{band[0]:.3f}, {band[1]:.3f}]")
 checkpoints = [1, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.axhspan(*band, color="0.85", label="noise floor (mean +- 2 std)")
+distances, first_inside = {}, {}
 for name, s in schedules.items():
     d = np.array([[md.sliced_wasserstein(md.q_sample(x0, t, s, generator=torch.Generator().manual_seed(10 + k)), gauss, 64)
                    for t in checkpoints] for k in range(3)])                     # (seed, t)
-    ax.errorbar(checkpoints, d.mean(0), yerr=d.std(0), fmt="o-", ms=3, capsize=2, label=f"{name} (mean +- std, 3 seeds)")
-    inside = next(t for t, m in zip(checkpoints, d.mean(0)) if m <= band[1])
-    print(f"{name:>6}: distance at t = 300, 500, 600, 700, 900: "
-          + ", ".join(f"{d[:, checkpoints.index(t)].mean():.3f} +- {d[:, checkpoints.index(t)].std():.3f}" for t in (300, 500, 600, 700, 900))
-          + f"; first checkpoint inside the floor band: t = {inside}")
+    ax.errorbar(checkpoints, d.mean(0), yerr=d.std(0, ddof=1), fmt="o-", ms=3, capsize=2,
+                label=f"{name} (mean +- std, 3 seeds)")
+    distances[name] = [d[:, checkpoints.index(t)] for t in (300, 500, 600, 700, 800, 900, 1000)]
+    first_inside[name] = next(t for t, m in zip(checkpoints, d.mean(0)) if m <= band[1])
 ax.set(xlabel="t", ylabel="SW distance to N(0, I)", title="how fast the data are destroyed")
 ax.legend(fontsize=8)
 plt.show()
+print(md.table(distances, [f"t = {t}" for t in (300, 500, 600, 700, 800, 900, 1000)], header="schedule", digits=3,
+               title="SW distance to N(0, I) (mean +- std over 3 seeds)"))
+print("first checkpoint whose mean lies inside the band:", first_inside)
 
 # %% [markdown]
-# The linear schedule has essentially finished by $t \approx 700$: from there on (the last 30% of its steps)
-# $q(x_t)$ is within the noise floor of $\mathcal N(0, I)$, at 5,000 points; at $t = 600$ it is still above it.
-# The cosine schedule keeps measurable structure until near the end: at $t = 900$ its distance, 0.052, is
-# still above the floor (0.035 $\pm$ 0.003), and only the checkpoint $t = 1000$ lies inside the band.
+# The linear schedule has finished its work by $t = 700$, the cosine schedule only at the end. From $t = 700$ on
+# (the last 30% of the linear schedule's steps) $q(x_t)$ lies inside the noise floor's band, [0.028, 0.042], so
+# 5,000 points cannot tell it from $\mathcal N(0, I)$; at $t = 600$ it is still above (0.053 $\pm$ 0.005). The
+# cosine schedule keeps measurable structure until near the end: at $t = 900$ its distance, 0.052 $\pm$ 0.005, is
+# above the band, and only the checkpoint $t = 1000$ lies inside it.
 #
 # ## 4. Why $\bar\alpha_T$ must be close to zero
 #
@@ -278,9 +275,8 @@ print(f"T = 1000: E[x0^2] = {second_moment:.2f} per coordinate here, so L_T ~ al
 # %%
 betas_0based = np.linspace(1e-4, 0.02, 1000)                 # diffusers: torch.linspace(beta_start, beta_end, T)
 alphas_cumprod = np.cumprod(1 - betas_0based)               # index k = 0..T-1
-print(f"{'k':>3} {'alphas_cumprod[k]':>18} {'t = k+1':>8} {'alpha_bars[t]':>14}")
-for k in range(4):
-    print(f"{k:>3} {alphas_cumprod[k]:>18.6f} {k + 1:>8} {schedule.alpha_bars[k + 1].item():>14.6f}")
+print(md.table({f"k = {k}": [alphas_cumprod[k], k + 1, schedule.alpha_bars[k + 1]] for k in range(4)},
+               ["alphas_cumprod[k]", "t = k + 1", "alpha_bars[t]"], header="0-based k", digits=[6, 0, 6]))
 print("identical over all T:", np.allclose(alphas_cumprod, schedule.alpha_bars[1:].numpy(), rtol=1e-12))
 
 # %% [markdown]
@@ -288,9 +284,9 @@ print("identical over all T:", np.allclose(alphas_cumprod, schedule.alpha_bars[1
 # *previous* step. Near $t = 1$ that is not a rounding error: at $k = 0$ it would say "no noise at all".
 
 # %%
-for k in (0, 1, 10, 500):
-    right, wrong = schedule.alpha_bars[k + 1].item(), schedule.alpha_bars[k].item()
-    print(f"k = {k:>3}: noise std sqrt(1 - ab) right {math.sqrt(1 - right):.4f}, off by one {math.sqrt(1 - wrong):.4f}")
+print(md.table({f"k = {k}": [(1 - schedule.alpha_bars[k + 1]).sqrt(), (1 - schedule.alpha_bars[k]).sqrt()]
+                for k in (0, 1, 10, 500)}, ["right: alpha_bars[k + 1]", "off by one: alpha_bars[k]"],
+               header="noise std at", digits=4))
 
 # %% [markdown]
 # ## 6. The forward process, animated
@@ -310,8 +306,8 @@ HTML(plotting.animate_points(frames, [f"t = {t}" for t in frames_t]).to_jshtml()
 #
 # - One step $q(x_t\mid x_{t-1})$ shrinks by $\sqrt{1-\beta_t}$ and adds variance $\beta_t$; composed, it
 #   gives the closed form $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon$, which we checked
-#   against 100,000 simulated chains (moments within their standard errors, distributions within the
-#   sliced-Wasserstein noise floor).
+#   against 100,000 simulated chains (nine of ten moments within 2.3 standard errors, the tenth within 1.1 on
+#   three reruns; the distributions as far apart as two independent jumps).
 # - The linear schedule ends at $\bar\alpha_T \approx 4\times10^{-5}$ and has destroyed the swiss roll, as far as
 #   5,000 points can tell, by $t \approx 700$; the cosine schedule destroys it more evenly and reaches the
 #   noise floor only at the end.

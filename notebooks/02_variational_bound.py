@@ -21,7 +21,7 @@
 # **You need first:** notebook 01 (the forward process, $\bar\alpha_t$); maths: Bayes' rule, the KL divergence
 # between two Gaussians, Jensen's inequality, and completing the square in a Gaussian exponent.
 #
-# **Time:** about 30 min to read; runs in about 25 s on a 2-core laptop CPU (one thread, AVX2).
+# **Time:** about 30 min to read; runs in about 20 s on a 2-core laptop CPU (one thread, AVX2).
 #
 # A diffusion model is a latent-variable model: the reverse chain
 # $p_\theta(x_{0:T}) = p(x_T)\prod_t p_\theta(x_{t-1}\mid x_t)$ generates data, and $x_{1:T}$ are latents
@@ -161,15 +161,16 @@ plt.show()
 # tells at which $t$ the two factors are comparable:
 
 # %%
-for t in (2, 3, 5, 10, 100, 1000):
-    ab_prev, alpha, beta = (schedule.alpha_bars[t - 1].item(), schedule.alphas[t].item(), schedule.betas[t].item())
-    print(f"t = {t:>4}: jump variance {1 - ab_prev:.2e}, likelihood variance {beta / alpha:.2e}, "
-          f"posterior / likelihood variance {schedule.beta_tildes[t].item() / (beta / alpha):.3f}")
+jump_var = lambda t: 1 - schedule.alpha_bars[t - 1]                  # q(x_{t-1} | x_0)
+likelihood_var = lambda t: schedule.betas[t] / schedule.alphas[t]    # q(x_t | x_{t-1}) as a function of x_{t-1}
+print(md.table({f"t = {t}": [jump_var(t), likelihood_var(t), schedule.beta_tildes[t] / likelihood_var(t)]
+                for t in (2, 3, 5, 10, 100, 1000)},
+               ["jump variance", "likelihood variance", "posterior / likelihood"], header="step", digits=[6, 6, 3]))
 
 # %% [markdown]
 # Only in the first steps, where $x_0$ is still close to $x_{t-1}$, does knowing $x_0$ narrow the
-# posterior much: to 0.45 of the likelihood's variance at $t = 2$, 0.74 at $t = 5$, 0.85 at $t = 10$. From
-# $t = 100$ on the ratio is 0.98: $x_t$ alone pins $x_{t-1}$ down nearly as well. Section 3 meets this again.
+# posterior much: to 0.45 of the likelihood's variance at $t = 2$, 0.74 at $t = 5$, 0.85 at $t = 10$. At
+# $t = 100$ and $t = 1000$ the ratio is 0.98: $x_t$ alone pins $x_{t-1}$ down nearly as well. Section 3 meets this again.
 #
 # ## 3. The bound term by term, on Gaussian data
 #
@@ -235,14 +236,13 @@ x0 = exact.sample_data(4000, g, dtype=torch.float64)
 terms = {v: md.vlb_terms(exact, x0, schedule, decoder="gaussian", variance=v, generator=g) for v in ("beta", "beta_tilde")}
 
 print(f"data covariance eigenvalues: {torch.linalg.eigvalsh(C_data).numpy().round(2)}")
+noise_to_signal = (1 - ab_all[1:]) / ab_all[1:]                         # (1 - ab_t) / ab_t, t = 1..T
+print(f"(1 - ab_t) / ab_t < 0.02 for t = 1..{int((noise_to_signal < 0.02).nonzero().max()) + 1}")
 print(f"true NLL (entropy): {true_nll:.4f} nats")
-print(f"{'sigma^2':<11} {'bound, exact':>12} {'gap to NLL':>11} {'Monte Carlo (4000) +- s.e.':>27} "
-      f"{'L_T':>8} {'sum L_t-1':>10} {'L_0':>8}")
-for v, L in exact_terms.items():
-    total = terms[v].sum(1)
-    se = total.std().item() / math.sqrt(len(total))
-    print(f"{v:<11} {L.sum():>12.4f} {L.sum() - true_nll:>11.4f} {total.mean().item():>18.3f} +- {se:.3f} "
-          f"{L[-1]:>8.1e} {L[1:-1].sum():>10.3f} {L[0]:>8.3f}")
+print(md.table({v: [L.sum(), L.sum() - true_nll, terms[v].sum(1).mean(), terms[v].sum(1).std() / math.sqrt(len(x0)),
+                    L[-1], L[1:-1].sum(), L[0]] for v, L in exact_terms.items()},
+               ["bound, exact", "gap to NLL", "Monte Carlo (4000)", "s.e.", "L_T", "sum L_t-1", "L_0"],
+               header="sigma_t^2", digits=[4, 4, 3, 3, 5, 3, 3], title="the bound in nats, exact and by Monte Carlo"))
 
 # %% [markdown]
 # Both bounds sit above the true NLL, as they must, and the Monte Carlo estimates agree with the exact
@@ -255,7 +255,7 @@ for v, L in exact_terms.items():
 # is $\mathrm{Var}(x_{t-1}\mid x_t) = \tilde\beta_t + c_t^2\,\mathrm{Var}(x_0\mid x_t)$: the posterior's own
 # variance plus what $x_t$ leaves unknown about $x_0$. When the data are spread far more widely than the
 # noise (our covariance eigenvalues are 0.2 and 1.8, while $(1-\bar\alpha_t)/\bar\alpha_t$ stays below 0.02, a
-# tenth of the smaller one, up to $t = 41$), $\mathrm{Var}(x_0\mid x_t)\approx(1-\bar\alpha_t)/\bar\alpha_t$ and the sum simplifies to
+# tenth of the smaller one, up to $t = 40$, as printed above), $\mathrm{Var}(x_0\mid x_t)\approx(1-\bar\alpha_t)/\bar\alpha_t$ and the sum simplifies to
 # $\beta_t/\alpha_t \approx \beta_t$. Choosing $\tilde\beta_t$ drops the second part, which matters only
 # where $\tilde\beta_t$ is much smaller than $\beta_t$. Where does the gap come from? Plot the per-step
 # terms (exact values) and print the share of the gap by step $t$:
@@ -264,10 +264,9 @@ for v, L in exact_terms.items():
 ts = np.arange(2, T + 1)                                 # L_{t-1} for t = 2..T
 gap = exact_terms["beta_tilde"][1:-1] - exact_terms["beta"][1:-1]
 print(f"gap in the sum of L_t-1: {gap.sum():.3f} nats")
-for t_end in (2, 5, 10, 50, 100, 1000):
-    share = gap[: t_end - 1].sum()
-    print(f"  t = 2..{t_end:<4}: {share:.3f} nats ({share / gap.sum():.0%}); "
-          f"beta_tilde_t / beta_t at t = {t_end}: {(beta_tildes[t_end] / betas[t_end]).item():.3f}")
+print(md.table({f"t = 2..{t_end}": [gap[: t_end - 1].sum(), 100 * gap[: t_end - 1].sum() / gap.sum(),
+                                    beta_tildes[t_end] / schedule.betas[t_end]] for t_end in (2, 5, 10, 50, 100, 1000)},
+               ["gap (nats)", "% of the gap", "beta_tilde_t / beta_t at the last t"], header="steps", digits=[3, 0, 3]))
 
 fig, ax = plt.subplots(1, 3, figsize=(13, 3.2))
 for (v, L), c in zip(exact_terms.items(), ("C0", "C1")):
@@ -327,16 +326,19 @@ def bin_probabilities(mu, sigma):                                   # eq. 13 for
 
 sigmas = (0.004, math.sqrt(schedule.betas[1].item()), 0.03)
 mus = {"mean 0.3 (gray level 165.75)": 0.3, "mean 0.99 (gray level 253.7)": 0.99}
-probs = {}
+probs, rows, worst = {}, {}, 0.0
 for name, mu in mus.items():
     for sigma in sigmas:
         p = bin_probabilities(mu, sigma)
         p_pkg = md.discretized_gaussian_log_likelihood(x_levels, torch.tensor(mu, dtype=torch.float64), sigma ** 2).exp()
-        probs[name, sigma] = p
-        print(f"{name}, sigma_1 = {sigma:.3f} ({sigma * 127.5:.2f} levels): sum of the 256 probabilities {p.sum():.6f}, "
-              f"largest {p.max():.3f} at level {p.argmax()}, top bin (255) {p[-1]:.3f}, "
-              f"-log2 P(level 166 or 254) {-np.log2(p[166 if mu < 0.9 else 254]):.2f} bits, "
-              f"max |inline - package| {'< 1e-10' if np.abs(p - p_pkg.numpy()).max() < 1e-10 else 'LARGER'}")
+        probs[name, sigma], worst = p, max(worst, np.abs(p - p_pkg.numpy()).max())
+        true_level = 166 if mu < 0.9 else 254
+        rows[f"mean {mu}, sigma_1 {sigma:.3f}"] = [sigma * 127.5, p.sum(), p.max(), p.argmax(), p[-1],
+                                                    -np.log2(p[true_level])]
+print(md.table(rows, ["sigma_1 (levels)", "sum of 256", "largest", "at level", "top bin (255)", "-log2 P (bits)"],
+               header="pixel", digits=[2, 6, 3, 0, 3, 2],
+               title="bin probabilities; -log2 P of the true level: 166 for mean 0.3, 254 for mean 0.99"))
+print("max |inline - package| over all bins:", md.plotting.below(worst, 1e-10))
 
 fig, ax = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
 edges = np.arange(257) - 0.5                                         # bin k covers gray levels k +- 0.5
@@ -353,14 +355,14 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Suppose the true pixel value is 166 and $\mu_\theta$ lies at 165.75, a quarter level from the bin's lower edge.
-# With $\sigma_1$ = half a gray level the bin gets probability 0.62 (most of the rest goes to 165), so coding
+# $L_0$ is cheap only where $\mu_\theta$ is accurate to a gray level. Suppose the true pixel value is 166 and
+# $\mu_\theta$ lies at 165.75, a quarter level from the bin's lower edge. With $\sigma_1$ = half a gray level the bin gets probability 0.62, so coding
 # the pixel costs 0.70 bits; with DDPM's $\sigma_1 = \sqrt{\beta_1}$ (1.3 levels) the mass spreads over a
 # few bins, 0.30 and 1.74 bits; with 3.8 levels, 0.10 and 3.27 bits. A narrower decoder is cheaper only if
 # $\mu_\theta$ is that accurate: $L_0$ pays for the error of $\mu_\theta$ at gray-level resolution. Near the edge (right
-# panel) the top bin, value 255, collects all the mass above 254.5: 0.27 with $\sigma_1 = 0.01$ and 0.42 with
-# $\sigma_1 = 0.03$, more than any other bin, so no probability is lost outside $[-1, 1]$ and the 256
-# probabilities sum to one (printed above).
+# panel) the top bin, value 255, collects all the mass above 254.5, so no probability is lost outside $[-1, 1]$ and
+# the 256 probabilities sum to one (printed above): 0.27 with $\sigma_1 = 0.01$, second only to the bin of 254
+# (0.30), and 0.42 with $\sigma_1 = 0.03$, the largest of all.
 #
 # ## 5. Where the bits go
 #
@@ -392,18 +394,19 @@ for seed in (1, 2, 3):
 total_bits, l0_bits = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
 share = np.array([r[2] / r[0] for r in runs])             # (seed, t): share of the bits sent by time t
 distortion = np.array([r[3] for r in runs])
-print(f"total: {total_bits.mean():.2f} +- {total_bits.std():.2f} bits per dimension (mean +- std over 3 seeds)")
-print(f"{'t':>5} {'share of bits sent':>19} {'RMSE (gray levels)':>19}")
-for i, t in enumerate(check_ts):
-    print(f"{t:>5} {share[:, i].mean():>12.1%} +- {share[:, i].std():.1%} {distortion[:, i].mean():>12.2f} +- {distortion[:, i].std():.2f}")
+print(f"total: {md.mean_spread(total_bits, 2)} bits per dimension")
+print(md.table({f"t = {t}": [100 * share[:, i], distortion[:, i]] for i, t in enumerate(check_ts)},
+               ["% of bits sent", "RMSE (gray levels)"], header="step", digits=[1, 2],
+               title="mean +- std over 3 seeds of 2,000 points"))
 k = max(i for i in range(len(check_ts)) if distortion[:, i].mean() < 2)
 print(f"once the error is below 2 gray levels (t = {check_ts[k]}), {1 - share[:, k].mean():.0%} of the bits are still to be sent; "
       f"the last 10 steps (L_0 .. L_9) carry {1 - share[:, 3].mean():.0%}")
 rmse1 = distortion[:, 0].mean()
-print(f"\n{'':<34} {'rate L_1..L_T':>14} {'distortion L_0':>15} {'L_0 share':>10} {'RMSE at t=1':>12}")
-print(f"{'DDPM, CIFAR-10 (sec. 4.3)':<34} {1.78:>14.2f} {1.97:>15.2f} {1.97 / 3.75:>10.0%} {0.95:>12.2f}")
-print(f"{'here, exact model, 2-D toy':<34} {(total_bits - l0_bits).mean():>14.2f} {l0_bits.mean():>15.2f} "
-      f"{(l0_bits / total_bits).mean():>10.0%} {rmse1:>12.2f}")
+print()
+print(md.table({"DDPM, CIFAR-10 (sec. 4.3)": [1.78, 1.97, 100 * 1.97 / 3.75, 0.95],
+                "here, exact model, 2-D toy": [total_bits - l0_bits, l0_bits, 100 * l0_bits / total_bits, distortion[:, 0]]},
+               ["rate L_1..L_T", "distortion L_0", "L_0 share (%)", "RMSE at t=1"], header="bits per dimension",
+               digits=[2, 2, 0, 2]))
 print(f"log2(RMSE * sqrt(2 pi e)): DDPM {math.log2(0.95 * math.sqrt(2 * math.pi * math.e)):.2f}, "
       f"here {math.log2(rmse1 * math.sqrt(2 * math.pi * math.e)):.2f} bits")
 
@@ -421,8 +424,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Read the table from the bottom up, in the order the reverse chain runs: by $t = 2$ the estimate is within two gray levels, yet 43% of the
-# codelength is still to come, and the last ten steps ($L_0, \dots, L_9$) carry 65% of it. Those last bits
+# Most of the codelength is spent after the estimate is already close: read the table from the bottom up, in the
+# order the reverse chain runs. By $t = 2$ the estimate is within two gray levels, yet 43% of the codelength is
+# still to come, and the last ten steps ($L_0, \dots, L_9$) carry 65% of it. Those last bits
 # describe the exact quantization level of each coordinate, imperceptible detail; the three seeds agree to
 # within a percentage point. This is the paper's reading (sec. 4.3) of why DDPM's samples are excellent
 # while its log-likelihood is not competitive with other likelihood-based models: much of the codelength
