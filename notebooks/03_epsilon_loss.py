@@ -59,7 +59,7 @@ T = schedule.T
 # one step further. Write $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ and substitute
 # $x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$ into the posterior mean (notebook 02):
 #
-# $$\tilde\mu_t(x_t, x_0) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon\Big)\qquad\text{(DDPM eq. 10).}$$
+# $$\tilde\mu_t(x_t, x_0) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon\Big)\qquad\text{(the target inside DDPM eq. 10).}$$
 #
 # So the reverse mean only needs to guess $\epsilon$: $\mu_\theta(x_t,t) = \frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\epsilon_\theta(x_t,t)\big)$
 # (eq. 11). Subtracting eq. 11 from eq. 10 leaves $\tilde\mu_t - \mu_\theta = \frac{\beta_t}{\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}}(\epsilon_\theta - \epsilon)$,
@@ -118,8 +118,8 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # $\min_\theta L_\text{simple} = \mathbb E\,\|\epsilon - \mathbb E[\epsilon\mid x_t]\|^2$. For our eight-Gaussians mixture,
 # `GaussianMixtureDenoiser` computes $\mathbb E[\epsilon\mid x_t]$ exactly, so we know the floor. We train the
 # package's MLP with `md.train_toy` (the course's recipe: Adam, batch 512, EMA; read its docstring) for 3000 steps,
-# and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$, which measures the gap between the two far more
-# precisely than either loss (its standard error over the draws is printed). The course ships this run's EMA
+# and evaluate both on the same 20,000 draws of $(x_0, t, \epsilon)$, so that the gap between the two is measured on
+# paired draws (its standard error over the draws is printed). The course ships this run's EMA
 # weights (`md.pretrained("eight_gaussians_mlp")`; `md.weights.provenance` gives the command and machine), and
 # notebooks 04, 05 and 06 load them.
 
@@ -174,8 +174,8 @@ print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floo
 # $\sqrt{1-\bar\alpha_t} = 0.01$ at $t=1$) is much smaller than the spread of each mode (0.2), so it cannot be told
 # apart from the data: the best guess of $\epsilon$ is close to 0 and the loss close to 1 per dimension (0.801 on
 # average over $t = 1..50$, printed above). At large $t$, $x_t$ is almost pure noise, $\epsilon \approx x_t$ can be read
-# off, and the floor falls to 0.000. In between, the right panel shows a second bump (around $t \approx 175$), where the
-# noise is large enough to hide which of the eight modes $x_t$ came from. The trained MLP follows the floor at
+# off, and the floor falls to 0.000. In between, the right panel shows a second bump; plausibly, there the noise is
+# large enough to hide which of the eight modes $x_t$ came from (no run here isolates that). The trained MLP follows the floor at
 # every $t$ to within the largest excess printed above.
 #
 # ## 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$
@@ -288,8 +288,8 @@ plt.show()
 # its upper limit (0.162). Widening the modes is the harder test: MMD$^2$ leaves its band at $\delta = 0.2$ ($6.3 \pm
 # 3.6$), while SW is still inside its band at $\delta = 0.3$ ($0.152 \pm 0.017$), where MMD$^2$ is at $22.1 \pm 4.2$, more
 # than five band standard deviations above the band's mean. A shift moves every sorted projection by
-# $\delta\cos\theta_k$; widening the modes moves its quantiles far less, against SW's own noise at 500 points (0.130),
-# while the kernel's smallest bandwidths compare neighbourhoods of a mode's size. Read SW as a check on where the
+# $\delta\cos\theta_k$; widening the modes plausibly moves its quantiles less than SW's own noise at 500 points
+# (not measured here), while the kernel's smallest bandwidths compare neighbourhoods of a mode's size. Read SW as a check on where the
 # mass is, MMD$^2$ as the finer test, and either only against its band.
 #
 # ## 4. Ancestral sampling
@@ -459,7 +459,8 @@ plt.show()
 #   (1.155 $\pm$ 0.017), by about twice the larger spread.
 # - **The samples keep that order, more loosely.** MMD$^2$ runs from 58.4 $\pm$ 13.3 ($\epsilon$, MSE) and 69.0 $\pm$ 5.0
 #   ($\epsilon$, bound), a difference smaller than the spread (noise), to 177.1 $\pm$ 73.1 and 398.3 $\pm$ 163.7 for
-#   the $\mu$ cells; SW agrees. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
+#   the $\mu$ cells. SW agrees only in placing $\mu$ with the true bound last; its other differences are within the
+#   spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
 #   while the exact model through the same sampler lies inside the SW band (0.219 $\pm$ 0.019) and on MMD$^2$ (6.7 $\pm$
 #   13.1) above the band's upper limit by less than its own spread: the networks, not the sampler, hold them back.
 #
@@ -477,8 +478,8 @@ plt.show()
 #   steps, its final experiments "reported on the minimum FID value over the course of training" (appendix B). Raise
 #   `steps_ablation` (and wait) to see whether the order holds.
 # - *Where $\mu$ struggles.* A $\mu$-network must output $x_t/\sqrt{\alpha_t}$ minus a small correction whose
-#   coefficient, $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})$, is 0.010 at $t = 1$, and the true bound weights those
-#   small-$t$ terms most (section 1). That may be why $\mu$ with the bound is slowest here; no run here isolates it.
+#   coefficient, $\beta_t/(\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t})$, is 0.010 at $t = 1$ (printed in section 5), and the
+#   true bound weights a $\mu$-network's error by $1/(2\sigma_t^2) = 1/(2\beta_t)$, largest at small $t$. That may be why $\mu$ with the bound is slowest here; no run here isolates it.
 #
 # ## Summary
 #
@@ -501,7 +502,8 @@ plt.show()
 # weight of 0.47 after 150 steps (printed in section 5); it forgets its start only after many times $1/(1 - 0.995)
 # = 200$ steps. Both columns score the same runs, so the EMA alone makes the difference. It hits $\mu$-networks
 # hardest; read as a noise prediction (eq. 11 inverted), a $\mu$-network's error in the mean is multiplied by
-# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, which is 100 at $t = 1$ (printed in section 5). Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
+# $\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}/\beta_t$, 100 at $t = 1$ (printed in section 5) and large at every $t$; that may
+# be why, though no run here isolates it. Section 2's 3000-step run, and DDPM's decay of 0.9999 over 800k steps (appendix B),
 # leave a negligible weight on the start (printed below). The package's EMA has no warm-up (a decay that grows with
 # the step), so short runs are scored on the raw network.
 

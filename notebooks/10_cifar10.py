@@ -23,8 +23,7 @@
 # $\tau$, $\eta$, sample consistency); no new mathematics.
 #
 # **Time:** about 15 min to read; runs in about 6 s on a 2-core laptop CPU (one thread, AVX2) without the data. With CIFAR-10,
-# sections 3 and 4 train and sample a small model for a few minutes (the 300 training steps alone took 121 s on one
-# thread of this course's CPU, on a synthetic archive of CIFAR-10's shape); with the paper's model, section 5 runs
+# sections 3 and 4 train and sample a small model for a few minutes; with the paper's model, section 5 runs
 # its 35.7 M-parameter network for 4,720 image-passes, about 17 min at the README's 0.22 s per pass on a CPU: use a GPU.
 #
 # *Optional.* This notebook needs the CIFAR-10 data (not shipped) for sections 1, 3 and 4, the DDPM paper's
@@ -276,8 +275,8 @@ else:
 # - A CPU can show the mechanics on CIFAR-10 but not a good model: the command of section 2, on a GPU, is the path
 #   to samples worth measuring, and `python -m minddim sample` draws them with any $S$ and $\eta$.
 # - The DDPM paper's own model loads in the course's 1-based time (`minddim.hub`) and runs on the same
-#   `md.sample`; `python -m minddim sample --weights $MINDDIM_DATA/ddpm-cifar10-32 --out FOLDER` writes the
-#   50,000 PNGs that torch-fidelity or clean-fid turn into FIDs to set beside DDIM's Table 1 (README, "The papers'
+#   `md.sample`; `python -m minddim sample --weights FOLDER_OF_THE_CHECKPOINT --out samples --n 50000` writes
+#   the 50,000 PNGs that torch-fidelity or clean-fid turn into FIDs to set beside DDIM's Table 1 (README, "The papers'
 #   own models").
 
 # %% [markdown]
