@@ -84,8 +84,8 @@ for t in (10, 300):
           f"max |inline - md.score_from_eps| = {plotting.below((inline - md.score_from_eps(eps, t, schedule)).abs().max())}")
 
 # %% [markdown]
-# The vector fields, exact (top) and from the MLP (bottom), over 1,000 draws of $q(x_t)$ in grey. The score grows like
-# $1/(1-\bar\alpha_t)$ as $t \to 0$, so each column has its own arrow scale (its longest exact arrow is written under
+# The vector fields, exact (top) and from the MLP (bottom), over 1,000 draws of $q(x_t)$ in grey. The score's size
+# differs from one $t$ to another, so each column has its own arrow scale (its longest exact arrow is written under
 # it), shared by its two panels.
 
 # %%
@@ -255,8 +255,8 @@ print(f"exact model, float64: max |ratio - 1| over the same t = {plotting.below(
 
 # %% [markdown]
 # **$L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times the DSM loss**: the ratio prints as 1.0000 for
-# $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits (the DSM target $\epsilon/\sqrt{1-\bar\alpha_1}$ is 100
-# times the noise); in float64 with the exact model it is 1 to better than $10^{-12}$. So training an $\epsilon$-model
+# $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits (in $1 - \bar\alpha_1 = 10^{-4}$, computed in float32
+# inside the loss); in float64 with the exact model it is 1 to better than $10^{-12}$. So training an $\epsilon$-model
 # with $L_\text{simple}$ is training a score model with NCSN's weighting; the bound (eq. 12) would weigh the levels by
 # $\beta_t/\alpha_t$ instead (`## Going further` plots both).
 #
@@ -319,7 +319,7 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# **The chain reaches $q(x_{100})$ within about 100 steps and stays at the band.** Its MMD$^2$ falls from
+# **The chain reaches $q(x_{100})$ within about 100 steps and stays near the band.** Its MMD$^2$ falls from
 # $185.55 \pm 6.96$ after 3 steps to $0.05 \pm 0.61$ after 100, inside the band of perfect samples (from $-2.40$ to
 # $2.26$); after 300 steps it is $2.50 \pm 0.90$, at the band's upper edge, a difference smaller than the seeds' spread.
 # A fixed step size leaves a small bias in the chain's law that MMD$^2$ on 1,000 points hardly sees; `## Going further`
@@ -390,7 +390,7 @@ for t, t_prev in ((1000, 500), (900, 400), (100, 99), (20, 0)):
 
 # %% [markdown]
 # **The reference solution.** `md.pf_ode_solve` integrates eq. 14 with an 8th-order Runge-Kutta method (scipy's DOP853)
-# at tolerances near float64 precision. It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times:
+# at tight tolerances (relative $10^{-10}$, absolute $10^{-12}$). It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times:
 # the exact model gives $\mathbb E[\epsilon\mid x]$ at any noise level (`eps_at`), a trained network only at the
 # 1,000 times it was trained on, so only exact models get a reference solution.
 #
@@ -535,11 +535,12 @@ print(md.table(rows, ["spread", "/ exact draws'", "closed form, one mode"], head
 # $4.55 \pm 2.47$ after only 3 steps and between 4.55 and 5.60 afterwards, above the band's upper edge (2.26) at every
 # checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's modes are
 # $1.042$ times too wide at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at
-# $\delta = 0.2$ (closed form 1.563; the mixture's modes are not exactly Gaussian in the chain's law). Started in one
+# $\delta = 0.2$ (the closed form for one Gaussian mode gives 1.563; this statistic, the mean squared distance to
+# the nearest mode's centre, is not the same quantity for a mixture, so the two are not directly comparable). Started in one
 # mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and
 # ends at the same spread as from $N(0, I)$ (0.3729 and 0.3730): it forgets where it began, not its step size. At
 # $t = 100$ neighbouring modes are 3.9 of their standard deviations apart, in the data 7.7; noise brings the modes
-# closer, which is Song & Ermon's argument (sec. 3.2) for sampling at several noise levels, and their Algorithm 1
+# closer, which is part of Song & Ermon's argument (sec. 4) for sampling at several noise levels, and their Algorithm 1
 # ties the step to the level, $\alpha_i \propto \sigma_i^2$.
 #
 # ### C. Annealed Langevin dynamics, and three samplers at 100 evaluations
@@ -579,8 +580,9 @@ plt.show()
 
 # %% [markdown]
 # With 100 evaluations of the score: DDIM ($\eta = 0$) and DDPM's step ($\eta = 1$) on `timesteps(T, 100)`, and annealed
-# Langevin with 10 levels $\times$ 10 steps or 20 levels $\times$ 5 steps. Algorithm 1's $\varepsilon$ was set for 100
-# steps per level; for 5 or 10 we **tuned** it on a separate seed (9) over $\{2\times10^{-5}, 10^{-4}, 4\times10^{-4}\}$.
+# Langevin with 10 levels $\times$ 10 steps or 20 levels $\times$ 5 steps. Song & Ermon's $\varepsilon$ was set for 100
+# steps per level; we **tuned** it on the 10 $\times$ 10 ladder on a separate seed (9) over
+# $\{2\times10^{-5}, 10^{-4}, 4\times10^{-4}\}$ and use the same value for 20 $\times$ 5.
 # MMD$^2$ is measured against 1,000 data points, beside the band of perfect samples:
 
 # %%
@@ -625,8 +627,8 @@ print(md.table(quality100, list(models), header="sampler", digits=2,
 # Since the same samplers are fine with the exact score, it is the learned score that annealed Langevin handles worse.
 # A plausible reason, which this notebook does not isolate: the ladder spends 3 of its 10 levels (30 of the 100
 # evaluations) at $t \le 5$, where section 1 measured the MLP's relative score error at 0.385 to 1.923, while DDIM and
-# DDPM visit $t = 1$ once. The tuning matters: Algorithm 1's own $\varepsilon = 2\times10^{-5}$, meant for 100 steps per
-# level, gives 16.6 with the exact score on seed 9.
+# DDPM visit $t = 1$ once. The tuning matters: Song & Ermon's $\varepsilon = 2\times10^{-5}$ (their sec. 5, with 100 steps per
+# level), gives 16.6 with the exact score on seed 9.
 #
 # ### D. DDIM against Heun at equal evaluations, by sample quality
 #
@@ -651,13 +653,12 @@ print(md.table(quality, ["DDIM sigma(tau_1)", "DDIM", "Heun sigma(tau_1)", "Heun
 # %% [markdown]
 # **At 9-10 and 19-20 evaluations Heun is worse than DDIM, with both models and beyond the spreads; at about 50 the two
 # are level.** At 19-20 evaluations: exact $19.59 \pm 1.31$ against $3.60 \pm 1.96$, MLP $9.33 \pm 0.94$ against
-# $2.77 \pm 2.16$; at 49-50 the differences are smaller than the spreads. Half as many steps put Heun's last Euler step
-# further up the grid ($\sigma(\tau_1) = 0.339$ against 0.173 at 19-20 evaluations), and section 6's error table says
-# the same without sampling noise: Heun catches up with DDIM to $t = 0$ only at about 100 evaluations.
+# $2.77 \pm 2.16$; at 49-50 the differences are smaller than the spreads. Section 6's error table says the same
+# without sampling noise: Heun catches up with DDIM to $t = 0$ only at about 100 evaluations.
 #
 # This is a toy-data finding. On MNIST, with the shipped U-Net and the same samplers on trailing grids, the benchmark
 # (`benchmarks/README.md` section 6; 2 seeds of 1,000 samples, not rerun here) measured the opposite ordering at about
-# 20 evaluations: FID $12.22 \pm 1.40$ for Heun at 19 evaluations against $15.30 \pm 2.02$ for DDIM-20 (mean $\pm$ half
+# 20 evaluations: MNIST FID (notebook 07 defines it) $12.22 \pm 1.40$ for Heun at 19 evaluations against $15.30 \pm 2.02$ for DDIM-20 (mean $\pm$ half
 # the difference of the two seeds). What property of the data or the metric makes the difference, neither measurement
 # isolates; both show that a sampler's order is a statement about small steps.
 #
