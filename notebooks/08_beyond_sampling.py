@@ -250,7 +250,9 @@ print(md.table({str(t): [rate[:, t], 100 * rate[:, t] / bound, int((classify(x0_
 #
 # Noise a test digit to $x_t \sim q(x_t \mid x_0)$ once, then run the stochastic reverse process from that one $x_t$
 # several times. What the draws have in common is what $x_t$ still knows about the digit. DDPM's fig. 7 (CelebA-HQ)
-# shows that draws from the same $x_t$ share high-level attributes: "When $t$ is small, all but fine details are
+# shares an $x_t$ taken from one reverse chain started at the prior (its app. D), not a noised data image; we noise
+# a test digit instead, so that its label tells us what survived. There, draws from the same $x_t$ share high-level
+# attributes: "When $t$ is small, all but fine details are
 # preserved, and when $t$ is large, only large scale features are preserved." Here: one test digit of each class,
 # $t \in \{250, 500, 750, 1000\}$, 6 draws from each shared $x_t$, each the $\eta = 1$ step on 20 steps of $[1, t]$
 # (`md.timesteps(t, 20, "trailing")`, which ends at $t$): $10 \times 4 \times 6 \times 20 = 4{,}800$ image
@@ -299,7 +301,8 @@ plt.show()
 # stroke width too, differing in details. At $t = 500$ the class survives in 55.0% $\pm$ 42.3% of the draws, and the
 # spread is the finding: for some sources every draw keeps the class, for others none does. At $t = 750$ and
 # $t = 1000$ the share, 10.0% $\pm$ 11.7% and 11.7% $\pm$ 11.2%, is chance (one class in ten); the digit's weight
-# $\sqrt{\bar\alpha_t}$ in $x_t$ is 0.058 and 0.006 there. This is DDPM's fig. 7 on MNIST, measured: the class, a
+# $\sqrt{\bar\alpha_t}$ in $x_t$ is 0.058 and 0.006 there. This is our MNIST counterpart of DDPM's fig. 7, measured
+# (DDPM still sees attributes shared at $x_{750}$ on CelebA-HQ; here the class is gone by $t = 750$): the class, a
 # high-level feature, is decided while $t$ is still large; the later steps fill in details (section 1's split).
 #
 # ## 3. Interpolation through $q$ (DDPM sec. 4.4, fig. 8)
@@ -347,13 +350,14 @@ print(md.table(interp, ["inner images it is sure of (%)", "inner images of the p
 
 # %% [markdown]
 # **Decoded from $t = 250$, a mix of two noised digits morphs from one digit to the other; from larger $t$ the
-# sources fade.** At $t = 250$ every inner image of the DDIM paths and 95% $\pm$ 8% of the DDPM ones are read as
+# DDPM paths lose the sources.** At $t = 250$ every inner image of the DDIM paths and 95% $\pm$ 8% of the DDPM ones are read as
 # one of the pair's classes, the class switching once along each DDIM path; the grid shows one digit changing
-# shape into the other (with a few scribbles midway), where pixel mixing shows two faded digits on top of each other. (The classifier's
-# confidence does not separate the two with three pairs: sure of 81% $\pm$ 8% of the pixel mixes, 95% $\pm$ 8% and
-# 86% $\pm$ 14% of the decoded ones.) At $t = 500$ the sources survive for some pairs only (48% $\pm$ 41% of the
+# shape into the other (with a few scribbles midway), where pixel mixing shows two faded digits on top of each other. (The classifier is
+# sure of 81% $\pm$ 8% of the pixel mixes, 95% $\pm$ 8% and 86% $\pm$ 14% of the decoded ones; with three pairs
+# the differences are within about two spreads, too few to rank them.) At $t = 500$ the sources survive for some pairs only (48% $\pm$ 41% of the
 # DDPM inner images; its 0 -> 1 path is a 6 throughout); at $t = 750$ each DDPM path is one digit, in no pair a
-# source (0%). DDPM reports the same on CelebA-HQ (sec. 4.4): "Larger $t$ results in coarser and more varied
+# source (0%); the DDIM paths from 500 and 750 keep a source class for some pairs (printed above), most
+# paths staying one class throughout. DDPM reports the same on CelebA-HQ (sec. 4.4): "Larger $t$ results in coarser and more varied
 # interpolations, with novel samples at $t = 1000$". The DDIM paths are deterministic functions of $\lambda$, the
 # property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 07 does it by slerp).
 #
@@ -449,7 +453,8 @@ plt.show()
 # three times their spread. Whether the classifier then recognizes the digit more often, 72 digits cannot say: the
 # agreement differences (+9.7% $\pm$ 8.7%, +4.2% $\pm$ 19.1%, +4.2% $\pm$ 8.3%) are each about one spread or less.
 # RePaint's ablation (sec. 5.6, Table 2: 32 ImageNet validation images, wide masks) is the same equal-cost comparison
-# with far more compute: resampling lowers LPIPS from 0.168 ($T = 250$, $r = 1$) to 0.134 ($r = 4$), while slowing
+# with far more compute: resampling lowers LPIPS (a learned perceptual distance between completion and original; lower
+# is better) from 0.168 ($T = 250$, $r = 1$) to 0.134 ($r = 4$), while slowing
 # down to $T = 1000$ plain steps gives 0.161.
 #
 # **Noise-free steps for the unknown pixels do not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than
@@ -460,8 +465,8 @@ plt.show()
 #
 # **Filling in is not the same as recognizing.** The classifier reads the bare left half (right half left black)
 # correctly for 84.7% $\pm$ 4.8% of the digits, more often than after replacement (paired +15.3% $\pm$ 2.4%), although
-# every method's RMSE beats leaving it black (88.2 against 70.0 to 83.6): a completion is one plausible digit, and
-# for an ambiguous half it may be another (in the grid, replacement and RePaint both complete the 0 in the fourth
+# every method's RMSE beats leaving it black (88.2 against 70.0 to 83.6). One possible reason, not isolated here: a
+# completion is one plausible digit, and for an ambiguous half it may be another (in the grid, replacement and RePaint both complete the 0 in the fourth
 # column as an 8). RMSE, too, penalizes a plausible but different completion as much as a
 # bad one; the fill with the least RMSE would be the posterior mean, a blurred average, not a sample.
 #
@@ -489,7 +494,9 @@ print(f"L_1 = R(1) - R(2): {md.mean_spread((rate[:, 1] - rate[:, 2]) * 784, 0)} 
       "(mean +- std over 16 digits)")
 
 # %% [markdown]
-# Drawing some $2^{93}$ candidates for one step is out of reach, so here the code stays on paper; DDPM's appendix ("Progressive compression")
+# Sent in one piece, that step alone would need about $2^{93}$ candidates; split into pieces (as Havasi et al. split a
+# network's weights into blocks) each needs few, at an overhead per piece. We build neither, so here the code stays
+# on paper; DDPM's appendix ("Progressive compression")
 # says the same of its Algorithms 3-4: they "serve as a compression interpretation of the variational bound", not a
 # practical compression system.
 #
@@ -498,8 +505,8 @@ print(f"L_1 = R(1) - R(2): {md.mean_spread((rate[:, 1] - rate[:, 2]) * 784, 0)} 
 # DDPM writes the bound as $L = D_\mathrm{KL}(q(x_T)\,\|\,p(x_T)) + \mathbb E_q\big[\sum_{t \ge 1}
 # D_\mathrm{KL}(q(x_{t-1}\mid x_t)\,\|\,p_\theta(x_{t-1}\mid x_t))\big] + H(x_0)$ (eq. 16) and takes a diffusion of
 # length $T = N$, the number of pixels, whose forward step $q(x_t \mid x_{t-1})$ **masks pixel $t$**, with $p(x_T)$
-# all mass on the blank image. Then $L_T = 0$, and $q(x_{t-1} \mid x_t)$ is "copy pixels $t+1..N$ and reveal pixel
-# $t$": a fully expressive $p_\theta(x_{t-1} \mid x_t)$ predicts pixel $t$ from pixels $t+1, \dots, N$. That is an
+# all mass on the blank image. Then $L_T = 0$, and $q(x_{t-1} \mid x_t)$ is *copy pixels $t+1..N$ and reveal pixel
+# $t$*: a fully expressive $p_\theta(x_{t-1} \mid x_t)$ predicts pixel $t$ from pixels $t+1, \dots, N$. That is an
 # autoregressive model, decoding in the order $N, N-1, \dots, 1$. We check it exactly on a 2x2 binary image
 # ($N = 4$) whose law favours equal neighbours.
 
