@@ -22,7 +22,7 @@
 # 03 (the trained MLP; SW, MMD² and the perfect-sample band, section 3); maths: Gaussian covariances, and what
 # a first-order ODE solver's error is.
 #
-# **Time:** about 30 min to read; runs in about 85 s on a 2-core laptop CPU (one thread, AVX2).
+# **Time:** about 30 min to read; runs in about 85 s on a 2-core CPU (one thread, AVX2 kernels).
 #
 # DDIM's forward processes can be defined on any increasing subsequence
 # $\tau_1 < \dots < \tau_S$ of $1..T$ with the same marginals (DDIM sec. 4.2), so a model trained with

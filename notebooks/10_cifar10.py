@@ -22,7 +22,7 @@
 # **You need first:** notebook 07 (the U-Net, `md.train` and `md.sample` on MNIST) and notebook 05 (subsequences
 # $\tau$, $\eta$, sample consistency); no new mathematics.
 #
-# **Time:** about 15 min to read; runs in about 6 s on a 2-core laptop CPU (one thread, AVX2) without the data. With CIFAR-10,
+# **Time:** about 15 min to read; runs in about 6 s on a 2-core CPU (one thread, AVX2 kernels) without the data. With CIFAR-10,
 # sections 3 and 4 train and sample a small model for a few minutes; with the paper's model, section 5 runs
 # its 35.7 M-parameter network for 4,720 image-passes, about 17 min at the README's 0.22 s per pass on a CPU: use a GPU.
 #
