@@ -59,7 +59,7 @@ grading.check("uniform_timesteps", uniform_timesteps)
 
 # %% [markdown]
 # **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample: the angle is measured between
-# `z0[i]` and `z1[i]` flattened (notebook 05, section 4, "Interpolation"; DDIM sec. 5.3).
+# `z0[i]` and `z1[i]` flattened (notebook 05, section 3, "Interpolation"; DDIM sec. 5.3).
 
 # %% nbgrader={"grade": false, "grade_id": "slerp", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def slerp(z0, z1, w):
@@ -72,7 +72,7 @@ def slerp(z0, z1, w):
 grading.check("slerp", slerp)
 
 # %% [markdown]
-# **3.** Deterministic encoding $x_0 \to x_{\tau_S}$ along $0 \to \tau_1 \to \dots \to \tau_S$ (notebook 05, section 4,
+# **3.** Deterministic encoding $x_0 \to x_{\tau_S}$ along $0 \to \tau_1 \to \dots \to \tau_S$ (notebook 05, section 3,
 # "Encoding data into $x_T$ and back"; DDIM sec. 4.3 and eq. 13). One convention the check needs: each step
 # evaluates the model where it starts, at $t_\text{prev}$ (on the first step, from $t_\text{prev} = 0$, at $\tau_1$).
 

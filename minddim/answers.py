@@ -911,7 +911,7 @@ def _slerp_cases():
 _register(
     "slerp",
     hints=('interpolation between two Gaussian latents that keeps their norm: along the great circle, not the chord',
-           'notebook 05, section 4 (Interpolation); DDIM sec. 5.3'),
+           'notebook 05, section 3 (Interpolation); DDIM sec. 5.3'),
     cases=_slerp_cases,
     reference=lambda z0, z1, w: sampling.slerp(z0, z1, w),
     mistakes={
@@ -944,7 +944,7 @@ def _encode_with(eval_at="prev"):
 _register(
     "encode",
     hints=("DDIM's deterministic sampler run backwards: x_0 to the x_T that decodes to it",
-           'notebook 05, section 4 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
+           'notebook 05, section 3 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
     cases=_encode_cases,
     reference=lambda model, x0, schedule, timesteps: sampling.encode(model, x0, schedule, timesteps),
     mistakes={

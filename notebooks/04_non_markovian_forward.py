@@ -24,8 +24,8 @@
 #
 # **Time:** about 30 min to read; runs in about 70 s on a 2-core CPU (one thread, AVX2 kernels).
 #
-# DDPM's objective only ever uses the marginals $q(x_t\mid x_0)$, never the
-# joint law of the chain. Song, Meng & Ermon (DDIM, 2021) exploit this: a whole family of forward processes
+# DDPM's training loss $L_\text{simple}$, a weighted sum of $\epsilon$-errors, depends only on the marginals
+# $q(x_t\mid x_0)$, not directly on the joint law of the chain (DDIM sec. 3). Song, Meng & Ermon (DDIM, 2021) exploit this: a whole family of forward processes
 # $q_\sigma$, indexed by per-step standard deviations $\sigma$, has the same marginals, and so the same
 # training objective up to weights. Each member has its own generative process. We
 #
@@ -247,7 +247,7 @@ print("DDPM's weight at eta = 1, t = 300:", f"{(schedule.betas[t] ** 2 / (2 * sc
 # parameters $\theta$ of the models $\epsilon_\theta^{(t)}$ are not shared across different $t$, then the optimal solution for
 # $\epsilon_\theta$ will not depend on the weights $\gamma$": each term is then minimized on its own, by the Bayes-optimal
 # $\epsilon^{(t)}(x_t) = \mathbb E[\epsilon\mid x_t]$. Hence $J_\sigma$, being some $L_\gamma$ plus a constant, has the same optimum as $L_\mathbf 1$, and
-# **the network trained with $L_\text{simple}$ is the optimum of every $J_\sigma$, for every $\sigma > 0$** — one model
+# **the minimizer of $L_\text{simple}$ is the minimizer of every $J_\sigma$, for every $\sigma > 0$** — one model
 # for all $\eta$.
 #
 # **With shared parameters** (one network for all $t$, as in DDPM, in DDIM's own experiments, and in our MLP, which
