@@ -287,7 +287,7 @@ print(md.table(rows, ["gamma_t(eta=0.3)", "gamma_t(eta=1)", "Bayes floor", "MLP 
 # floor, so the MLP's excess over it bounds what training with any other $\gamma$ could have gained at each $t$. The
 # largest excess is at $t = 50$: $0.0551 \pm 0.0032$, 4.7% of the floor; it is 0.8% of the floor or less at $t = 2$, 10,
 # 200 and 500. At $t = 900$ the excess is tiny in absolute terms ($0.0002$) but 15.4% of a floor that is itself
-# almost zero ($0.001$). (Notebook 03's ablation trains the same MLP with the bound's weights and measures the samples.)
+# almost zero ($0.001$). (Notebook 03, section 5 compares short runs of an MLP trained on the bound and on $L_\text{simple}$, by their samples.)
 #
 # So we sample with the one MLP at three $\eta$ over all 1000 steps, without retraining, and score the samples with
 # MMD$^2$ (notebook 03 defines SW and MMD² and the perfect-sample band): 800 samples against 2,000 fresh data points,
@@ -418,7 +418,7 @@ print("max |Euler step - ddim_step(eta=0)| =", plotting.below((euler - md.ddim_s
 # - Theorem 1: for every $\sigma > 0$, $J_\sigma = L_\gamma + C$ with positive weights; with parameters not shared across $t$
 #   the optimum does not depend on $\gamma$, so one network trained with $L_\text{simple}$ serves all $\eta$. With a shared
 #   network that holds only as far as it reaches $\mathbb E[\epsilon\mid x_t]$; our MLP's excess $\epsilon$-loss is at most 4.7% of
-#   that floor for $t \le 500$ (0.0002 on a floor of 0.001 at $t = 900$). Its samples at $\eta = 0, 0.5, 1$ lie inside the
+#   that floor at the printed $t \le 500$ (0.0002 on a floor of 0.001 at $t = 900$). Its samples at $\eta = 0, 0.5, 1$ lie inside the
 #   MMD$^2$ band of perfect samples at $n = 800$, but all put five to seven times too many points between the modes;
 #   $\eta = 1$ the fewest, by more than twice the replicate spread.
 # - With $\eta = 0$ the sampler is the Euler method for an ODE; notebook 05 takes fewer, larger steps and measures

@@ -260,7 +260,7 @@ print(f"d = {d}: |x_T| = {z[0].norm(dim=1).mean().item():.1f} +- {z[0].norm(dim=
 # **Slerp matters in high dimension, hardly in 2-D.** In 2-D the lowest norm on the straight path, 0.56, is a common
 # latent ($P(|x_T| < 0.56) = 0.14$), and both decoded paths stay on the data (98% and 95% of their 41 points, one
 # point apart). In $d = 3072$ dimensions latents have norm $55.4 \pm 0.69$, and the midpoint of a straight line between
-# two of them has norm 39.2, more than twenty standard deviations below.
+# two of them has norm 39.2, more than twenty of those standard deviations below the mean norm.
 #
 # ### Encoding data into $x_T$ and back
 #
