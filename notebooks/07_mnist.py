@@ -351,7 +351,7 @@ plt.show()
 # %% [markdown]
 # **The ordering of DDIM's Table 1 holds at $S = 10$, $\eta = 0$ before $\eta = 1$ before $\hat\sigma$; the sizes
 # do not carry over.** $\hat\sigma$ is far worse than $\eta = 0$: a paired FID of $+107.8 \pm 6.7$ (16 spreads) and a
-# sure fraction of 79.0% $\pm$ 2.0% against 86.7% $\pm$ 0.6%. Its grid shows speckles on and around every digit,
+# sure fraction of 79.0% $\pm$ 2.0% against 86.7% $\pm$ 0.6%. Its grid shows speckles on and around the digits,
 # as DDIM sec. 5.1 sees "more noisy perturbations under short trajectories" on CIFAR-10 (its appendix D.3: this
 # update "is more stochastic than the update for $\eta=1$"). $\eta = 1$ is worse than $\eta = 0$ by a paired
 # $+1.7 \pm 0.2$: small, but eight spreads, so not noise; its sure fraction differs the other way (90.3% $\pm$ 2.5%)
@@ -453,8 +453,8 @@ print("latent norms along the first path:", [round(float(v), 1) for v in z[:, 0]
 # with the same $S$ should give the digit back, the more closely the more finely the ODE (DDIM eq. 14) is solved:
 # a property only the deterministic sampler has. We use 8 test digits the model never saw. DDIM's Table 2 reports
 # the per-dimension mean squared error on the CIFAR-10 test set with pixels scaled to $[0, 1]$; ours live in
-# $[-1, 1]$, so our squared errors are divided by 4. The paper's CIFAR-10 runs use the *quadratic* subsequence (its
-# appendix D.2), which puts more steps at small $t$; we use the uniform one, and add the quadratic one at
+# $[-1, 1]$, so our squared errors are divided by 4. The paper's CIFAR-10 sampling uses the *quadratic* subsequence
+# (its appendix D.2; it does not say which its Table 2 used), which puts more steps at small $t$; we use the uniform one, and add the quadratic one at
 # $S = 10$. The last column counts the reconstructions the classifier reads as the digit it reads in the original.
 
 # %%
@@ -529,10 +529,9 @@ for row, k in enumerate(examples):
 
 # %% [markdown]
 # **Samples the classifier is sure of settle their digit early; the unsure ones settle late.** Over the 300 samples,
-# the sure ones commit at a median $t = 601$ (quartiles 501 and 751), while the coarse shape is being laid down;
-# the unsure ones at a median $t = 301$ (quartiles 151 and 401), when the remaining steps mostly refine strokes,
-# and all 14 samples that settle at $t \le 300$ are unsure ones: they switch between digits late and end between
-# two. Aithal et al. (2024, "Understanding hallucinations in diffusion models through mode interpolation") name
+# the sure ones commit at a median $t = 601$ (quartiles 501 and 751);
+# the unsure ones at a median $t = 301$ (quartiles 151 and 401),
+# and all 14 samples that settle at $t \le 300$ are unsure ones: they switch between digits late. Aithal et al. (2024, "Understanding hallucinations in diffusion models through mode interpolation") name
 # such samples between nearby modes *mode interpolation*, find that their predictions vary most over the final
 # sampling steps, and trace them to a smooth network approximating a function that jumps between modes; this
 # notebook does not test that explanation. Whether DDPM's fresh noise helps here is open: the record's gap in
