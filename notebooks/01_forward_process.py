@@ -20,7 +20,7 @@
 # **You need first:** no earlier notebook; maths: the normal distribution, sums of independent Gaussians, and
 # means and variances of random variables. Python with PyTorch tensors.
 #
-# **Time:** about 20 min to read; runs in about 22 s on a 2-core CPU (one thread, AVX2 kernels).
+# **Time:** about 20 min to read; runs in about 22 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
 #
 # DDPM (Ho et al., 2020) destroys data with a fixed Markov chain that adds a little Gaussian noise at each of $T$
 # steps, and learns to undo it. First, the goal (the cell below); then we will
@@ -120,12 +120,14 @@ z_var = lambda v, v_th: (v - v_th) / (v_th * math.sqrt(2 / (n - 1)))
 cells = {f"t = {t}": [m, m_th, z_mean(m, m_th, v_th), v, v_th, z_var(v, v_th)] for t, m, m_th, v, v_th in rows}
 print(md.table(cells, ["chain mean", "sqrt(ab) x0", "z", "chain var", "1 - ab", "z"], header="t",
                digits=[4, 4, 1, 5, 5, 1], title="coordinate 0 of 100,000 chains from x0 = (1, -0.5) (z: in standard errors)"))
-print(f"largest |z| of the {2 * len(rows)} comparisons: {max(abs(c[k]) for c in cells.values() for k in (2, 5)):.1f}")
+z_max = max(abs(c[k]) for c in cells.values() for k in (2, 5))
+print(f"largest |z| of the {2 * len(rows)} comparisons: {z_max:.1f}; chance of |z| >= {z_max:.1f} in one comparison: "
+      f"1 in {1 / math.erfc(round(z_max, 1) / math.sqrt(2)):.0f}")
 
 # %% [markdown]
 # Nine of the ten differences are within 2.3 standard errors. The tenth, the variance at $t = 100$, is 3.2
-# standard errors off, which chance alone produces about once in 700 comparisons. An error in the closed
-# form would show up again with other random numbers; chance would not. So we rerun that one comparison
+# standard errors off, which chance alone produces about once in 730 comparisons (printed above: 1 in 728). An
+# error in the closed form would show up again with other random numbers; chance would not. So we rerun that one comparison
 # (100 steps) with three more seeds:
 
 # %%
@@ -143,9 +145,11 @@ print(md.table(rerun, ["chain var", "1 - ab", "z"], header="t = 100", digits=[5,
 # matches the chain within the precision that 100,000 chains can resolve.
 #
 # The whole distribution agrees, not just two moments. Here is each coordinate at $t = 100$ for the
-# swiss roll: the chain run step by step against one jump with `q_sample`. As a number, the sliced
-# Wasserstein distance between the two clouds is compared with its noise floor: the distance between two
-# independent jumps of the same 5,000 points (three seeds).
+# swiss roll: the chain run step by step against one jump with `q_sample`. As a number we use the sliced
+# Wasserstein distance (SW): project both clouds onto 64 random directions, compare the two projections'
+# sorted values (1-D Wasserstein-2), average the squared distances over directions and take the square root. It is
+# in the data's units and 0 for identical clouds; notebook 03, section 3 treats it fully. We compare it with its
+# noise floor: the distance between two independent jumps of the same 5,000 points (three seeds).
 
 # %%
 t = 100
@@ -251,9 +255,10 @@ print(f"T = 1000: E[x0^2] = {second_moment:.2f} per coordinate here, so L_T ~ al
 
 # %% [markdown]
 # With $T = 1000$, $L_T$ is $5.6\times10^{-5}$ bits/dim here; the DDPM paper reports $L_T \approx 10^{-5}$ bits/dim
-# on its images (sec. 4). The difference is the data's scale: for small $\bar\alpha_T$,
+# on its images (sec. 4). The difference is consistent with the data's scale: for small $\bar\alpha_T$,
 # $L_T \approx \bar\alpha_T\,\mathbb E[x_0^2]/(2\ln 2)$ per dimension, our swiss roll has $\mathbb E[x_0^2] = 1.93$ per
-# coordinate, and images scaled to $[-1, 1]$ have $\mathbb E[x_0^2] \le 1$, hence at most $2.9\times10^{-5}$. Either
+# coordinate, and images scaled to $[-1, 1]$ have $\mathbb E[x_0^2] \le 1$, hence at most $2.9\times10^{-5}$, in line
+# with DDPM's figure (we do not have its images' $\mathbb E[x_0^2]$ to check further). Either
 # way the chain truly ends in noise. With $T = 10$ the same endpoints leave most of the signal in $x_T$, and a sampler that
 # starts from pure noise would miss it.
 #

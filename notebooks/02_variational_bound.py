@@ -21,7 +21,7 @@
 # **You need first:** notebook 01 (the forward process, $\bar\alpha_t$); maths: Bayes' rule, the KL divergence
 # between two Gaussians, Jensen's inequality, and completing the square in a Gaussian exponent.
 #
-# **Time:** about 30 min to read; runs in about 20 s on a 2-core CPU (one thread, AVX2 kernels).
+# **Time:** about 30 min to read; runs in about 20 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
 #
 # A diffusion model is a latent-variable model: the reverse chain
 # $p_\theta(x_{0:T}) = p(x_T)\prod_t p_\theta(x_{t-1}\mid x_t)$ generates data, and $x_{1:T}$ are latents
@@ -287,7 +287,7 @@ plt.show()
 
 # %% [markdown]
 # The extra cost of $\tilde\beta_t$ is not spread over the large $t$: it sits at the smallest $t$. The
-# step $t = 2$ alone carries 0.41 of the 0.92 nats (45%), the first ten steps 86%, and by $t = 50$ 0.90
+# step $t = 2$ alone carries 0.41 of the 0.92 nats (45%), the steps $t = 2..10$ ($L_1$ to $L_9$) 86%, and by $t = 50$ 0.90
 # nats (98%) are spent. The reason is the ratio $\tilde\beta_t/\beta_t = (1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$:
 # it is 0.45 at $t = 2$ and tends to 1 as $t$ grows, so at large $t$ the two choices are nearly the same
 # distribution. In the first steps $\tilde\beta_t$ is too confident: it leaves out the uncertainty about
@@ -438,8 +438,8 @@ plt.show()
 # dimension to correct, 1.97 bits for $r = 0.95$ (exactly DDPM's $L_0$) and 2.41 for our 1.29 (our $L_0$ is
 # 2.40). Our exact model's error at $t = 1$ is essentially the noise, $\sqrt{1-\bar\alpha_1}$ = 1.3 gray
 # levels: it is the best estimate for the continuous Gaussian, and it does not use the fact that our data
-# lie on the 8-bit grid. DDPM's trained network does better than the noise level, presumably because an
-# image pixel is predictable from its neighbours and the network has learned the grid. The shares differ mainly through the rate: our toy Gaussian has 4.5 bits per
+# lie on the 8-bit grid. DDPM's trained network does better than the noise level; we do not test why (an image pixel is
+# partly predictable from its neighbours, which a continuous Gaussian cannot use, is one possibility). The shares differ mainly through the rate: our toy Gaussian has 4.5 bits per
 # dimension of coarse structure to send, CIFAR-10 images 1.78.
 #
 # ## Summary

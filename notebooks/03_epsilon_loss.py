@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
 # mean and standard deviation of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read; runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels).
+# **Time:** about 35 min to read; runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.

@@ -22,7 +22,7 @@
 # and notebook 03 (the trained MLP; notebook 03 defines SW and MMD² and the perfect-sample band); maths: Gaussian
 # covariances, and what a first-order ODE solver's error is.
 #
-# **Time:** about 25 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels).
+# **Time:** about 25 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
 #
 # DDIM's forward processes can be defined on any increasing subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with the
 # same marginals (DDIM sec. 4.2, app. C.1), so a model trained with $T = 1000$ can sample in $S \ll T$ steps, with
@@ -222,8 +222,9 @@ plt.show()
 # ### Interpolation
 #
 # In $d$ dimensions, Gaussian latents concentrate near a sphere of radius $\sqrt d$, and a straight line between two
-# of them passes through the low-norm interior, which the model almost never sees at $t = T$. DDIM therefore
-# interpolates with spherical linear interpolation, slerp (sec. 5.3, app. D.5). In 2-D we can see both the latent
+# of them passes through the low-norm interior, which the model almost never sees at $t = T$. DDIM interpolates
+# with spherical linear interpolation, slerp (sec. 5.3, app. D.5; the paper gives no reason, and the norm argument is
+# ours). In 2-D we can see both the latent
 # paths and where they land; the last line printed below does the arithmetic for a CIFAR-10-sized latent.
 
 # %%
@@ -300,7 +301,8 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 #
 # - A model trained on $T = 1000$ samples with $S \ll T$ steps on a subsequence, at a cost linear in $S$. In the toy
 #   Table 1 (five seeds, MMD$^2$ against the perfect-sample band), $\hat\sigma$ is by far the worst at few steps and
-#   $\eta = 1$ next at $S = 10$, as in DDIM's Table 1; the paper's finer ordering among $\eta \le 0.5$ is below our
+#   $\eta = 1$ has the next-highest mean at $S = 10$, as in DDIM's Table 1 (beyond the seed spread for the MLP; for the
+#   exact model within $\eta = 0$'s spread); the paper's finer ordering among $\eta \le 0.5$ is below our
 #   seed spread. By $S = 50$ every setting of the exact model is inside the band; what keeps the MLP above it there
 #   is the network's own error.
 # - $x_T$ is a latent code: consistent across $S$, interpolable (slerp matters in high dimension, hardly in 2-D),

@@ -24,7 +24,7 @@
 # encoding) and 06 (the probability-flow ODE). The U-Net is used, not derived; the Frechet distance between two
 # Gaussians is defined here.
 #
-# **Time:** about 30 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels).
+# **Time:** about 30 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
 #
 # Everything from notebooks 01-06, now on images: the same `q_sample`, L_simple, `ddim_step` and `sample`, with a
 # U-Net in place of the MLP. Sections: 1 the data; 2 the U-Net; 3 training, and how we score digits; 4 DDPM
@@ -62,7 +62,8 @@ def label_rows(ax, labels, size=28, pad=2):
 #
 # `load_mnist(split)` reads the four original MNIST files from `$MINDDIM_DATA/mnist` (default
 # `~/.cache/minddim/mnist`) and checks each against its published MD5. **Where a file is absent (or fails its
-# checksum), the next cell downloads it**: about 11.6 MB in all, from PyTorch's mirror of MNIST, else
+# checksum), the next cell downloads it**: about 11.6 MB in all (the four published `.gz` files, 9,912,422 + 28,881 +
+# 1,648,877 + 4,542 bytes), from PyTorch's mirror of MNIST, else
 # yann.lecun.com, into a temporary file that is renamed into place only once its MD5 matches (`make mnist` fetches
 # them ahead; offline, the error says which files to put where). `to_model_range` maps the uint8 pixels
 # $\{0..255\}$ to $[-1, 1]$, the scaling of DDPM sec. 3.3, so that the data and $x_T \sim \mathcal N(0, I)$ have
@@ -261,13 +262,15 @@ def score(images):
 
 
 def cells(runs, base=None, paper=None):
-    """A table row from one score() per seed: FID, FID paired with `base` seed by seed, confidence, sure %, paper."""
-    fid = np.array([r["fid"] for r in runs])
-    paired = None if base is None else fid - [r["fid"] for r in base]
-    return [fid, paired, [r["confidence"] for r in runs], [100 * r["sure"] for r in runs], paper]
+    """A table row from one score() per seed: FID and sure %, each also paired with `base` seed by seed
+    (the difference at the same seed), confidence, paper."""
+    fid, sure = np.array([r["fid"] for r in runs]), np.array([100 * r["sure"] for r in runs])
+    paired = (None, None) if base is None else (fid - [r["fid"] for r in base], sure - [100 * r["sure"] for r in base])
+    return [fid, paired[0], [r["confidence"] for r in runs], sure, paired[1], paper]
 
 
-columns, places = ["FID", "paired FID", "confidence", "sure %", "paper FID"], [1, 1, 3, 1, 2]
+columns = ["FID", "paired FID", "confidence", "sure %", "paired sure %", "paper FID"]
+places = [1, 1, 3, 1, 1, 2]
 real = [score(real_digits(N, seed)) for seed in seeds]
 results, walks = {}, {}
 for S in (10, 20):
@@ -281,14 +284,14 @@ rows = {"real digits (the band)": cells(real),
         "DDIM-10": cells(ddim[10], ddim[20], 13.36),
         "DDIM-20 (paired ref.)": cells(ddim[20], None, 6.84)}
 for name, paper in (("DDIM-50", 4.67), ("DDPM-1000", 4.73)):
-    rows[name + " (record)"] = [None, None, q[name]["confidence"], 100 * q[name]["sure"], paper]
+    rows[name + " (record)"] = [None, None, q[name]["confidence"], 100 * q[name]["sure"], None, paper]
 print(md.table(rows, columns, header="sampler", digits=places,
-               title=f"N = {N} per seed, mean +- std over seeds {seeds}; paired FID: minus DDIM-20's at the same seed"))
+               title=f"N = {N} per seed, mean +- std over seeds {seeds}; paired: minus DDIM-20's at the same seed"))
 
 # %% [markdown]
 # **More steps, better samples, up to $S = 20$.** DDIM-10 is worse than DDIM-20 by a paired FID of
-# $+9.5 \pm 2.4$ (four times its spread), and the classifier agrees: sure of 86.7% $\pm$ 0.6% of DDIM-10's samples
-# against 89.7% $\pm$ 0.6%. The raw FIDs overlap (69.9 $\pm$ 7.9 and 60.4 $\pm$ 8.0): they move from seed to seed as
+# $+9.5 \pm 2.4$ (four times its spread), and the classifier agrees: paired by seed, it is sure of 3 fewer of
+# DDIM-10's 100 samples on every seed ($-3.0 \pm 0.0$; 86.7% $\pm$ 0.6% against 89.7% $\pm$ 0.6%). The raw FIDs overlap (69.9 $\pm$ 7.9 and 60.4 $\pm$ 8.0): they move from seed to seed as
 # much as real digits' do (58.1 $\pm$ 8.5), which pairing by seed mostly removes. Beyond $S = 20$ the classifier
 # sees little left to gain: DDIM-20's sure fraction already equals the DDIM-50 record's within the record's
 # standard error (89.8% $\pm$ 1.0%, section 3). DDIM's Table 1 also changes most from 10 to 20 steps (13.36 to 6.84)
@@ -338,10 +341,10 @@ paper_eta = {0.0: 13.36, 0.2: 14.04, 0.5: 16.66, 1.0: 41.07, "sigma_hat": 367.43
 rows = {"real digits (the band)": cells(real), "eta = 0 (paired ref.)": cells(ddim[10], None, paper_eta[0.0])}
 for eta in (0.2, 0.5, 1.0, "sigma_hat"):
     label = "sigma-hat" if eta == "sigma_hat" else f"eta = {eta}"
-    rows[label] = ([None] * 4 + [paper_eta[eta]] if eta in (0.2, 0.5)       # not run here
+    rows[label] = ([None] * 5 + [paper_eta[eta]] if eta in (0.2, 0.5)       # not run here
                    else cells([results[10, eta, seed] for seed in seeds], ddim[10], paper_eta[eta]))
 print(md.table(rows, columns, header="S = 10", digits=places,
-               title=f"N = {N} per seed, mean +- std over seeds {seeds}; paired FID: minus eta = 0's at the same seed; "
+               title=f"N = {N} per seed, mean +- std over seeds {seeds}; paired: minus eta = 0's at the same seed; "
                      "paper: DDIM Table 1, CIFAR-10"))
 fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.6))
 for ax, eta in zip(axes, (0.0, 1.0, "sigma_hat")):
@@ -351,11 +354,11 @@ plt.show()
 # %% [markdown]
 # **The ordering of DDIM's Table 1 holds at $S = 10$, $\eta = 0$ before $\eta = 1$ before $\hat\sigma$; the sizes
 # do not carry over.** $\hat\sigma$ is far worse than $\eta = 0$: a paired FID of $+107.8 \pm 6.7$ (16 spreads) and a
-# sure fraction of 79.0% $\pm$ 2.0% against 86.7% $\pm$ 0.6%. Its grid shows speckles on and around the digits,
+# sure fraction of 79.0% $\pm$ 2.0% against 86.7% $\pm$ 0.6% (paired $-7.7 \pm 2.5$). Its grid shows speckles on and around the digits,
 # as DDIM sec. 5.1 sees "more noisy perturbations under short trajectories" on CIFAR-10 (its appendix D.3: this
 # update "is more stochastic than the update for $\eta=1$"). $\eta = 1$ is worse than $\eta = 0$ by a paired
-# $+1.7 \pm 0.2$: small, but eight spreads, so not noise; its sure fraction differs the other way (90.3% $\pm$ 2.5%)
-# by less than one and a half spreads: noise. The paper's $\eta = 1$ is three times worse than its $\eta = 0$
+# $+1.7 \pm 0.2$: small, but eight spreads, so not noise; its sure fraction differs the other way, by a paired
+# $+3.7 \pm 3.1$, about one spread: noise. The paper's $\eta = 1$ is three times worse than its $\eta = 0$
 # (41.07 against 13.36); ours is 1.7 points worse on FIDs near 70, most of which 100 real digits pay too.
 #
 # ## 6. Progressive generation
@@ -402,12 +405,20 @@ dist = {f"{name}-{S}, same x_T": rmse(grid[name, S], ref100) for name, S in rows
 dist[f"another DDIM-100 sample ({len(pairs)} pairs)"] = rmse(ref100[pairs[:, 0]], ref100[pairs[:, 1]])
 print(md.table({k: [v] for k, v in dist.items()}, ["RMSE"], header="against DDIM-100", digits=3,
                title="mean +- std over samples; pixels in [-1, 1]"))
+with torch.no_grad():
+    for name, S in rows_:
+        probs = classifier(grid[name, S].clamp(-1, 1)).softmax(1)
+        print(f"{name}-{S}: the classifier reads " + ", ".join(
+            f"{int(k)} ({float(p):.2f})" for p, k in zip(*probs.max(1))) + "  (digit, top probability)")
 
 # %% [markdown]
-# **With $\eta = 0$, $x_T$ fixes the digit and its pose; more steps only refine it.** The distance to DDIM-100
+# **With $\eta = 0$, $x_T$ fixes the sample's shape and pose; more steps refine it.** The distance to DDIM-100
 # from the same $x_T$ shrinks as $S$ grows (0.112, 0.044, 0.016 at $S = 10, 20, 50$), far below the
-# 0.779 $\pm$ 0.034 between two different samples. DDPM-1000 from the same $x_T$ lands as far away
-# (0.777 $\pm$ 0.111), and three of its four digits are other digits: with fresh noise at every step, $x_T$ does not
+# 0.779 $\pm$ 0.034 between two different samples. The classifier reads the same four digits from $S = 20$ on
+# (4, 6, 0, 9). At $S = 10$ the first sample reads as a 9 (top probability 0.97), where every longer $S$ gives a
+# shape that the classifier reads as a 4 but is unsure of (top probability 0.75 to 0.82).
+# DDPM-1000 from the same $x_T$ lands as far away (0.777 $\pm$ 0.111), and the classifier reads three of its four
+# digits as other digits (8, 0, 0, 6): with fresh noise at every step, $x_T$ does not
 # determine DDPM's sample, so only the deterministic sampler gives a latent code (DDIM sec. 5.3-5.4).
 #
 # ## Summary
@@ -474,6 +485,10 @@ for S, kind in ((10, "uniform"), (20, "uniform"), (50, "uniform"), (100, "unifor
                                 (4 * mse.mean()).sqrt(), same]
 print(md.table(rows, ["MSE, [0, 1] units", "std. error", "paper (CIFAR-10)", "RMSE in [-1, 1]", "same digit of 8"],
                header="encode, decode", digits=[4, 4, 4, 3, 0], title=f"mean (and its standard error) over {len(digits)} digits"))
+with torch.no_grad():
+    for name, images in (("original", digits), ("S = 10, uniform", recon[10, "uniform"]),
+                         ("S = 10, quadratic", recon[10, "quadratic"])):
+        print(f"{name:>17}: read as", classifier(images.clamp(-1, 1)).argmax(1).tolist())
 ax = show(torch.cat([digits, recon[10, "uniform"], recon[10, "quadratic"], recon[100, "uniform"]]),
           "8 test digits, encoded and decoded", 8)
 label_rows(ax, ["original", "S = 10, uniform", "S = 10, quadratic", "S = 100, uniform"])
@@ -487,7 +502,7 @@ plt.show()
 # 0.0009). The quadratic subsequence does not close the gap at $S = 10$ (0.0483 $\pm$ 0.0117, within the standard
 # error of the uniform one's). At $S = 10$ the round trip does not even keep the digit: the classifier reads 4 of
 # the 8 reconstructions as the original's digit (5 with the quadratic subsequence, 7 at $S = 20$, 8 from $S = 50$);
-# the grid shows faded, thinned strokes, and the 2 and the 0 redrawn as other shapes. Models, data and $N$ differ,
+# the classifier reads the 2 as a 1, the 0 as a 7 and both 4s as 1s (printed above; the grid shows them). Models, data and $N$ differ,
 # so the values are not meant to agree; the shape does: encoding is only as faithful as the ODE solve is fine.
 #
 # ### C. When does a sample decide which digit it is?
