@@ -258,10 +258,11 @@ print(f"d = {d}: |x_T| = {z[0].norm(dim=1).mean().item():.1f} +- {z[0].norm(dim=
       f"the lerp midpoint of two independent latents: {((z[0] + z[1]) / 2).norm(dim=1).mean().item():.1f}")
 
 # %% [markdown]
-# **Slerp matters in high dimension, hardly in 2-D.** In 2-D the lowest norm on the straight path, 0.56, is a common
+# **In 2-D slerp hardly matters; in high dimension the straight line leaves the typical latents.** In 2-D the lowest norm on the straight path, 0.56, is a common
 # latent ($P(|x_T| < 0.56) = 0.14$), and both decoded paths stay on the data (98% and 95% of their 41 points, one
 # point apart). In $d = 3072$ dimensions latents have norm $55.4 \pm 0.69$, and the midpoint of a straight line between
-# two of them has norm 39.2, more than twenty of those standard deviations below the mean norm.
+# two of them has norm 39.2, more than twenty of those standard deviations below the mean norm. That such a latent
+# decodes worse is the reason to expect from it; this notebook does not decode in high dimension to measure it.
 #
 # ### Encoding data into $x_T$ and back
 #
@@ -291,7 +292,7 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 
 # %% [markdown]
 # **The round trip gets more precise as $S$ grows, as the paper's does.** The MLP's RMSE falls from 0.1252 at $S = 10$ to
-# 0.0094 at $S = 200$, and the paper's MSE falls at every step of its row too. The round trip measures how well the
+# 0.0094 at $S = 200$, and the paper's MSE falls at every $S$ we print (10 to 200) too. The round trip measures how well the
 # encoder's and the decoder's Euler steps undo each other, not whether the model is right: the MLP, whose error
 # notebook 04 measured, reconstructs *better* than the exact model at $S = 10$ (0.1252 against 0.1430, standard errors
 # 0.0025 and 0.0029). The encoded data also look like the prior: means within about one standard error of 0, standard
@@ -304,8 +305,8 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 #   $\eta = 1$ has the next-highest mean at $S = 10$, as in DDIM's Table 1 (beyond the seed spread for the MLP; for the
 #   exact model within $\eta = 0$'s spread); the paper's finer ordering among $\eta \le 0.5$ is below our
 #   seed spread. By $S = 50$ every setting of the exact model is inside the band; what keeps the MLP above it there
-#   is the network's own error.
-# - $x_T$ is a latent code: consistent across $S$, interpolable (slerp matters in high dimension, hardly in 2-D),
+#   (in every cell but $\eta = 1$) is the network's own error.
+# - $x_T$ is a latent code: consistent across $S$, interpolable (in 2-D slerp and the straight line decode alike),
 #   and data can be encoded into it and decoded back, more precisely as $S$ grows.
 
 # %% [markdown]
@@ -330,21 +331,25 @@ print(score_table("MLP", 0, 3), score_table("exact", 0, 3), sep="\n\n")
 #   for the exact model its gap (2.61) is within $\eta = 0$'s spread (2.71). $\eta = 0$, 0.2 and 0.5 cannot be ordered.
 # - **$S = 20$:** $\hat\sigma$ is still clearly worse (15.37 MLP, 6.88 exact); the four other rows (0.34 to 3.09) are
 #   within their spreads of one another.
-# - **$S = 50, 100$:** for the MLP only $\hat\sigma$ at $S = 50$ ($5.64 \pm 1.29$) still stands out from the other rows. The
+# - **$S = 50, 100$:** for the MLP, $\hat\sigma$ at $S = 50$ ($5.64 \pm 1.29$) stands out from every other row, and
+#   $\eta = 1$ ($0.02 \pm 1.18$) lies just beyond $\eta = 0$'s spread below it ($2.13 \pm 1.74$); at $S = 100$,
+#   $\hat\sigma$ ($3.24 \pm 2.20$) is beyond the spreads of $\eta = 0.2$, 0.5 and 1 but not of $\eta = 0$ ($2.29 \pm 1.67$). The
 #   MLP stays above the band's upper limit (0.29) in every cell but $\eta = 1$ at $S = 50$ ($0.02 \pm 1.18$). The
 #   $\eta = 0$ rows barely change from $S = 50$ to $S = 100$ (2.13 and 2.29 MLP; $-0.53$ and $-0.60$ exact): a deterministic
 #   sampler turns each seed's $x_T$ into almost the same points at both $S$ (section 3), so what is left in those
-#   cells is how typical each seed's 1,000 points are, not the sampler.
+#   cells is not the sampler: for the exact model, how typical each seed's 1,000 points are; for the MLP, also the
+#   network's own error (section 2).
 #
 # **Against the paper, in detail.** The paper's $\eta = 0$ leads by margins that are small next to the values
 # (13.36, 14.04, 16.66 FID for $\eta = 0, 0.2, 0.5$ at $S = 10$); our whole range of those three rows at $S = 10$ (0.63 for
 # the MLP, 0.95 for the exact model) is smaller than $\eta = 0$'s seed spread alone (2.60 and 2.71), so five seeds of
 # 1,000 points in 2-D can neither confirm nor refute that ordering. The paper's $\hat\sigma$ collapses far more
 # (367.43 against 13.36 FID at $S = 10$) than ours (33.07 against 8.24 for the exact model). Our table stops at
-# $S = 100$, where the exact model is already inside the band for every $\eta$. The paper's $S = 1000$ column, where
-# $\hat\sigma$ is best (3.17 against 4.04), concerns a trained network's error, which for our MLP shows at $S \ge 50$ only
-# as a hint of such an ordering: at $S = 50$ its $\eta = 1$ scores 2.11 below its $\eta = 0$, just beyond $\eta = 0$'s spread
-# (1.74), and at $S = 100$ the gap (1.90) is within $\eta = 1$'s spread (2.50).
+# $S = 100$, where the exact model is already inside the band for every $\eta$, so it cannot test the paper's
+# $S = 1000$ column, which puts $\hat\sigma$ first (3.17) and then orders $\eta = 0, 0.2, 0.5, 1$ (4.04, 4.09, 4.29,
+# 4.73). Our MLP at $S = 50$ and 100 does not follow that ordering: its $\eta = 1$ scores below its $\eta = 0$ (by 2.11
+# at $S = 50$, just beyond $\eta = 0$'s spread of 1.74; by 1.90 at $S = 100$, within $\eta = 1$'s spread of 2.50), and
+# its $\hat\sigma$ row is its worst at $S = 50$.
 #
 # ### C. The exact error of deterministic DDIM on Gaussian data
 #
@@ -388,7 +393,7 @@ plt.show()
 # **The error falls like $S^{-0.93}$, close to the $1/S$ of a first-order ODE solver**, which DDIM's Euler view
 # (notebook 04, section 5) predicts; these numbers are exact, with no seed spread. Quadratic spacing is more
 # accurate than uniform at $S = 5$ to 100 (0.21198 against 0.23680 at $S = 10$) but worse at $S = 2$ and $S = 200$:
-# which spacing wins depends on $S$ and the data.
+# which spacing wins depends on $S$ (here, for one Gaussian data set).
 
 # %% [markdown]
 # **Next:** notebook 06 · scores, Langevin dynamics and the probability-flow ODE: why the deterministic sampler of

@@ -356,8 +356,9 @@ print(md.table(interp, ["inner images it is sure of (%)", "inner images of the p
 # sure of 81% $\pm$ 8% of the pixel mixes, 95% $\pm$ 8% and 86% $\pm$ 14% of the decoded ones; with three pairs
 # the differences are within about two spreads, too few to rank them.) At $t = 500$ the sources survive for some pairs only (48% $\pm$ 41% of the
 # DDPM inner images; its 0 -> 1 path is a 6 throughout); at $t = 750$ each DDPM path is one digit, in no pair a
-# source (0%); the DDIM paths from 500 and 750 keep a source class for some pairs (printed above), most
-# paths staying one class throughout. DDPM reports the same on CelebA-HQ (sec. 4.4): "Larger $t$ results in coarser and more varied
+# source (0%). The DDIM paths from 500 and 750 read as one of the pair's classes in 52% $\pm$ 50% and 57% $\pm$ 52%
+# of their inner images; only the 4 -> 9 path from 500 runs from one source to the other, and three of the six
+# paths are one digit throughout (printed above). DDPM reports the same on CelebA-HQ (sec. 4.4): "Larger $t$ results in coarser and more varied
 # interpolations, with novel samples at $t = 1000$". The DDIM paths are deterministic functions of $\lambda$, the
 # property DDIM sec. 5.3 uses to interpolate in $x_T$ (notebook 07 does it by slerp).
 #
