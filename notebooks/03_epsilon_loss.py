@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$); the KL divergence between two Gaussians; the
 # mean and standard deviation of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read; runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
+# **Time:** about 35 min to read; runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.
@@ -171,12 +171,13 @@ print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floo
 
 # %% [markdown]
 # The floor is not zero and depends strongly on $t$. At small $t$ the added noise (standard deviation
-# $\sqrt{1-\bar\alpha_t} = 0.01$ at $t=1$) is much smaller than the spread of each mode (0.2), so it cannot be told
+# $\sqrt{1-\bar\alpha_t} = 0.01$ at $t=1$) is much smaller than the spread of each mode (standard deviation 0.2;
+# `md.toy_mixture` puts the eight modes on a circle of radius 2), so it cannot be told
 # apart from the data: the best guess of $\epsilon$ is close to 0 and the loss close to 1 per dimension (0.801 on
 # average over $t = 1..50$, printed above). At large $t$, $x_t$ is almost pure noise, $\epsilon \approx x_t$ can be read
 # off, and the floor falls to 0.000. In between, the right panel shows a second bump; plausibly, there the noise is
-# large enough to hide which of the eight modes $x_t$ came from (no run here isolates that). The trained MLP follows the floor at
-# every $t$ to within the largest excess printed above.
+# large enough to hide which of the eight modes $x_t$ came from (no run here isolates that). The trained MLP follows the floor in
+# every 50-step bin to within the largest bin excess printed above.
 #
 # ## 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$
 #
@@ -296,7 +297,8 @@ plt.show()
 #
 # DDPM's Algorithm 2 runs the reverse chain with $x_{t-1} = \mu_\theta(x_t,t) + \sigma_t z$ from $x_T\sim\mathcal N(0,I)$.
 # The paper tries $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$ and reports similar results for both. In this
-# package both are the DDIM step of notebook 04: $\tilde\beta_t$ is `eta=1`, $\beta_t$ is `eta="sigma_hat"`.
+# package $\tilde\beta_t$ is the DDIM step of notebook 04 at `eta=1`, and $\beta_t$ is `eta="sigma_hat"`, the same
+# mean with the larger variance (DDIM's $\hat\sigma$, notebook 05 section 2).
 # We sample 500 points with each, for the trained MLP and for the exact model, and score them against the
 # 500 reference points and the band of section 3.
 
@@ -459,8 +461,9 @@ plt.show()
 #   (1.155 $\pm$ 0.017), by about twice the larger spread.
 # - **The samples keep that order, more loosely.** MMD$^2$ runs from 58.4 $\pm$ 13.3 ($\epsilon$, MSE) and 69.0 $\pm$ 5.0
 #   ($\epsilon$, bound), a difference smaller than the spread (noise), to 177.1 $\pm$ 73.1 and 398.3 $\pm$ 163.7 for
-#   the $\mu$ cells. SW agrees only in placing $\mu$ with the true bound last; its other differences are within the
-#   spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
+#   the $\mu$ cells. SW separates only the ends: $\mu$ with the true bound is last, and $\epsilon$ with $L_\text{simple}$ is
+#   ahead of $\mu$ with the MSE (0.233 $\pm$ 0.047 against 0.389 $\pm$ 0.121); neighbouring cells differ by less
+#   than the spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
 #   while the exact model through the same sampler lies inside the SW band (0.219 $\pm$ 0.019) and on MMD$^2$ (6.7 $\pm$
 #   13.1) above the band's upper limit by less than its own spread: the networks, not the sampler, hold them back.
 #
@@ -490,7 +493,8 @@ plt.show()
 #   Gaussian kernels (zero on average for perfect samples, so sometimes negative), each read against the band of
 #   five fresh draws; MMD$^2$ is the more sensitive, above all to the modes' width.
 # - At 500 samples neither yardstick tells the MLP's ancestral samples from the exact model's, with
-#   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike. Notebook 04 shows both are one generalized step.
+#   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike. Notebook 04 shows the $\tilde\beta_t$ sampler is DDIM's step at
+#   $\eta = 1$; notebook 05 adds $\hat\sigma$ ($\sigma_t^2 = \beta_t$).
 # - Toy Table 2 (3 seeds, 150 steps, raw networks): $\epsilon$ with $L_\text{simple}$ is the best cell, as in the
 #   paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst.
 #

@@ -24,7 +24,7 @@
 # encoding) and 06 (the probability-flow ODE). The U-Net is used, not derived; the Frechet distance between two
 # Gaussians is defined here.
 #
-# **Time:** about 30 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
+# **Time:** about 30 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # Everything from notebooks 01-06, now on images: the same `q_sample`, L_simple, `ddim_step` and `sample`, with a
 # U-Net in place of the MLP. Sections: 1 the data; 2 the U-Net; 3 training, and how we score digits; 4 DDPM
@@ -62,8 +62,7 @@ def label_rows(ax, labels, size=28, pad=2):
 #
 # `load_mnist(split)` reads the four original MNIST files from `$MINDDIM_DATA/mnist` (default
 # `~/.cache/minddim/mnist`) and checks each against its published MD5. **Where a file is absent (or fails its
-# checksum), the next cell downloads it**: about 11.6 MB in all (the four published `.gz` files, 9,912,422 + 28,881 +
-# 1,648,877 + 4,542 bytes), from PyTorch's mirror of MNIST, else
+# checksum), the next cell downloads it**: about 11.6 MB in all (the four `.gz` files; the cell prints their sizes), from PyTorch's mirror of MNIST, else
 # yann.lecun.com, into a temporary file that is renamed into place only once its MD5 matches (`make mnist` fetches
 # them ahead; offline, the error says which files to put where). `to_model_range` maps the uint8 pixels
 # $\{0..255\}$ to $[-1, 1]$, the scaling of DDPM sec. 3.3, so that the data and $x_T \sim \mathcal N(0, I)$ have
@@ -73,6 +72,9 @@ def label_rows(ax, labels, size=28, pad=2):
 train_u8, train_labels = load_mnist("train")
 test_u8, test_labels = load_mnist("test")
 x_train, x_test = to_model_range(train_u8), to_model_range(test_u8)
+sizes = {name: (md.data.data_root(None) / "mnist" / name).stat().st_size for name in md.data.MNIST_FILES}
+print("files:", ", ".join(f"{name} {size:,} bytes" for name, size in sizes.items()),
+      f"({sum(sizes.values()) / 1e6:.1f} MB in all)")
 print("train", tuple(x_train.shape), x_train.dtype, "test", tuple(x_test.shape))
 print("range", float(x_train.min()), float(x_train.max()), "mean", round(float(x_train.mean()), 4))
 show(x_train[:64], "64 training digits")
@@ -142,7 +144,7 @@ plt.show()
 # The 2-D notebooks compared point clouds with SW and MMD² (notebook 03, section 3); 784-pixel images need
 # features. Both yardsticks read digits with a small classifier shipped with the package
 # (`md.pretrained("mnist_classifier")`: two 3 × 3 conv blocks, a 128-unit ReLU hidden layer, a linear read-out to
-# 10 classes; its test accuracy, from its record, is printed below).
+# 10 classes; its layers and its test accuracy, from its record, are printed below).
 #
 # - **MNIST FID** (`md.metrics.mnist_fid`: `md.frechet_distance` on `classifier_features`). Each image $x$ becomes
 #   the classifier's 128 hidden features $f(x)$; a Gaussian is fitted to the features of the samples (mean
@@ -178,6 +180,7 @@ print(md.table({name: [q[name]["fid"], q[name]["confidence"], 100 * q[name]["sur
                ["FID", "confidence", "sure %", "its std. error %"], header="record", digits=[2, 3, 1, 1],
                title=f"the shipped model's record: {q['n']} samples each, one seed, against the {q['reference']}"))
 classifier = md.pretrained("mnist_classifier")
+print(classifier)
 print(f"the MNIST classifier: {provenance('mnist_classifier')['test_accuracy']:.2%} test accuracy (its record)")
 reference = classifier_features(classifier, x_test)      # the 10,000 test digits' features, computed once
 
@@ -203,7 +206,7 @@ plt.show()
 # Load the shipped EMA weights (a `state_dict` loaded with `weights_only=True`) and sample. DDPM is the DDIM
 # step with $\eta = 1$ on all $T$ steps; DDIM takes $S$ steps of the uniform subsequence with $\eta = 0$.
 # Every sampler starts from the same four $x_T$, so the grids compare cell by cell. Four samples suffice to
-# time the samplers: a network evaluation costs the same whatever it is asked.
+# time the samplers.
 
 # %%
 model = md.pretrained("mnist_unet")
@@ -218,22 +221,24 @@ for name, S, eta in settings:
 ddpm_walk = grid["DDPM", T]                  # the whole DDPM chain, kept for section 6
 grid["DDPM", T] = ddpm_walk.x0
 for name, S, eta in settings:          # wall-clock with its unit, which the test suite's comparison ignores
-    print(f"{name}-{S:<5}{S:>5} network evaluations {seconds[name, S]:6.2f} s for 4 samples, "
-          f"speed-up {seconds['DDPM', T] / seconds[name, S]:.1f}x")
+    print(f"{name}-{S:<5}{S:>5} network evaluations {seconds[name, S]:6.2f} s for 4 samples "
+          f"({1000 * seconds[name, S] / S:.1f} ms per evaluation), speed-up {seconds['DDPM', T] / seconds[name, S]:.1f}x"
+          f" (T/S = {T // S})")
 fig, axes = plt.subplots(1, len(settings), figsize=(2.0 * len(settings), 2.3))
 for ax, (name, S, eta) in zip(axes, settings):
     show(grid[name, S], f"{name}, S = {S}", 2, ax)
 plt.show()
 
 # %% [markdown]
-# The wall-clock scales with the number of network evaluations: DDIM-$S$ is about $T/S$ times faster than
-# DDPM-1000 (one run on a shared CPU, so the ratios move by some percent from run to run). DDIM's fig. 4 shows the
-# same linear scaling on a GPU.
+# The wall-clock grows with the number of network evaluations: each printed speed-up is of the order of $T/S$. How
+# close to $T/S$ it comes changes from run to run (one run of four samples on a shared CPU; the ms per evaluation
+# show how much the clock moves), so we read no more into it. DDIM's fig. 4 shows the time growing linearly with the
+# steps on a GPU.
 #
 # ### Quality against the number of steps, over three seeds
 #
 # We draw $N = 100$ samples for each of three seeds (seed $k$ fixes $x_T$ and any sampling noise, as
-# `md.sample_quality` does) and print each statistic of section 3 as mean $\pm$ standard deviation over the seeds,
+# `md.metrics.sample_quality` does) and print each statistic of section 3 as mean $\pm$ standard deviation over the seeds,
 # under the band of 100 real digits. At $N = 100$ the FID is biased far upwards and varies between seeds, real
 # digits included; but every sampler starts from the same $x_T$ at a given seed, so the **paired** FID (minus
 # DDIM-20's at the same seed) cancels most of that variation: read that column for the comparison. We score
@@ -247,7 +252,7 @@ N, seeds = 100, (0, 1, 2)
 
 
 def draw(S, eta, seed, trajectory=False):
-    """N samples on timesteps(T, S), drawn as md.sample_quality draws them: x_T, then the noise, from one seed."""
+    """N samples on timesteps(T, S), drawn as md.metrics.sample_quality draws them: x_T, then the noise, from one seed."""
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn(N, 1, 28, 28, generator=g)
     return md.sample(model, x_T, schedule, md.timesteps(T, S), eta, generator=g, clip_x0=1.0, trajectory=trajectory)
@@ -424,13 +429,14 @@ with torch.no_grad():
 # ## Summary
 #
 # - The toy notebooks' code runs unchanged on images: only the network differs.
-# - DDIM-$S$ costs about $S/T$ of DDPM-1000's wall-clock. Over three seeds of 100 samples, DDIM-10 is worse than
+# - DDIM-$S$ costs of the order of $S/T$ of DDPM-1000's wall-clock. Over three seeds of 100 samples, DDIM-10 is worse than
 #   DDIM-20 beyond the spread (paired FID and sure fraction), and DDIM-20's sure fraction already equals the DDIM-50
 #   record's; in the 1,000-sample record DDIM-50 matches DDPM-1000 in FID and trails it by about two standard
 #   errors in sure fraction, with 1/20 of the network evaluations: the near parity of DDIM's Table 1.
 # - At $S = 10$, $\hat\sigma$ is far worse than $\eta = 0$ (paired FID +107.8 $\pm$ 6.7) and $\eta = 1$ slightly
 #   worse (+1.7 $\pm$ 0.2): DDIM Table 1's ordering.
-# - With $\eta = 0$, $x_T$ is a latent code: the sample it gives barely changes with $S$.
+# - With $\eta = 0$, $x_T$ is a latent code: from $S = 20$ on, the sample it gives barely changes with $S$; at
+#   $S = 10$ one of the four samples reads as another digit.
 #
 # ## Going further
 #
@@ -514,6 +520,7 @@ plt.show()
 
 # %%
 walk20 = walks[0]                                             # seed 0: the 100 samples of the grid above
+print("the DDIM-20 walk's times:", md.timesteps(T, 20).tolist())
 commit = torch.cat([md.commitment_times(walks[seed], classifier) for seed in seeds])
 sure_all = torch.cat([md.metrics.top_probability(results[20, 0.0, seed]["images"], classifier) > md.metrics.SURE
                       for seed in seeds])

@@ -15,15 +15,14 @@
 # # 08 · What a trained DDPM does besides sampling
 #
 # **You will be able to:** read a trained DDPM's variational bound as a progressive code and plot its rate and
-# distortion against $t$; say what a shared $x_t$ fixes in the draws that start from it; interpolate two images
-# through $q$; inpaint with an unconditional model by replacement and by RePaint's resampling; and measure each with a
-# classifier.
+# distortion against $t$; say what a shared $x_t$ fixes in the draws from it; interpolate two images through $q$;
+# inpaint with an unconditional model by replacement and by RePaint's resampling.
 #
 # **You need first:** notebook 02 (the bound's terms $L_0, L_{t-1}, L_T$ and bits/dim), notebooks 04-05 (DDIM's
 # step, eq. 12, and $\eta$), notebook 07 (the shipped MNIST U-Net and classifier); the mathematics: a KL divergence
 # read as a codelength, and sampling $q(x_t \mid x_0)$ in one step.
 #
-# **Time:** about 35 min to read; runs in about 85 s on a 2-core CPU (one thread, AVX2 kernels; measured as README's "Running the tests" describes).
+# **Time:** about 35 min to read; runs in about 85 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDPM reads its trained model as a progressive lossy code and its sampler as progressive decoding (sec. 4.3), and
 # shows samples that share an $x_t$ (fig. 7) and interpolations through $q$ (sec. 4.4). DDPM does no inpainting:
@@ -36,7 +35,7 @@
 # 3. **interpolation through $q$** (DDPM sec. 4.4, fig. 8), stochastic and deterministic, against mixing pixels;
 # 4. **inpainting**: replacement, RePaint's resampling and a deterministic replacement, on three masks.
 #
-# *Going further*: DDPM's autoregressive reading of the bound (eq. 16), exact on a 4-pixel image; the other masks.
+# *Going further*: DDPM's autoregressive reading of the bound (eq. 16) on a 4-pixel image; the other masks.
 # Time is DDPM's $t = 0..T$; DDIM's $\alpha_t$ is our $\bar\alpha_t$ (`alpha_bars`).
 
 # %%

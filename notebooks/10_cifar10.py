@@ -22,9 +22,11 @@
 # **You need first:** notebook 07 (the U-Net, `md.train` and `md.sample` on MNIST) and notebook 05 (subsequences
 # $\tau$, $\eta$, sample consistency); no new mathematics.
 #
-# **Time:** about 15 min to read; runs in about 6 s on a 2-core CPU (one thread, AVX2 kernels) without the data. With CIFAR-10,
-# sections 3 and 4 train and sample a small model for a few minutes; with the paper's model, section 5 runs
-# its 35.7 M-parameter network for 4,720 image-passes, about 17 min at the README's 0.22 s per pass on a CPU: use a GPU.
+# **Time:** about 15 min to read; runs in about 6 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the
+# tests") without the data. With CIFAR-10, sections 3 and 4 train and sample a small model
+# (not timed: the course's machines have no CIFAR-10); with the paper's model, section 5 runs its 35.7 M-parameter
+# network for 4 images x 1,180 steps (DDPM-1000 and DDIM-100, 50, 20, 10) = 4,720 image-passes, about 17 min at the
+# README's 0.22 s per pass on a CPU: use a GPU.
 #
 # *Optional.* This notebook needs the CIFAR-10 data (not shipped) for sections 1, 3 and 4, the DDPM paper's
 # checkpoint for section 5, and, to sample the paper's model at full length, a GPU. Without them it still runs top
@@ -147,8 +149,9 @@ print(md.table(rows, ["parameters"], header="md.UNet(channels=3), 32 x 32 images
 # %% [markdown]
 # ## 3. A small model on the CPU
 #
-# Three hundred steps of the smallest U-Net: the GPU run's code path at a budget that fits a CPU. Enough to watch the
-# loss fall (the cell prints its mean over the first and the last 30 steps); far too little for objects: the
+# Three hundred steps of the smallest U-Net: the GPU run's code path at a budget that fits a CPU. Meant to let you watch
+# the loss fall (the cell prints its mean over the first and the last 30 steps; not run on CIFAR-10 for this course);
+# far too little for objects: the
 # paper's model saw 800k batches, this one 300. Judge the samples of section 4 by eye against that.
 
 # %% tags=["nbval-ignore-output"]
