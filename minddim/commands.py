@@ -297,7 +297,7 @@ def train_classifier(out="runs/mnist_classifier.pt", *, epochs: int = 5, batch_s
     return model, accuracy
 
 
-# the samplers of the shipped model's record; evaluate's default is the first (DDPM-1000 takes 20x as long)
+# the samplers of the shipped model's record; evaluate's default is the first (DDPM-1000 takes about 19x as long)
 SAMPLERS = (("DDIM-50", 50, 0.0), ("DDPM-1000", 1000, 1.0))
 
 

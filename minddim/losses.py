@@ -2,8 +2,8 @@
 
 - ``epsilon_loss``: L_simple = E_{t, x_0, eps} ||eps - eps_theta(x_t, t)||^2 (DDPM eq. 14), t uniform
   on 1..T.  Reported as a mean over elements (per dimension), so it is comparable across data sizes.
-- ``objective``: the four cells of DDPM Table 2's ablation: predict ``"eps"`` or ``"mu"`` and weight
-  ``"simple"`` (unweighted mean squared error of the network output) or ``"bound"`` (the true
+- ``objective``: four of the six rows of DDPM Table 2's ablation (the fixed-variance ones): predict ``"eps"``
+  or ``"mu"`` and weight ``"simple"`` (unweighted mean squared error of the network output) or ``"bound"`` (the true
   variational bound term ||tilde-mu_t - mu_theta||^2 / (2 sigma_t^2) with sigma_t^2 = beta_t, eq. 8; for
   eps-prediction this is eq. 12's weighting beta_t^2 / (2 sigma_t^2 alpha_t (1 - bar-alpha_t))).
 """

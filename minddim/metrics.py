@@ -130,8 +130,9 @@ def _shipped_unless_given(classifier):
     return classifier
 
 
-# images per pass of the MNIST classifier: on a 2-core Zen 3 (AVX2), one thread, the 10,000 test digits' features take
-# 2.8-3.8 s in passes of 100 against 6.1-6.3 s in passes of 1,000 (whose activations, 100 MB a layer, leave the caches)
+# images per pass of the MNIST classifier: classifier_features of the 10,000 test digits, one thread, 3 interleaved
+# runs on a 2-core Intel Xeon (2026-12-05), took 4.0-6.6 s in passes of 100 against 8.6-9.7 s in passes of 1,000
+# (probably because the larger passes' activations leave the CPU's caches)
 CLASSIFIER_BATCH = 100
 
 

@@ -90,7 +90,8 @@ def check_eta(eta):
 def ddim_sigma(schedule: Schedule, t, t_prev, eta) -> torch.Tensor:
     """sigma_{tau_i}(eta) = eta sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) sqrt(1 - bar-alpha_t/bar-alpha_prev)
     (DDIM eq. 16), in float64; with ``eta="sigma_hat"``, sigma-hat = sqrt(1 - bar-alpha_t/bar-alpha_prev)
-    (DDIM sec. 5.1), set to 0 on the final step to t_prev = 0."""
+    (DDIM sec. 5, App. D.3), set to 0 on the final step to t_prev = 0 (not in the paper; as in the official code's
+    ``ddpm_steps``)"""
     schedule = as_schedule(schedule)
     eta = check_eta(eta)
     tt, tp = _time_pair(schedule, t, t_prev)
@@ -427,7 +428,7 @@ def encode(model, x0: torch.Tensor, schedule: Schedule, timesteps, *, progress: 
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, w) -> torch.Tensor:
-    """Spherical linear interpolation between latents (DDIM sec. 5.3, Shoemake 1985), per sample:
+    """Spherical linear interpolation between latents (DDIM App. D.5, eq. 67, after Shoemake 1985), per sample:
     sin((1 - w) theta)/sin(theta) z0 + sin(w theta)/sin(theta) z1, theta the angle between z0 and z1
     (flattened over all but the batch dimension). ``w`` is a number in [0, 1] or a tensor of such
     numbers of shape ``(K,)``, which gives K interpolants stacked along a new leading dimension.

@@ -3,8 +3,8 @@ matching, Langevin dynamics, and the probability-flow ODE in DDIM's variables.
 
 - **Score and noise.** For x_t = sqrt(bar-alpha_t) x_0 + sqrt(1 - bar-alpha_t) eps, the score of the
   noisy marginal is grad log q_t(x_t) = -E[eps | x_t] / sqrt(1 - bar-alpha_t), so an eps-model is a
-  score model up to a known factor (DDPM sec. 3.2, after eq. 11: "eps_theta is a learned gradient of the
-  data density").
+  score model up to a known factor (DDPM sec. 3.2, after eq. 11: Algorithm 2 "resembles Langevin dynamics
+  with eps_theta as a learned gradient of the data density").
 - **Tweedie's formula** (Robbins 1956; Efron 2011): E[x_0 | x_t] = (x_t + (1 - bar-alpha_t) grad log
   q_t(x_t)) / sqrt(bar-alpha_t), which is :func:`minddim.predict_x0` written with the score.
 - **Denoising score matching** (Vincent 2011; Song & Ermon 2019, eq. 2) at the noise level of time t:

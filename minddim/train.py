@@ -40,8 +40,9 @@ PRECISIONS = ("fp32", "bf16")
 
 def learning_rate(lr: float, step: int, steps: int, decay: str = "constant") -> float:
     """The learning rate of Adam step ``step`` (0-based) of ``steps``: ``lr`` throughout (``"constant"``, as in
-    DDPM), or ``lr (1 + cos(pi step / steps)) / 2`` (``"cosine"``: from ``lr`` at the first step down to nearly 0 at
-    the last). A function of the step alone, so a resumed run follows the same schedule."""
+    DDPM's text, App. B: one rate "without any sweeping", no decay named), or ``lr (1 + cos(pi step / steps)) / 2``
+    (``"cosine"``: from ``lr`` at the first step down to nearly 0 at the last). A function of the step alone, so a
+    resumed run follows the same schedule."""
     if decay not in LR_DECAYS:
         raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {decay!r}")
     return lr if decay == "constant" else lr * (1 + math.cos(math.pi * step / steps)) / 2
@@ -97,7 +98,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     ``lr_decay`` (``"constant"`` or ``"cosine"``) sets each step's learning rate (:func:`learning_rate`).
     ``precision="bf16"`` computes the forward pass under ``torch.autocast`` in bfloat16 (mixed precision: the
     weights, Adam's state, the EMA and the loss stay float32). It pays off for wider U-Nets on CPUs with bf16
-    matrix units and on GPUs (measured in ``benchmarks/README.md``, section 3); ``"fp32"`` is the default.
+    matrix units (measured on one such CPU in ``benchmarks/README.md``, section 3); ``"fp32"`` is the default.
     ``channels_last`` stores the model's weights and the images in the channels-last memory layout while
     training (default: on when ``data`` is a tensor of images, ``(N, C, H, W)``): the same computation up to
     floating-point rounding, and more images per second for the shipped U-Net on a 2-core CPU (measured in
@@ -149,8 +150,9 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         if isinstance(data, torch.Tensor):
             data = data.contiguous(memory_format=torch.channels_last)
     # foreach: Adam's update as a few multi-tensor kernels, not a Python loop over the parameters; on a CPU torch's
-    # default is the loop. The same numbers bit for bit (tests/test_losses.py), about 1.1x faster for the toy MLP
-    # (train_toy, 300 steps, one thread, 2-core Zen 3: medians of 3 interleaved runs, 4.9 s against 4.5 s)
+    # default is the loop. The same numbers bit for bit (tests/test_losses.py); for the toy MLP no faster within the
+    # noise (train_toy, 300 steps, one thread, 2-core Intel Xeon, 2026-12-05: medians of 3 interleaved runs, 7.2 s
+    # with foreach against 7.0 s without)
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     ema = EMA(model, ema_decay) if is_writer() else None
     losses, start = [], 0
