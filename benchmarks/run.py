@@ -276,7 +276,7 @@ def evaluations(sampler: str, S: int) -> int:
 
 def _draw(model, schedule, sampler: str, S: int, kind: str, x_T: torch.Tensor, batch: int, bar=None):
     """Samples in [-1, 1] from x_T (in batches of ``batch``), with the sampling seconds; clip_x0=1.0 as
-    md.sample_quality samples. ``bar`` (tqdm) advances by network evaluations x samples."""
+    md.metrics.sample_quality samples. ``bar`` (tqdm) advances by network evaluations x samples."""
     tau = md.timesteps(schedule.T, S, kind)
     out, seconds = [], 0.0
     for i in range(0, len(x_T), batch):
@@ -329,11 +329,11 @@ def bench_few_step(n: int = 1000, seeds=(0, 1), batch: int = 500, trial_n: int =
 
     First a trial of the timestep kinds ("uniform", "trailing") on ``trial_n`` samples of seed 0 (the same x_T
     for every row), which picks the kind (:func:`few_step_kind`); then, on that kind, ``n`` samples for each
-    seed (seed k draws x_T as md.sample_quality does; both samplers start from the same x_T), scored as the
+    seed (seed k draws x_T as md.metrics.sample_quality does; both samplers start from the same x_T), scored as the
     course scores samples: MNIST FID against the 10,000 test digits' classifier features and the classifier's
     sure fraction (top probability > 0.9). The floor is
-    ``n`` real *training* digits per seed (a seeded permutation, as md.evaluate_unet draws them; test digits
-    would be part of the reference). Spreads are half the difference between the two seeds."""
+    ``n`` real *training* digits per seed (a seeded permutation, as minddim.commands.evaluate_unet draws them; test
+    digits would be part of the reference). Spreads are half the difference between the two seeds."""
     from tqdm import tqdm
 
     from minddim.data import load_mnist, to_model_range
@@ -669,8 +669,16 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(HERE / "results.json"))
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own); on a shared machine 1 can be faster")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite README.md from --results without measuring anything")
     parser.add_argument("--bf16-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.render_only:
+        from minddim._io import atomic_path
+
+        with atomic_path(HERE / "README.md") as tmp:
+            tmp.write_text(render(json.loads(Path(args.results).read_text())))
+        return 0
     if args.bf16_probe:                                # the unet section's subprocess under capped kernels
         print(json.dumps(bf16_probe(args.repeats)))
         return 0
@@ -758,8 +766,12 @@ def render(results: dict) -> str:
         quality = md.weights.provenance("mnist_unet").get("quality")
         if quality:   # the shipped weights' own record: 1,000 samples, so less seed noise than 256
             ratio = quality["DDIM-50"]["fid"] / quality["DDPM-1000"]["fid"]
+            # a record made before `evaluate` took --samplers (it then always drew DDIM-50 and DDPM-1000)
+            today = ("" if "--samplers" in quality["command"] else
+                     "; `evaluate` now samples DDIM-50 alone by default, so the same figures need the recorded "
+                     "command plus `--samplers ddim-50,ddpm-1000`")
             lines += [f"With more samples (`{quality['command']}`, N = {quality['n']}, recorded in "
-                      f"`minddim/weights/mnist_unet.json`): DDPM-1000 FID {quality['DDPM-1000']['fid']:.1f} "
+                      f"`minddim/weights/mnist_unet.json`{today}): DDPM-1000 FID {quality['DDPM-1000']['fid']:.1f} "
                       f"({quality['DDPM-1000']['seconds']:.0f} s), DDIM-50 FID {quality['DDIM-50']['fid']:.1f} "
                       f"({quality['DDIM-50']['seconds']:.0f} s), ratio {ratio:.2f} "
                       f"({'met' if ratio <= 1.1 else 'not met'}); {quality['n']} real training digits score "
@@ -902,7 +914,7 @@ def _render_unet(r: dict) -> list:
                  if c["forwards_to_repay"] else "it is no faster, so it never repays its compilation")
         lines += [f"**torch.compile** of the channels-last network at batch {c['batch']}: the first call takes "
                   f"{c['compile_seconds']:.0f} s (compilation; less when torch's on-disk cache holds an earlier run's "
-                  f"work, as it may here: 25-50 s were measured from a cold cache on this machine), then {c['compiled_ms']:.1f} ms per forward against "
+                  f"work, as it may here; no cold-cache time is recorded), then {c['compiled_ms']:.1f} ms per forward against "
                   f"{c['eager_ms']:.1f} ms eager ({c['speedup']:.2f}x); {repay}. A notebook makes a few hundred "
                   f"(DDIM-50 on a few batches), so the package does not compile; it would also recompile for every "
                   f"new batch shape.", ""]
@@ -918,7 +930,7 @@ def _render_unet(r: dict) -> list:
                      f"{b['forward fp32 ms']:.0f} | {b['forward bf16 ms']:.0f} | {b['forward slowdown']:.2f}x | "
                      f"{b['training step fp32 ms']:.0f} | {b['training step bf16 ms']:.0f} | "
                      f"{b['training step slowdown']:.2f}x |")
-    lines += ["", "Without native bfloat16 (AMX or AVX-512 BF16, `md.train.native_bf16()`), `md.train` warns once when "
+    lines += ["", "Without native bfloat16 (AMX or AVX-512 BF16, `from minddim.train import native_bf16`), `md.train` warns once when "
               "asked for bf16, quoting the capped row's slowdown.", ""]
     return lines
 
@@ -942,8 +954,8 @@ def _render_distributed(r: dict) -> list:
     lines += ["", "Commands:", ""] + [f"- `{row['command']}`" for row in r["rows"]]
     rounds = range(len(r["rows"][0]["seconds_per_step"]))
     quiet = min(rounds, key=lambda k: max(row["load_average_before"][k] for row in r["rows"]))
-    lines += ["", f"The machine is shared: a load average above 1 before a setting means another job held a core, "
-              f"and the 2-thread process suffers most from it. In the quietest round (round {quiet + 1}, load "
+    lines += ["", f"The machine is shared: a load average above 1 before a setting means another job held a core. "
+              f"In the quietest round (round {quiet + 1}, load "
               f"average at most {max(row['load_average_before'][quiet] for row in r['rows'])} before each setting): "
               + "; ".join(f"{row['setting']} {r['batch'] / row['seconds_per_step'][quiet]:.0f} images/s"
                           for row in r["rows"]) + "."]
@@ -967,7 +979,7 @@ def _render_few_step(r: dict) -> list:
              f"are the DDIM step; S timesteps cost 2S - 1 network evaluations, the last step to t = 0 being an "
              f"Euler step) at budgets of {', '.join(str(b) for b in FEW_STEP_NFE)} evaluations: DDIM takes S = NFE "
              f"steps, Heun the most steps that fit, S = (NFE + 1) // 2. Both start from the same x_T (seed k draws "
-             f"x_T as `md.sample_quality` does) and clip the predicted x_0 to [-1, 1]; batches of {r['batch']}.", "",
+             f"x_T as `md.metrics.sample_quality` does) and clip the predicted x_0 to [-1, 1]; batches of {r['batch']}.", "",
              f"**Timestep kind.** A trial on {r['trial_n']} samples (seed {s0}, the same x_T in every row), MNIST "
              f"FID (biased upwards at this N, so read it across rows only) and the classifier's sure fraction:", "",
              "| kind | tau_1, tau_2, tau_S | sampler | S | NFE | FID | sure |", "|---|---|---|---|---|---|---|"]
@@ -979,15 +991,15 @@ def _render_few_step(r: dict) -> list:
     S_min = min(S for _, S in tau)
     first_uniform, last_trailing = tau["uniform", S_min][0], tau["trailing", S_min][0]
     start_uniform = min(t[-1] for (k, _), t in tau.items() if k == "uniform")
-    lines += ["", f"Why the kind matters for Heun: its last step, from tau_1 to t = 0, is an Euler (DDIM) step, since "
-              f"the network is not defined at t = 0, and it costs one evaluation. On \"uniform\" tau_1 = "
-              f"{first_uniform} (alpha-bar = {ab[first_uniform]:.4f}): that step hardly moves the sample, so its "
-              f"evaluation is nearly spent for nothing, but every step that does move it is second order; the walk "
-              f"starts at tau_S = {start_uniform} at S = {S_min} rather than T (alpha-bar = {ab[start_uniform]:.4f} "
-              f"there, so starting from N(0, I) costs little). On \"trailing\" the S steps are spread evenly from T "
-              f"to 0 and none is idle, but the last one is a first-order step over the low-noise end, tau_1 = "
-              f"{last_trailing} -> 0 at S = {S_min} (alpha-bar {ab[last_trailing]:.2f} -> 1). Which effect weighs "
-              f"more is measured, not argued: Heun's mean FID over the three budgets in the trial is "
+    lines += ["", f"Why the kind may matter for Heun (two hypotheses; no run here isolates either): its last step, "
+              f"from tau_1 to t = 0, is an Euler (DDIM) step, since the network is not defined at t = 0, and it costs "
+              f"one evaluation. On \"uniform\" tau_1 = {first_uniform} (alpha-bar = {ab[first_uniform]:.4f}): that "
+              f"step may hardly move the sample, so its evaluation may be nearly spent for nothing, while every step "
+              f"before it is second order; the walk starts at tau_S = {start_uniform} at S = {S_min} rather than T "
+              f"(alpha-bar = {ab[start_uniform]:.4f} there, so starting from N(0, I) may cost little). On "
+              f"\"trailing\" the S steps are spread evenly from T to 0, but the last one is a first-order step over "
+              f"the low-noise end, tau_1 = {last_trailing} -> 0 at S = {S_min} (alpha-bar {ab[last_trailing]:.2f} "
+              f"-> 1). The trial compares the kinds, not these effects: Heun's mean FID over the three budgets in the trial is "
               f"{sum(heun['uniform']) / 3:.1f} on uniform and {sum(heun['trailing']) / 3:.1f} on trailing, so the "
               f"table uses **{r['kind']}** for both samplers (`few_step_kind` picks the lower; at N = "
               f"{r['trial_n']} this is one draw, paired by x_T, with no spread of its own: the choice rests on it, "
@@ -1013,7 +1025,7 @@ def _render_few_step(r: dict) -> list:
     paired = next(row for row in r["rows"] if row["sampler"] == "Heun" and row["budget"] == 20)["fid_minus_ddim50"]
     per_eval = [row["seconds_per_1000"]["mean"] / row["nfe"] for row in r["rows"]]
     lines += ["", f"The floor: {n:,} real *training* digits per seed (a seeded permutation, seeds {s0} and {s1}, as "
-              f"`md.evaluate_unet` draws them; test digits would be part of the reference). A model's FID at N = "
+              f"`minddim.commands.evaluate_unet` draws them; test digits would be part of the reference). A model's FID at N = "
               f"{n:,} cannot be expected below it.", "",
               f"Target: the second-order sampler at ~20 evaluations at least as good as DDIM-50 (within the spread "
               f"between two seeds): **{'met' if v['met'] else 'not met'}**. {v['heun']}: FID {v['fid'][0]:.2f} "

@@ -67,7 +67,7 @@ grading.check("epsilon_loss", epsilon_loss)
 # `md.MLP` on the eight-Gaussians set with your step: 800 steps of batch 256, Adam with learning rate 3e-3,
 # seeded. It passes if the trained model's $L_\text{simple}$ on fixed held-out draws comes within 20% of the
 # exact floor that no network can beat (`md.GaussianMixtureDenoiser`, notebook 03, section 2); the package's
-# own step passes with room to spare. The check trains for some seconds.
+# own step passes it. The check trains for some seconds.
 
 # %% nbgrader={"grade": false, "grade_id": "training_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def training_step(model, optimizer, x0_batch, schedule, generator):
