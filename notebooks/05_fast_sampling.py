@@ -59,7 +59,8 @@ T = schedule.T
 # `md.timesteps(T, S, kind)` returns $\tau_1 < \dots < \tau_S$ in $1..T$. DDIM (app. D.2) tries two kinds, *linear*
 # $\tau_i = \lfloor ci \rfloor$ and *quadratic* $\tau_i = \lfloor ci^2 \rfloor$, with $c$ chosen so that the last $\tau$ is close to
 # $T$; it used quadratic for CIFAR10 and linear for the other data sets. The package follows the official code:
-# `"uniform"` is its `range(0, T, T // S)` shifted to 1-based time, $\tau_i = (i-1)T/S + 1$, and `"quadratic"` is
+# `"uniform"` is $\tau_i = \lfloor (i-1)T/S \rfloor + 1$, its `range(0, T, T // S)` shifted to 1-based time when $S$
+# divides $T$ (otherwise that range has more than $S$ entries), and `"quadratic"` is
 # $\tau_i \approx 0.8T\,((i-1)/(S-1))^2 + 1$, which spends more steps at small $t$. (`"trailing"`, which ends at $T$, is from
 # later work, Lin et al. 2024.) The sampler walks $\tau_S \to \dots \to \tau_1 \to 0$ with the step of notebook 04.
 

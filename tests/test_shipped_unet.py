@@ -34,7 +34,7 @@ def test_provenance_records_the_commands_machine_and_quality():
 
 # The first 200 of the 1000 DDIM-50 samples `evaluate` scored (its seed; eta = 0 draws no noise after x_T, so
 # sample i depends on x_T[i] alone), scored here against the 10,000 test images, measured by this test's own code
-# on a 2-core AMD EPYC (Zen 3), one thread, with torch's kernels at AVX2 and capped at "default": the same figures
+# on a 2-core AMD EPYC, one thread, with torch's kernels at AVX2 and capped at "default": the same figures
 # to the digits recorded (FID 34.2968 vs 34.2968; an FID of 200 samples sits far above the 1000-sample 13.2, as
 # FID's bias at small n predicts).
 FIRST_200 = {"fid": 34.297, "confidence": 0.9651, "sure": 0.91, "counts": [24, 28, 19, 30, 17, 12, 17, 17, 18, 18]}
