@@ -167,7 +167,7 @@ class GaussianMixtureDenoiser:
         log_comp, sol, _ = self._components(x_t, t, low=0)
         y = labels_for(check_labels(y, self.num_components, "y", allow_null=False), x_t)
         rows = torch.arange(x_t.shape[0])
-        return (self._score(log_comp, sol) + sol[rows, y.cpu()]).to(x_t.dtype)
+        return (-sol[rows, y.cpu()] - self._score(log_comp, sol)).to(x_t.dtype)
 
     def class_eps(self, x_t: torch.Tensor, t, y) -> torch.Tensor:
         """E[eps | x_t, y] = sqrt(1 - bar-alpha_t) Sigma_{y,t}^{-1} (x_t - sqrt(bar-alpha_t) m_y), the exact

@@ -107,8 +107,8 @@ class UNet(nn.Module):
     so that every residual block sees it through its projection of the embedding (the simplest form; Dhariwal &
     Nichol 2021, sec. 3.1, feed the class into their normalization layers instead). It is initialised to
     **zero**, so an unconditional checkpoint loaded into it (:meth:`load_unconditional_state_dict`) predicts
-    exactly what it predicted before, for every label, and fine-tuning starts from the unconditional model.  ``num_classes=None``
-    (the default) is the unconditional U-Net, unchanged (the shipped ``mnist_unet``).
+    exactly what it predicted before, for every label, and fine-tuning starts from the unconditional model.
+    ``num_classes=None`` (the default) is the unconditional U-Net, unchanged (the shipped ``mnist_unet``).
     """
 
     chunk: int | None = 128
@@ -174,7 +174,10 @@ class UNet(nn.Module):
         if self.num_classes is None:
             raise ValueError("load_unconditional_state_dict is for a UNet built with num_classes; "
                              "use load_state_dict for an unconditional one")
-        result = self.load_state_dict(state_dict, strict=False)
+        try:
+            result = self.load_state_dict(state_dict, strict=False)
+        except RuntimeError as e:                       # shapes that differ: another config
+            raise ValueError(f"state_dict must be an unconditional UNet's of the same config: {e}") from None
         if list(result.missing_keys) != ["label.weight"] or result.unexpected_keys:
             raise ValueError(f"state_dict must be an unconditional UNet's of the same config: missing "
                              f"{result.missing_keys}, unexpected {result.unexpected_keys} (expected only "
