@@ -76,9 +76,10 @@ def classifier_free(model, y, w):
     strength, a finite real number: ``w = 0`` is the plain conditional model, ``w > 0`` guides (Ho & Salimans sweep
     w = 0 .. 4), ``w = -1`` is the unconditional model.
 
-    **The convention learners trip over:** diffusers (and the Stable Diffusion / Imagen literature) write
-    ``eps_u + s (eps_c - eps_u)`` with ``guidance_scale`` s, which is ``(1 + w)`` here: diffusers'
-    ``guidance_scale = 7.5`` is ``w = 6.5``, and its ``guidance_scale = 1`` (no guidance) is ``w = 0``.
+    **The convention learners trip over:** diffusers' pipelines take ``guidance_scale`` s and compute
+    ``eps_u + s (eps_c - eps_u)`` (their docs: s "is defined as w of equation 2. of Imagen Paper", and guidance
+    "is enabled by setting guidance_scale > 1"). That s is ``1 + w`` here: diffusers' ``guidance_scale = 7.5`` is
+    ``w = 6.5``, and its ``guidance_scale = 1`` (no guidance) is ``w = 0``.
 
     The two evaluations run as **one** batched forward pass: the batch [x_t; x_t] with labels [y; ∅], split in two
     (each guided step "requires evaluating the denoising model twice", Ho & Salimans sec. 4.3; batched, that is
