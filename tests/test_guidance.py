@@ -119,7 +119,8 @@ def test_classifier_free_at_w0_is_the_conditional_model(skewed):
     net = tiny_unet()
     with torch.no_grad():
         net.label.weight.normal_()                                         # a trained-looking class embedding
-        xi, ti, yi = torch.randn(6, 1, 12, 12), torch.tensor([1, 5, 50, 200, 700, 1000]), torch.tensor([0, 1, 2, 0, 1, 2])
+        xi, ti = torch.randn(6, 1, 12, 12), torch.tensor([1, 5, 50, 200, 700, 1000])
+        yi = torch.tensor([0, 1, 2, 0, 1, 2])
         assert torch.allclose(md.classifier_free(net, yi, 0.0)(xi, ti), net(xi, ti, yi), rtol=0, atol=1e-5)
 
 
@@ -271,7 +272,7 @@ def test_class_embedding_changes_predictions_once_trained():
 
 
 # -- bad input ---------------------------------------------------------------------------------------------------
-def test_bad_input_gets_a_clear_error_naming_the_argument(den, skewed, schedule):
+def test_bad_input_gets_a_clear_error_naming_the_argument(skewed, schedule):
     cond = skewed.conditional()
     x, t, _ = _batch(5, K=3)
     x, t = x[:4], t[:4]
