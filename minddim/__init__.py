@@ -18,11 +18,12 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "analytic": ("GaussianDenoiser", "GaussianMixtureDenoiser"),
+    "analytic": ("ConditionalMixtureDenoiser", "GaussianDenoiser", "GaussianMixtureDenoiser"),
     "bound": ("bits_per_dim", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term",
               "progressive_distortion", "progressive_rate", "vlb", "vlb_terms"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),
     "diffusion": ("p_mean", "predict_eps", "predict_x0", "q_posterior", "q_sample", "q_sigma_posterior", "q_step"),
+    "guidance": ("class_log_prob_grad", "classifier_free", "classifier_guidance", "is_conditional", "null_label"),
     "losses": ("eps_from_mu", "epsilon_loss", "objective"),
     "metrics": ("classifier_confidence", "classifier_sure_fraction", "commitment_times", "frechet_distance", "mmd",
                 "mnist_fid", "reference_spread", "sliced_wasserstein"),

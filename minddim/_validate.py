@@ -72,3 +72,54 @@ def check_positive_int(v, name: str, high: int | None = None) -> int:
         rng = f"1..{high}" if high is not None else ">= 1"
         raise ValueError(f"{name} must lie in {rng}, got {v}")
     return v
+
+
+def check_finite_real(v, name: str) -> float:
+    """A real number (not a bool) that is finite: a guidance weight or scale."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dtype != torch.bool and v.dim() == 0:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number, got {v!r}")
+    v = float(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite real number, got {v}")
+    return v
+
+
+def check_labels(y, num_classes: int | None, name: str = "y", allow_null: bool = True) -> torch.Tensor:
+    """Class labels as a long tensor of shape () or (batch,): integers in 0..K-1, or K (the null label, "no class",
+    see :mod:`minddim.guidance`) when ``allow_null``.  ``y`` may be a Python integer or an integer
+    tensor of shape () or (B,).  ``num_classes=None`` (not known yet, e.g. a classifier's) checks only that the
+    labels are >= 0."""
+    if num_classes is None:
+        high, allowed = None, "0, 1, ... (class indices)"
+    else:
+        high = num_classes if allow_null else num_classes - 1
+        allowed = f"0..{num_classes - 1}" + (f" (or {num_classes}, the null label)" if allow_null else "")
+    if isinstance(y, bool) or isinstance(y, torch.Tensor) and y.dtype == torch.bool:
+        raise TypeError(f"{name} must hold class labels {allowed}, got a bool")
+    if isinstance(y, numbers.Integral):
+        y = torch.tensor(int(y), dtype=torch.long)
+    elif isinstance(y, torch.Tensor):
+        if y.is_floating_point() or y.is_complex():
+            raise TypeError(f"{name} must be an integer tensor of class labels {allowed}, got dtype {y.dtype}")
+        if y.dim() > 1:
+            raise ValueError(f"{name} must have shape () or (batch,), got {tuple(y.shape)}")
+        y = y.long()
+    else:
+        raise TypeError(f"{name} must be an int or an integer tensor of class labels {allowed}, "
+                        f"got {type(y).__name__}")
+    if y.numel() and (int(y.min()) < 0 or high is not None and int(y.max()) > high):
+        raise ValueError(f"{name} must hold class labels {allowed}, got values from {int(y.min())} to {int(y.max())}")
+    return y
+
+
+def labels_for(y: torch.Tensor, x: torch.Tensor, name: str = "y", x_name: str = "x_t") -> torch.Tensor:
+    """Checked labels of shape () or (B,) as a (B,) tensor on x's device, one per row of ``x``."""
+    B = x.shape[0]
+    if y.dim() == 0:
+        return y.to(x.device).expand(B)
+    if y.shape[0] != B:
+        raise ValueError(f"{name} has shape {tuple(y.shape)} but {x_name} has shape {tuple(x.shape)}: "
+                         f"{name} needs one label per row of {x_name} (or a single label for all rows)")
+    return y.to(x.device)

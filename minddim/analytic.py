@@ -12,6 +12,20 @@ and the minimum-mean-squared-error noise estimate is (Tweedie's formula, score =
 with r_k(x_t) the posterior probability of component k.  These models plug into every sampler and loss
 of the package as ``model(x_t, t)``: they give the loss floor, the exact bound and the sampler error of a
 perfect network.  Computations run in float64; results come back in the dtype of ``x_t``.
+
+Classes.  Read the mixture's components as classes y = 0..K-1 (x_0 | y ~ N(m_y, C_y), p(y) = w_y).  Then every
+quantity of guidance (:mod:`minddim.guidance`) is exact too:
+
+    p(y | x_t) = r_y(x_t) = w_y N(x_t; sqrt(bar-alpha_t) m_y, Sigma_{y,t}) / q(x_t)        (Bayes' rule)
+    E[eps | x_t, y] = sqrt(1 - bar-alpha_t) Sigma_{y,t}^{-1} (x_t - sqrt(bar-alpha_t) m_y)
+    grad_x log p(y | x_t) = grad_x log q(x_t | y) - grad_x log q(x_t)
+                          = -(E[eps | x_t, y] - E[eps | x_t]) / sqrt(1 - bar-alpha_t),
+
+so the unconditional eps minus sqrt(1 - bar-alpha_t) times the classifier's gradient (classifier guidance at
+scale 1, Dhariwal & Nichol 2021, eq. 14) *is* the conditional eps: :meth:`GaussianMixtureDenoiser.class_eps`,
+:meth:`~GaussianMixtureDenoiser.log_class_posterior` (an exact noise-aware classifier ``(x_t, t) -> logits``),
+:meth:`~GaussianMixtureDenoiser.class_posterior_grad`, and :class:`ConditionalMixtureDenoiser`, the conditional
+eps-model ``(x_t, t, y)`` whose null label K gives the unconditional eps.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import math
 
 import torch
 
-from ._validate import as_time, check_batch, check_tensor
+from ._validate import as_time, check_batch, check_labels, check_tensor, labels_for
 from .schedules import Schedule, as_schedule
 
 
@@ -134,12 +148,72 @@ class GaussianMixtureDenoiser:
         log_comp, sol, ab = self._at(x_t, ab)
         return (-(1 - ab).sqrt() * self._score(log_comp, sol)).to(x_t.dtype)
 
+    # -- the components as classes (module docstring; minddim.guidance) ---------------------------
+    @property
+    def num_components(self) -> int:
+        return self.weights.shape[0]
+
+    def log_class_posterior(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """log p(y | x_t) for every class y = 0..K-1 (the log responsibilities), shape (B, K), float64, for t in
+        0..T.  Differentiable in ``x_t``: it is an exact noise-aware classifier ``(x_t, t) -> logits`` for
+        :func:`minddim.guidance.classifier_guidance` (log-probabilities are logits whose softmax is themselves)."""
+        log_comp, _, _ = self._components(x_t, t, low=0)
+        return torch.log_softmax(log_comp, 1)
+
+    def class_posterior_grad(self, x_t: torch.Tensor, t, y) -> torch.Tensor:
+        """grad_x log p(y | x_t) = sum_k r_k Sigma_{k,t}^{-1} (x_t - sqrt(bar-alpha_t) m_k) - Sigma_{y,t}^{-1}
+        (x_t - sqrt(bar-alpha_t) m_y) in closed form (the class score minus the score), for t in 0..T, in the
+        dtype of ``x_t``.  ``y``: an int or a (B,) tensor of classes 0..K-1."""
+        log_comp, sol, _ = self._components(x_t, t, low=0)
+        y = labels_for(check_labels(y, self.num_components, "y", allow_null=False), x_t)
+        rows = torch.arange(x_t.shape[0])
+        return (-sol[rows, y.cpu()] - self._score(log_comp, sol)).to(x_t.dtype)
+
+    def class_eps(self, x_t: torch.Tensor, t, y) -> torch.Tensor:
+        """E[eps | x_t, y] = sqrt(1 - bar-alpha_t) Sigma_{y,t}^{-1} (x_t - sqrt(bar-alpha_t) m_y), the exact
+        class-conditional model (component y alone is the data), for t in 1..T.  ``y``: an int or a (B,) tensor of
+        classes 0..K-1, or K, the null label (:mod:`minddim.guidance`), for which it is the unconditional
+        E[eps | x_t] of :meth:`__call__`."""
+        log_comp, sol, ab = self._components(x_t, t, low=1)
+        y = labels_for(check_labels(y, self.num_components, "y", allow_null=True), x_t).cpu()
+        K, rows = self.num_components, torch.arange(x_t.shape[0])
+        eps = (1 - ab).sqrt() * sol[rows, y.clamp(max=K - 1)]
+        null = y == K
+        if bool(null.any()):
+            eps = torch.where(null[:, None], -(1 - ab).sqrt() * self._score(log_comp, sol), eps)
+        return eps.to(x_t.dtype)
+
+    def conditional(self) -> "ConditionalMixtureDenoiser":
+        """This mixture as a class-conditional eps-model ``(x_t, t, y)``: :class:`ConditionalMixtureDenoiser`."""
+        return ConditionalMixtureDenoiser(self)
+
     def entropy(self, n: int = 200_000, generator: torch.Generator | None = None) -> float:
         """Differential entropy H(x_0) in nats: exact for one component, Monte Carlo otherwise."""
         if len(self.weights) == 1:
             return gaussian_entropy(self.covs[0])
         x = self.sample_data(n, generator, dtype=torch.float64)
         return float(-self.log_prob(x, 0).mean())
+
+
+class ConditionalMixtureDenoiser:
+    """The exact class-conditional eps-model of a Gaussian mixture whose components are the classes:
+    ``model(x_t, t, y) = E[eps | x_t, y]`` (:meth:`GaussianMixtureDenoiser.class_eps`) with ``y`` in 0..K-1, and
+    the null label ``y = K = num_classes`` giving the unconditional E[eps | x_t], as a network trained with label
+    dropout learns to (Ho & Salimans 2022, sec. 3.2).  It is what :func:`minddim.guidance.classifier_free` takes,
+    with no network error at all."""
+
+    def __init__(self, denoiser: GaussianMixtureDenoiser):
+        if not isinstance(denoiser, GaussianMixtureDenoiser):
+            raise TypeError(f"denoiser must be a GaussianMixtureDenoiser, got {type(denoiser).__name__}")
+        self.denoiser = denoiser
+        self.schedule = denoiser.schedule
+
+    @property
+    def num_classes(self) -> int:
+        return self.denoiser.num_components
+
+    def __call__(self, x_t: torch.Tensor, t, y) -> torch.Tensor:
+        return self.denoiser.class_eps(x_t, t, y)
 
 
 class GaussianDenoiser(GaussianMixtureDenoiser):

@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from ._validate import check_labels, labels_for
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer time steps (Vaswani et al., 2017, sec. 3.5; DDPM appendix B):
@@ -98,18 +100,36 @@ class UNet(nn.Module):
     probably because a large batch's activations no longer fit in the CPU's caches). Neither changes what a row
     computes: the network treats every row on its own (GroupNorm normalizes within an image), so the output is the
     same up to float32 rounding, and nothing random happens inside it. ``chunk = None`` turns the splitting off.
+
+    Classes: ``num_classes=K`` makes it a class-conditional eps-model ``model(x_t, t, y)`` (:mod:`minddim.guidance`)
+    with ``y`` a (B,) integer tensor (or one int) of classes 0..K-1, or K, the null label ("no class", what label
+    dropout trains, Ho & Salimans 2022, sec. 3.2); ``model(x_t, t)`` is ``y = K``.  A class embedding ``label``
+    (an ``nn.Embedding`` of K + 1 rows, the last the null label's) is added to the time embedding after its MLP,
+    so that every residual block sees it through its projection of the embedding (the simplest form; Dhariwal &
+    Nichol 2021, sec. 3.1, feed the class into their normalization layers instead). It is initialised to
+    **zero**, so an unconditional checkpoint loaded into it (:meth:`load_unconditional_state_dict`) predicts
+    exactly what it predicted before, for every label, and fine-tuning starts from the unconditional model.
+    ``num_classes=None`` (the default) is the unconditional U-Net, unchanged (the shipped ``mnist_unet``).
     """
 
     chunk: int | None = 128
 
     def __init__(self, channels: int = 1, base: int = 32, mults=(1, 2, 2), num_res: int = 1, groups: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, num_classes: int | None = None):
         super().__init__()
         self.config = {"channels": channels, "base": base, "mults": list(mults), "num_res": num_res,
                        "groups": groups, "dropout": dropout}
         emb_dim = 4 * base
         self.base = base
         self.time = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.num_classes = None
+        if num_classes is not None:
+            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+                raise ValueError(f"num_classes must be an int >= 1 (or None: unconditional), got {num_classes!r}")
+            self.num_classes = num_classes
+            self.config["num_classes"] = num_classes
+            self.label = nn.Embedding(num_classes + 1, emb_dim)
+            nn.init.zeros_(self.label.weight)
         self.inp = nn.Conv2d(channels, base, 3, padding=1)
         widths = [base * m for m in mults]
         self.down, skips, c = nn.ModuleList(), [base], base
@@ -133,18 +153,45 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
         self.to(memory_format=torch.channels_last)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
         B, chunk = x_t.shape[0], self.chunk
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("y: this UNet is unconditional (built without num_classes), it takes no class "
+                                 "labels; build UNet(..., num_classes=K) for a class-conditional model")
+        else:
+            y = labels_for(check_labels(self.num_classes if y is None else y, self.num_classes, "y"), x_t)
         if chunk is None or B <= chunk or self.training or torch.is_grad_enabled():
-            return self._forward(x_t, t)
+            return self._forward(x_t, t, y)
         t = torch.as_tensor(t, device=x_t.device).reshape(-1)
         t = t.expand(B) if t.numel() == 1 else t
-        return torch.cat([self._forward(x_t[i:i + chunk], t[i:i + chunk]) for i in range(0, B, chunk)])
+        return torch.cat([self._forward(x_t[i:i + chunk], t[i:i + chunk], None if y is None else y[i:i + chunk])
+                          for i in range(0, B, chunk)])
 
-    def _forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def load_unconditional_state_dict(self, state_dict) -> None:
+        """Load an unconditional U-Net's ``state_dict`` (same config, no ``num_classes``) into this conditional one:
+        every weight but the class embedding, which is set to zero, so that the model predicts exactly what the
+        unconditional one did, whatever the label. Any other missing or unexpected key is an error."""
+        if self.num_classes is None:
+            raise ValueError("load_unconditional_state_dict is for a UNet built with num_classes; "
+                             "use load_state_dict for an unconditional one")
+        try:
+            result = self.load_state_dict(state_dict, strict=False)
+        except RuntimeError as e:                       # shapes that differ: another config
+            raise ValueError(f"state_dict must be an unconditional UNet's of the same config: {e}") from None
+        if list(result.missing_keys) != ["label.weight"] or result.unexpected_keys:
+            raise ValueError(f"state_dict must be an unconditional UNet's of the same config: missing "
+                             f"{result.missing_keys}, unexpected {result.unexpected_keys} (expected only "
+                             f"'label.weight' missing)")
+        with torch.no_grad():
+            self.label.weight.zero_()
+
+    def _forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time(timestep_embedding(t.to(x_t.device), self.base))
         if emb.shape[0] == 1 and x_t.shape[0] != 1:
             emb = emb.expand(x_t.shape[0], -1)
+        if y is not None:
+            emb = emb + self.label(y)
         h = self.inp(x_t.float())          # channels-last weights give channels-last activations
         hs = [h]
         for layer in self.down:
