@@ -335,7 +335,8 @@ plt.show()
 # %% [markdown]
 # **One network serves all three $\eta$, and its imperfection shows in each.** On MMD$^2$ all three lie inside the
 # perfect-sample band ($-2.49$ to $2.42$; $\eta = 1$ at $2.40 \pm 0.77$ is just inside), so at $n = 800$ MMD$^2$ cannot tell
-# these samples from data, and its differences between $\eta$ are noise. The share of samples **off the modes**
+# these samples from data; its differences between $\eta$ are smaller than the band's own spread (2.45), though
+# $\eta = 1$ lies above $\eta = 0.5$ by more than their replicate spreads. The share of samples **off the modes**
 # (farther than 3 std from every centre; 1.1% for data, binomial std 0.4%) is the sharper test here: $7.9 \pm 0.9\%$,
 # $7.2 \pm 0.8\%$ and $5.8 \pm 0.6\%$ for $\eta = 0$, 0.5, 1, five to seven times the data's rate, the stray points between
 # the modes in the panels. $\eta = 1$ puts 2.1 points fewer off the modes than $\eta = 0$, more than twice the larger

@@ -174,9 +174,10 @@ plt.show()
 # inside the band for every $\eta$ (means $-2.14$ to $0.05$), so with a perfect network 50 steps already give samples
 # that this score cannot tell from data.
 #
-# **At $S = 10$ the error is the sampler's; at $S \ge 50$ it is the network's.** With the same $x_T$ and noise, the
+# **At $S = 10$ the error is mostly the sampler's; at $S \ge 50$ it is the network's.** With the same $x_T$ and noise, the
 # MLP and the exact model agree within the spreads at $S = 10$ for $\eta \le 0.5$ ($9.00 \pm 2.60$ against $8.24 \pm 2.71$
-# at $\eta = 0$). At $S = 50$ and 100 the MLP's rows for $\eta \le 0.5$ sit 2.2 to 2.9 above the exact model's, more
+# at $\eta = 0$); for $\eta = 1$ and $\hat\sigma$ the MLP is worse by more than the spreads (12.82 against 10.85, 38.57
+# against 33.07). At $S = 50$ and 100 the MLP's rows for $\eta \le 0.5$ sit 2.2 to 2.9 above the exact model's, more
 # than the larger of the two spreads, and above the band's upper limit.
 #
 # **Against DDIM's Table 1, the coarse orderings agree and the fine one is below our noise.** As in the paper,
@@ -216,8 +217,8 @@ plt.show()
 # %% [markdown]
 # **The same $x_T$ lands in nearly the same place at every $S$.** The $S = 10$ sample lies a median 0.092 from the
 # $S = 1000$ sample (90th percentile 0.194), while two different samples lie a median 2.887 apart (10th percentile
-# 0.555): even the largest 10% of the $S = 10$ deviations are smaller than the closest 10% of pairs of different
-# samples. The deviation shrinks roughly like $1/S$ (median 0.092, 0.048, 0.017, 0.008 for $S = 10$ to 100), as a
+# 0.555): nine in ten $S = 10$ deviations are below 0.194, while nine in ten pairs of different samples lie more than
+# 0.555 apart. The deviation shrinks roughly like $1/S$ (median 0.092, 0.048, 0.017, 0.008 for $S = 10$ to 100), as a
 # first-order solver's should.
 #
 # ### Interpolation
@@ -306,7 +307,7 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 #   $\eta = 1$ has the next-highest mean at $S = 10$, as in DDIM's Table 1 (beyond the seed spread for the MLP; for the
 #   exact model within $\eta = 0$'s spread); the paper's finer ordering among $\eta \le 0.5$ is below our
 #   seed spread. By $S = 50$ every setting of the exact model is inside the band; what keeps the MLP above it there
-#   (in every cell but $\eta = 1$) is the network's own error.
+#   (in every cell but $\eta = 1$ at $S = 50$) is the network's own error.
 # - $x_T$ is a latent code: consistent across $S$, interpolable (in 2-D slerp and the straight line decode alike),
 #   and data can be encoded into it and decoded back, more precisely as $S$ grows.
 
@@ -348,9 +349,9 @@ print(score_table("MLP", 0, 3), score_table("exact", 0, 3), sep="\n\n")
 # (367.43 against 13.36 FID at $S = 10$) than ours (33.07 against 8.24 for the exact model). Our table stops at
 # $S = 100$, where the exact model is already inside the band for every $\eta$, so it cannot test the paper's
 # $S = 1000$ column, which puts $\hat\sigma$ first (3.17) and then orders $\eta = 0, 0.2, 0.5, 1$ (4.04, 4.09, 4.29,
-# 4.73). Our MLP at $S = 50$ and 100 does not follow that ordering: its $\eta = 1$ scores below its $\eta = 0$ (by 2.11
-# at $S = 50$, just beyond $\eta = 0$'s spread of 1.74; by 1.90 at $S = 100$, within $\eta = 1$'s spread of 2.50), and
-# its $\hat\sigma$ row is its worst at $S = 50$.
+# 4.73). Our MLP at $S = 50$ does not follow that ordering: its $\eta = 1$ scores 2.11 below its $\eta = 0$, just
+# beyond $\eta = 0$'s spread of 1.74, and its $\hat\sigma$ row is its worst; at $S = 100$ the same gap (1.90) is
+# within $\eta = 1$'s spread (2.50).
 #
 # ### C. The exact error of deterministic DDIM on Gaussian data
 #
