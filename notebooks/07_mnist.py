@@ -423,8 +423,9 @@ with torch.no_grad():
 # (4, 6, 0, 9). At $S = 10$ the first sample reads as a 9 (top probability 0.97), where every longer $S$ gives a
 # shape that the classifier reads as a 4 but is unsure of (top probability 0.75 to 0.82).
 # DDPM-1000 from the same $x_T$ lands as far away (0.777 $\pm$ 0.111), and the classifier reads three of its four
-# digits as other digits (8, 0, 0, 6): with fresh noise at every step, $x_T$ does not
-# determine DDPM's sample, so only the deterministic sampler gives a latent code (DDIM sec. 5.3-5.4).
+# digits as other digits (8, 0, 0, 6). We drew one DDPM chain per $x_T$, so this shows only that DDPM lands elsewhere;
+# DDIM sec. 5.3 gives the reason: "in DDPM the same $x_T$ would lead to highly diverse $x_0$ due to the stochastic
+# generative process", so only the deterministic sampler gives a latent code (DDIM sec. 5.3-5.4).
 #
 # ## Summary
 #
