@@ -312,8 +312,10 @@ plt.show()
 #
 # So $L_0 = -\log p_\theta(x_0\mid x_1)$ is a sum over pixels of $-\log$ of a difference of two normal CDFs. Inline
 # with `scipy`, then compared with the package's `md.discretized_gaussian_log_likelihood`, for one pixel whose
-# predicted mean lies inside the range and one whose mean lies near the top edge. With $\sigma_t^2 = \beta_t$,
-# DDPM's $\sigma_1 = \sqrt{\beta_1} = 0.01$ is 1.3 gray levels (one gray level is $2/255 = 0.0078$).
+# predicted mean lies inside the range and one whose mean lies near the top edge. DDPM sets its variances only for
+# $1 < t \le T$ (sec. 3.2); we take $\sigma_t^2 = \beta_t$ at $t = 1$ too, so $\sigma_1 = \sqrt{\beta_1} = 0.01$, 1.3 gray
+# levels (one gray level is $2/255 = 0.0078$). DDPM's official code (`fixedlarge`, which its CIFAR-10 script uses)
+# puts $\sigma_1^2 = \tilde\beta_2$ instead, 0.94 gray levels (printed below).
 
 # %%
 x_levels = torch.arange(256, dtype=torch.float64) / 127.5 - 1       # the 256 values of a pixel in [-1, 1]
@@ -341,6 +343,8 @@ print(md.table(rows, ["sigma_1 (levels)", "sum of 256", "largest", "at level", "
                header="pixel", digits=[2, 6, 3, 0, 3, 2],
                title="bin probabilities; -log2 P of the true level: 166 for mean 0.3, 254 for mean 0.99"))
 print("max |inline - package| over all bins:", md.plotting.below(worst, 1e-10))
+print(f"sigma_1 = sqrt(beta_1): {math.sqrt(schedule.betas[1].item()) * 127.5:.2f} gray levels; "
+      f"the official code's sqrt(beta_tilde_2): {math.sqrt(schedule.beta_tildes[2].item()) * 127.5:.2f}")
 
 fig, ax = plt.subplots(1, 2, figsize=(10, 3), sharey=True)
 edges = np.arange(257) - 0.5                                         # bin k covers gray levels k +- 0.5
@@ -359,7 +363,7 @@ plt.show()
 # %% [markdown]
 # $L_0$ is cheap only where $\mu_\theta$ is accurate to a gray level. Suppose the true pixel value is 166 and
 # $\mu_\theta$ lies at 165.75, a quarter level from the bin's lower edge. With $\sigma_1$ = half a gray level the bin gets probability 0.62, so coding
-# the pixel costs 0.70 bits; with DDPM's $\sigma_1 = \sqrt{\beta_1}$ (1.3 levels) the mass spreads over a
+# the pixel costs 0.70 bits; with our $\sigma_1 = \sqrt{\beta_1}$ (1.3 levels) the mass spreads over a
 # few bins, 0.30 and 1.74 bits; with 3.8 levels, 0.10 and 3.27 bits. A narrower decoder is cheaper only if
 # $\mu_\theta$ is that accurate: $L_0$ pays for the error of $\mu_\theta$ at gray-level resolution. Near the edge (right
 # panel) the top bin, value 255, collects all the mass above 254.5, so no probability is lost outside $[-1, 1]$ and
@@ -463,4 +467,4 @@ plt.show()
 # trained with it, and DDPM's ancestral sampler.
 #
 # **Exercise:** `exercises/02_posterior_and_bound.ipynb` asks you to implement the posterior, the Gaussian
-# KL and one bound term.
+# KL and three bound terms (the prior $L_T$, a middle term $L_{t-1}$ and the decoder's $L_0$).

@@ -231,7 +231,7 @@ plt.show()
 # "correspond to an unweighted version of Eq. (12), analogous to the loss weighting used by the NCSN denoising score
 # matching model". Eq. 12 itself, the bound's term, is weighted differently:
 # $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\mathbb E\|\epsilon-\epsilon_\theta\|^2$, which with DDPM's
-# $\sigma_t^2 = \beta_t$ is $\frac{\beta_t}{\alpha_t}\,\ell(t)$. On the same draws, with the MLP:
+# $\sigma_t^2 = \beta_t$ is, per coordinate, $\frac{\beta_t}{\alpha_t}\,\ell(t)$. On the same draws, with the MLP:
 
 # %%
 g = torch.Generator().manual_seed(9)
@@ -463,9 +463,10 @@ plt.show()
 # "Heun to tau_1" isolates the cause: before its last (Euler) step Heun is 0.0156 from the reference at $S = 1000$,
 # after it 0.3325 (both $\times 10^{-3}$). That last step's error is of the order of $\sigma(\tau_1)^2$: their ratio
 # lies between 2.00 and 3.32 from $S = 20$ on and is still rising (3.01, 3.22, 3.32 at $S = 200, 500, 1000$), so it
-# has not settled to a constant. On the trailing grid $\tau_1 = T/S$, and once $\tau_1$ is small
-# $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1} \approx \beta_1\tau_1$ shrinks only like $1/S$: the error to $t = 0$
-# is at best first order however accurate the other steps are. Per evaluation Heun is ahead to $t = 100$ at every
+# has not settled to a constant. On the trailing grid $\tau_1 = T/S$, and $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1}$
+# approaches $\beta_1\tau_1$, which shrinks only like $1/S$, once $\tau_1$ is a step or two ($S = 1000$: $\sigma(\tau_1)
+# = 0.0100 = \sqrt{\beta_1}$): the error to $t = 0$ tends to first order however accurate the other steps are, though
+# over the printed $S$ it still falls a little faster (slope $-1.15$). Per evaluation Heun is ahead to $t = 100$ at every
 # budget in the table, but to $t = 0$ it only matches DDIM at about 100 evaluations (15.0199 at 99 against 14.9973 at
 # 100) and is ahead from about 200 on. Karras et al. (2022) lay their grid out in $\sigma$ instead, with steps
 # shrinking towards small $\sigma$ ($\rho = 7$), ending at $\sigma_\text{min} = 0.002$ before the final step to 0.
@@ -664,13 +665,14 @@ print(md.table(quality, ["DDIM sigma(tau_1)", "DDIM", "Heun sigma(tau_1)", "Heun
 # **At 9-10 and 19-20 evaluations Heun is worse than DDIM, with both models and beyond the spreads; at about 50
 # MMD$^2$ cannot separate them.** At 19-20 evaluations: exact $19.59 \pm 1.31$ against $3.60 \pm 1.96$, MLP
 # $9.33 \pm 0.94$ against $2.77 \pm 2.16$; at 49-50 the differences are smaller than the spreads. Section 6's
-# noise-free error table agrees at 19-20 evaluations and shows Heun still behind at about 50: it catches up with DDIM
-# to $t = 0$ only at about 100 evaluations.
+# noise-free error table agrees at 19-20 evaluations (to $t = 0$, Heun 117.04 at 19 against DDIM 66.82 at 20,
+# $\times 10^{-3}$) and has no Heun run near 50; to $t = 0$ Heun catches up with DDIM only at about 100 evaluations.
 #
 # This is a toy-data finding. On MNIST, with the shipped U-Net and the same samplers on trailing grids (there with the
 # predicted $x_0$ clipped to $[-1, 1]$), the benchmark
 # (`benchmarks/README.md` section 6; 2 seeds of 1,000 samples, not rerun here) measured the opposite ordering at about
-# 20 evaluations: MNIST FID (notebook 07 defines it; lower is better) $12.22 \pm 1.40$ for Heun at 19 evaluations against $15.30 \pm 2.02$ for DDIM-20 (mean $\pm$ half
+# 20 evaluations: MNIST FID (the Fréchet distance between Gaussians fitted to a digit classifier's features of the samples and of
+# test digits; notebook 07 defines it; lower is better) $12.22 \pm 1.40$ for Heun at 19 evaluations against $15.30 \pm 2.02$ for DDIM-20 (mean $\pm$ half
 # the difference of the two seeds). What makes the difference (the data, the metric or the clipping), neither
 # measurement isolates; both show that a sampler's order is a statement about small steps.
 #

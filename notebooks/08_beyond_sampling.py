@@ -241,8 +241,7 @@ print(md.table({str(t): [rate[:, t], 100 * rate[:, t] / bound, int((classify(x0_
 # appendix Table 4's first row holds 1.77581 and 0.95136), the **shares** agree: $L_0$ is 54.3% $\pm$ 5.6% of our
 # bound and 52.5% of theirs, inside our spread. The absolute numbers do not compare: other data (28x28 gray digits,
 # mostly black background, against 32x32 colour photographs) and a much smaller model (ours: 0.64 M parameters,
-# printed above; DDPM's CIFAR-10 model: 35.7 million, its appendix B), trained on $L_\text{simple}$, not on the
-# bound.
+# printed above; DDPM's CIFAR-10 model: 35.7 million, its appendix B); both were trained on $L_\text{simple}$.
 
 # %% [markdown]
 # ## 2. Samples that share $x_t$ (DDPM fig. 7)
@@ -498,7 +497,7 @@ print(f"L_1 = R(1) - R(2): {md.mean_spread((rate[:, 1] - rate[:, 2]) * 784, 0)} 
 # network's weights into blocks) each needs few, at an overhead per piece. We build neither, so here the code stays
 # on paper; DDPM's appendix ("Progressive compression")
 # says the same of its Algorithms 3-4: they "serve as a compression interpretation of the variational bound", not a
-# practical compression system.
+# yet a practical compression system.
 #
 # ### The autoregressive reading (DDPM eq. 16)
 #
@@ -568,7 +567,7 @@ plt.show()
 # "mask one pixel" by "add a little noise to every pixel": each step reveals a little about *all* pixels, coarse
 # structure first (section 1's grid). DDPM: "We can therefore interpret the Gaussian diffusion model (2) as a kind
 # of autoregressive model with a generalized bit ordering that cannot be expressed by reordering data coordinates",
-# and its length "is not restricted to equal the data dimension" (here $T = 1000$ against 784 pixels).
+# and its length "is not restricted to equal the data dimension" (here $T = 1000$ against $28 \times 28 = 784$ pixels).
 #
 # ### The other two masks
 #
@@ -588,8 +587,8 @@ plt.show()
 # **Disharmony**, RePaint's word for it (sec. 4.2), is what these pictures show. In the 80% panel, replacement draws
 # a digit of its own and the known pixels stay where they were, as stray dots and stroke fragments beside it; in
 # section 4's right-half grid, replacement's 5 (last column) gets strokes that do not join its known half. The two
-# parts were never made to agree: at every step the model sees only a noisy image, and the known pixels enter it only
-# as a fresh draw of $q$. Resampling gives the unknown part more steps to adapt to the known one; it does not remove
+# parts were never made to agree, RePaint argues (sec. 4.2: the known pixels are sampled "without considering the
+# generated parts of the image"); no run here isolates that cause. Resampling gives the unknown part more steps to adapt to the known one; it does not remove
 # every failure (in the right-half grid RePaint completes the 9 in the third column as a 5, and in the 80% panel it
 # too leaves stray dots).
 
