@@ -904,8 +904,9 @@ def _render_unet(r: dict) -> list:
               f"evaluate` draws them, x_T from seed 0), {s['threads']} threads, {s['rounds']} interleaved rounds: the "
               f"{before_name} {', '.join(f'{v:.1f}' for v in before)} s, the {after_name} "
               f"{', '.join(f'{v:.1f}' for v in after)} s: **{s['speedup']:.2f}x** (ratio of the best rounds). The two "
-              f"sets of samples differ by at most {s['max_abs_difference']:.1e} (images in [-1, 1]): float32 rounding "
-              f"(the layouts sum the same products in another order), grown over the 50 steps.", ""]
+              f"sets of samples differ by at most {s['max_abs_difference']:.1e} (images in [-1, 1]). Both compute the "
+              f"same products, summed in another order, so we expect float32 rounding compounded over the 50 steps; "
+              f"no run isolates it.", ""]
     c = r["compile"]
     if "error" in c:
         lines += [f"**torch.compile**: failed here ({c['error']}).", ""]
