@@ -19,11 +19,11 @@
 # **You will be able to:** derive DDPM's noise-prediction loss $L_\text{simple}$ from the bound's middle terms
 # (eqs. 8, 10, 11, 12, 14); train a small network with it and measure how far it sits above the exact loss floor;
 # sample with ancestral sampling (Algorithm 2); and score samples with sliced Wasserstein and MMD$^2$ against the
-# spread of perfect samples, the yardsticks of every 2-D table that follows.
+# spread of perfect samples.
 #
 # **You need first:** notebook 01 (section 2, $q(x_t\mid x_0)$) and notebook 02 (section 2, the posterior
-# $q(x_{t-1}\mid x_t, x_0)$; section 1, the bound's terms $L_{t-1}$; section 3, their form eq. 8); the KL divergence between two Gaussians; the
-# mean and standard deviation of a Monte Carlo estimate.
+# $q(x_{t-1}\mid x_t, x_0)$; sections 1 and 3, the bound's terms $L_{t-1}$ and their form eq. 8); the KL divergence
+# between two Gaussians; the standard error of a Monte Carlo estimate.
 #
 # **Time:** about 35 min to read; runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
@@ -31,7 +31,7 @@
 # 2. Training, and the floor no network can beat.
 # 3. Two yardsticks for samples: sliced Wasserstein and MMD$^2$.
 # 4. Ancestral sampling with $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$.
-# 5. DDPM's ablation (its Table 2) at toy scale: $\epsilon$ or $\mu$ prediction, $L_\text{simple}$ or the true bound.
+# 5. DDPM's Table 2 at toy scale: $\epsilon$ or $\mu$ prediction, $L_\text{simple}$ or the true bound.
 
 # %%
 import math
@@ -490,9 +490,8 @@ plt.show()
 # - Writing both means of eq. 8 through a noise (eqs. 10, 11) turns each middle term of the bound into a weighted
 #   noise regression (eq. 12); $L_\text{simple}$ (eq. 14) drops the weights, down-weighting small $t$.
 # - The exact model gives the loss floor; our MLP ends 1.3% $\pm$ 0.2% above it after 3000 steps (one run).
-# - Section 3 defines the course's yardsticks: SW of sorted random projections, and the unbiased MMD$^2$ with five
-#   Gaussian kernels (zero on average for perfect samples, so sometimes negative), each read against the band of
-#   five fresh draws; MMD$^2$ is the more sensitive, above all to the modes' width.
+# - Section 3 defines the course's yardsticks, SW and the unbiased MMD$^2$ (zero on average for perfect samples, so
+#   sometimes negative), each read against the band of fresh draws; MMD$^2$ is the more sensitive.
 # - At 500 samples neither yardstick tells the MLP's ancestral samples from the exact model's, with
 #   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike. Notebook 04 shows the $\tilde\beta_t$ sampler is DDIM's step at
 #   $\eta = 1$; notebook 05 adds $\hat\sigma$ ($\sigma_t^2 = \beta_t$).
