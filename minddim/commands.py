@@ -21,7 +21,8 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
                  lr: float = 2e-4, ema_decay: float = 0.9995, seed: int = 0, base: int = 32, mults=(1, 2, 2),
                  num_res: int = 1, checkpoint_every: int = 500, resume: bool = False, root=None,
                  progress: bool = True, command: str | None = None, device: str = "cpu",
-                 lr_decay: str = "constant", precision: str = "fp32") -> TrainResult:
+                 lr_decay: str = "constant", precision: str = "fp32", classes: int | None = None,
+                 p_uncond: float = 0.0, init_from=None) -> TrainResult:
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
@@ -30,18 +31,50 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     Under torchrun (``torchrun --nproc_per_node=N -m minddim train ...``) the N processes train one model with
     DistributedDataParallel on the global batch ``batch_size`` (:func:`minddim.train.train`); rank 0 writes
     every file, and ``ema.json`` records the world size and the launch command. ``device="cuda"`` gives each
-    process the GPU of its local rank."""
+    process the GPU of its local rank.
+
+    Classes (:mod:`minddim.guidance`): ``classes=K`` trains ``UNet(..., num_classes=K)`` on the images with their
+    labels (MNIST's digits, CIFAR-10's classes: K = 10), each label dropped to the null label K with probability
+    ``p_uncond`` (Ho & Salimans 2022 use 0.1 or 0.2), so one network is both the conditional and the unconditional
+    model that classifier-free guidance combines. ``init_from`` (a shipped U-Net such as ``"mnist_unet"``, a run
+    folder or an ``ema.pt`` with its ``ema.json``) starts from an unconditional model's weights with the class
+    embedding at zero (:meth:`~minddim.models.UNet.load_unconditional_state_dict`): at step 0 the network predicts
+    exactly what the unconditional one did, for every label, and training fine-tunes it. The architecture is then
+    the checkpoint's (``base``, ``mults`` and ``num_res`` must be its own or None). ``config.json`` and ``ema.json``
+    record ``classes``, ``p_uncond`` and ``init_from``."""
     from .distributed import process_group
 
     with process_group(device) as device:
         return _train_images(data, out, steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay, seed=seed,
                              base=base, mults=mults, num_res=num_res, checkpoint_every=checkpoint_every,
                              resume=resume, root=root, progress=progress, command=command, device=device,
-                             lr_decay=lr_decay, precision=precision)
+                             lr_decay=lr_decay, precision=precision, classes=classes, p_uncond=p_uncond,
+                             init_from=init_from)
+
+
+def unconditional_start(init_from, data: str = "mnist", base=None, mults=None, num_res=None):
+    """The unconditional U-Net that ``init_from`` names (:func:`load_unet`) and its architecture as
+    ``(model, base, mults, num_res)``, after checking that it is unconditional, has ``data``'s channels, and
+    that ``base``, ``mults`` and ``num_res`` (None: the checkpoint's) are its own."""
+    model = load_unet(init_from)
+    if model.num_classes is not None:
+        raise ValueError(f"init_from: {init_from} is already class-conditional ({model.num_classes} classes); "
+                         f"init_from takes an unconditional U-Net (continue a conditional run with resume)")
+    cfg = model.config
+    channels = 1 if data == "mnist" else 3
+    if cfg["channels"] != channels:
+        raise ValueError(f"init_from: {init_from} has {cfg['channels']} channel(s), {data} has {channels}")
+    given = {"base": base, "mults": None if mults is None else list(mults), "num_res": num_res}
+    differ = [f"{k} {v} (the checkpoint's: {cfg[k]})" for k, v in given.items() if v is not None and v != cfg[k]]
+    if differ:
+        raise ValueError(f"init_from: {init_from} is a U-Net of another architecture: {'; '.join(differ)}; "
+                         f"leave base, mults and num_res out to take the checkpoint's")
+    return model, cfg["base"], tuple(cfg["mults"]), cfg["num_res"]
 
 
 def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mults, num_res, checkpoint_every,
-                  resume, root, progress, command, device, lr_decay, precision) -> TrainResult:
+                  resume, root, progress, command, device, lr_decay, precision, classes=None, p_uncond=0.0,
+                  init_from=None) -> TrainResult:
     import json
     import time
 
@@ -50,8 +83,17 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
     from .models import UNet
 
     out = Path(out)
+    start = None
+    if init_from is not None:
+        if classes is None:
+            raise ValueError("init_from: starting from an unconditional checkpoint is for a class-conditional run; "
+                             "give classes too")
+        start, base, mults, num_res = unconditional_start(init_from, data, base, mults, num_res)
+    base, mults, num_res = (32 if base is None else base), ((1, 2, 2) if mults is None else mults), (
+        1 if num_res is None else num_res)
     config = run_config(data, steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay, precision=precision,
-                        ema_decay=ema_decay, seed=seed, base=base, mults=mults, num_res=num_res)
+                        ema_decay=ema_decay, seed=seed, base=base, mults=mults, num_res=num_res, classes=classes,
+                        p_uncond=p_uncond, init_from=init_from)
     config_path = out / "config.json"
     sessions = []
     if resume and config_path.exists():
@@ -59,18 +101,21 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
         if differ:
             raise ValueError(f"resume: the run in {out} was started with other settings: {'; '.join(differ)}")
         sessions = json.loads(config_path.read_text()).get("sessions", [])
-    images, _ = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
+    images, labels = (load_mnist if data == "mnist" else load_cifar10)("train", root=root)
     x = to_model_range(images)
     writer = is_writer()
     if writer:
         _write_json(config_path, {**config, "sessions": sessions})
     torch.manual_seed(seed)
     model = UNet(**{k: v for k, v in config["model"].items()})
+    if start is not None:
+        model.load_unconditional_state_dict(start.state_dict())
     started = time.time()
     result = train(model, x, Schedule.linear(), steps=steps, batch_size=batch_size, lr=lr, ema_decay=ema_decay,
                    seed=seed, progress=progress and writer, checkpoint=out / "checkpoint.pt",
                    checkpoint_every=checkpoint_every, resume=resume, log_csv=out / "loss.csv", device=device,
-                   lr_decay=lr_decay, precision=precision)
+                   lr_decay=lr_decay, precision=precision, labels=None if classes is None else labels.long(),
+                   p_uncond=p_uncond if classes is not None else 0.0)
     if not writer:
         return result
     sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps, "world_size": world().size})
@@ -80,8 +125,10 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
         "command": launch_command(command or f"python -m minddim train --data {data} --out {out} --steps {steps} "
                               f"--batch-size {batch_size} --lr {lr} --lr-decay {lr_decay} --precision {precision} "
                               f"--ema-decay {ema_decay} --seed {seed} --base {base} "
-                              f"--mults {','.join(map(str, mults))} --num-res {num_res}"),
-        "world_size": world().size,
+                              f"--mults {','.join(map(str, mults))} --num-res {num_res}" + (
+                              "" if classes is None else f" --classes {classes} --p-uncond {p_uncond}") + (
+                              "" if init_from is None else f" --init-from {init_from}")),
+        "world_size": world().size, **_class_settings(config),
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
         "machine": machine(device),
         "model": config["model"], "schedule": config["schedule"], "final_loss_mean_100": round(
@@ -92,19 +139,38 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
 # the settings of a run (config.json) that a resumed run must repeat, each with the option that sets it
 RESUMED_SETTINGS = {"data": "--data", "batch_size": "--batch-size", "lr": "--lr", "lr_decay": "--lr-decay",
                     "precision": "--precision", "ema_decay": "--ema-decay", "seed": "--seed", "base": "--base",
-                    "mults": "--mults", "num_res": "--num-res"}
+                    "mults": "--mults", "num_res": "--num-res", "classes": "--classes", "p_uncond": "--p-uncond",
+                    "init_from": "--init-from"}
+
+
+def _class_settings(config: dict) -> dict:
+    """A class-conditional run's ``classes``, ``p_uncond`` and ``init_from`` (nothing for an unconditional one)."""
+    return {k: config[k] for k in ("classes", "p_uncond", "init_from") if config.get("classes") is not None}
 
 
 def run_config(data: str = "mnist", *, steps: int = 20_000, batch_size: int = 64, lr: float = 2e-4,
                lr_decay: str = "constant", precision: str = "fp32", ema_decay: float = 0.9995, seed: int = 0,
-               base: int = 32, mults=(1, 2, 2), num_res: int = 1) -> dict:
-    """The ``config.json`` of a run of :func:`train_images` (without its sessions)."""
+               base: int = 32, mults=(1, 2, 2), num_res: int = 1, classes: int | None = None,
+               p_uncond: float = 0.0, init_from=None) -> dict:
+    """The ``config.json`` of a run of :func:`train_images` (without its sessions). A class-conditional run
+    (``classes`` = K) has ``classes``, ``p_uncond`` and ``init_from`` (a str or None) and ``num_classes`` in its
+    model; an unconditional one has none of them (its config is as before classes existed)."""
     if data not in DATASETS:
         raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
-    return {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
-            "precision": precision, "ema_decay": ema_decay, "seed": seed,
-            "model": {"channels": 1 if data == "mnist" else 3, "base": base, "mults": list(mults), "num_res": num_res},
-            "schedule": {"kind": "linear", "T": 1000}}
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes must be an int >= 1 (or None: unconditional), got {classes!r}")
+    if isinstance(p_uncond, bool) or not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
+    if classes is None and (p_uncond or init_from is not None):
+        raise ValueError("p_uncond and init_from are for a class-conditional run: give classes too")
+    model = {"channels": 1 if data == "mnist" else 3, "base": base, "mults": list(mults), "num_res": num_res}
+    config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
+              "precision": precision, "ema_decay": ema_decay, "seed": seed, "model": model,
+              "schedule": {"kind": "linear", "T": 1000}}
+    if classes is not None:
+        model["num_classes"] = classes
+        config.update(classes=classes, p_uncond=float(p_uncond), init_from=None if init_from is None else str(init_from))
+    return config
 
 
 def resume_differences(out, config: dict) -> list[str]:
@@ -114,7 +180,9 @@ def resume_differences(out, config: dict) -> list[str]:
     import json
 
     stored = json.loads((Path(out) / "config.json").read_text())
-    stored = {"lr_decay": "constant", "precision": "fp32", **stored}     # runs from before --lr-decay and --precision
+    # runs from before --lr-decay and --precision; unconditional runs have no class settings
+    unset = {"lr_decay": "constant", "precision": "fp32", "classes": None, "p_uncond": 0.0, "init_from": None}
+    stored, config = {**unset, **stored}, {**unset, **config}
 
     def settings(c):
         return {**{k: c.get(k) for k in RESUMED_SETTINGS if k in c}, **c.get("model", {})}
