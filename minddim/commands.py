@@ -239,15 +239,57 @@ def load_unet(weights) -> torch.nn.Module:
     return model.eval()
 
 
+def guided_model(model, y: int, *, guidance=None, classifier=None, classifier_guidance=None, schedule=None):
+    """The eps-model ``(x_t, t)`` that samples class ``y`` from ``model`` (:mod:`minddim.guidance`): for a
+    class-conditional model, classifier-free guidance at ``guidance`` = w (None or 0: the plain conditional model,
+    one network evaluation per step; w != 0: two, batched); then, with ``classifier`` (a noise-aware
+    ``classifier(x_t, t) -> logits``), classifier guidance at scale ``classifier_guidance`` on top (on an
+    unconditional model, classifier guidance alone)."""
+    from .guidance import classifier_free, classifier_guidance as guide, is_conditional
+
+    schedule = Schedule.linear() if schedule is None else schedule
+    if is_conditional(model):
+        eps = (classifier_free(model, y, guidance) if guidance else (lambda x_t, t: model(x_t, t, y)))
+    elif guidance is not None:
+        raise ValueError("guidance: the model is unconditional (no num_classes); classifier-free guidance needs a "
+                         "class-conditional model")
+    else:
+        eps = model
+    if classifier is not None:
+        eps = guide(eps, classifier, y, 1.0 if classifier_guidance is None else classifier_guidance, schedule)
+    elif not is_conditional(model):
+        raise ValueError("classifier: asking an unconditional model for a class needs a noise-aware classifier")
+    return eps
+
+
+def class_rows(classes, n: int, num_classes: int) -> list:
+    """The classes to draw and how many of each: ``classes`` an int (``n`` of it) or ``"all"`` (ceil(n / K) of
+    each of the K classes, in order)."""
+    if classes == "all":
+        per = -(-n // num_classes)
+        return [(c, per) for c in range(num_classes)]
+    c = int(classes)
+    if not 0 <= c < num_classes:
+        raise ValueError(f"classes must be a class in 0..{num_classes - 1} or 'all', got {classes!r}")
+    return [(c, n)]
+
+
 def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, eta=0.0, seed: int = 0,
-                  kind: str = "uniform", progress: bool = True, device="cpu") -> torch.Tensor:
+                  kind: str = "uniform", progress: bool = True, device="cpu", classes=None, guidance=None,
+                  classifier=None, classifier_guidance=None) -> torch.Tensor:
     """Sample ``n`` images from trained weights with DDIM (``steps``, ``eta``; DDPM is steps=1000, eta=1)
     and write them to ``out`` as a PNG grid; returns the images in [-1, 1] (on the CPU). What ``python -m
     minddim sample`` runs. Under torchrun the processes share the batch by rows
     (:func:`minddim.distributed.sample_across`: the same x_T and noise, the network on 1/N of the rows each)
     and rank 0 writes the grid of all of them. ``device`` (``"cuda"``: each process's GPU) holds the network,
     x_T and the generator of the noise: a GPU's generator draws other numbers than the CPU's, so the images
-    depend on the device type, not on the number of processes."""
+    depend on the device type, not on the number of processes.
+
+    Classes: ``classes`` (an int, or ``"all"``: one grid row per class, ceil(n / K) images each) samples the
+    class-conditional model at that class, with classifier-free guidance ``guidance`` = w (diffusers'
+    guidance_scale = 1 + w) and/or classifier guidance at scale ``classifier_guidance`` with the noise-aware
+    ``classifier`` (a path or a shipped name: :func:`load_noisy_classifier`) (:func:`guided_model`). The classes
+    are drawn one after another from the one generator."""
     from .distributed import is_writer, process_group, sample_across
     from .plotting import save_image_grid
     from .sampling import timesteps
@@ -257,11 +299,28 @@ def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, e
         model = load_unet(weights).to(device)
         size = 28 if model.config["channels"] == 1 else 32
         g = torch.Generator(device=device).manual_seed(seed)
-        x_T = torch.randn(n, model.config["channels"], size, size, generator=g, device=device)
-        x = sample_across(model, x_T, schedule, timesteps(schedule.T, steps, kind), eta, generator=g,
-                          progress=progress and is_writer(), clip_x0=1.0).cpu()
+        tau = timesteps(schedule.T, steps, kind)
+        shape = (model.config["channels"], size, size)
+        if classes is None:
+            x_T = torch.randn(n, *shape, generator=g, device=device)
+            x = sample_across(model, x_T, schedule, tau, eta, generator=g, progress=progress and is_writer(),
+                              clip_x0=1.0).cpu()
+            nrow = None
+        else:
+            clf = None if classifier is None else load_noisy_classifier(classifier).to(device)
+            K = model.num_classes or clf.num_classes
+            rows = class_rows(classes, n, K)
+            parts = []
+            for c, count in rows:
+                eps = guided_model(model, c, guidance=guidance, classifier=clf,
+                                   classifier_guidance=classifier_guidance, schedule=schedule)
+                x_T = torch.randn(count, *shape, generator=g, device=device)
+                parts.append(sample_across(eps, x_T, schedule, tau, eta, generator=g,
+                                           progress=progress and is_writer(), clip_x0=1.0).cpu())
+            x = torch.cat(parts)
+            nrow = rows[0][1] if classes == "all" else None
         if is_writer():
-            save_image_grid(x, out)
+            save_image_grid(x, out, nrow)
     return x
 
 
@@ -470,7 +529,8 @@ SAMPLERS = (("DDIM-50", 50, 0.0), ("DDPM-1000", 1000, 1.0))
 
 
 def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, root=None, progress: bool = True,
-                  command: str | None = None, device="cpu", samplers=SAMPLERS[:1], out=None) -> dict:
+                  command: str | None = None, device="cpu", samplers=SAMPLERS[:1], out=None, classes=None,
+                  guidance=None, classifier=None, classifier_guidance=None) -> dict:
     """Measure an MNIST U-Net's sample quality: MNIST FID against the 10,000 test images, classifier confidence and
     the fraction the classifier is sure of (top probability > 0.9) of ``n`` samples from each of ``samplers``
     (``(name, S, eta)``: DDIM-50 is ``("DDIM-50", 50, 0.0)``, DDPM-1000 ``("DDPM-1000", 1000, 1.0)``; every
@@ -484,16 +544,69 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     that fails or is stopped keeps what it measured. Under torchrun the processes share each batch by rows
     (:func:`minddim.metrics.sample_quality`), so the figures are those of one process with the same seed (up to
     floating-point rounding), and rank 0 writes them. ``device`` (``"cuda"``: each process's GPU) is where the
-    samples are drawn; the classifier scores them on the CPU."""
+    samples are drawn; the classifier scores them on the CPU.
+
+    Classes (:func:`guided_model`): with ``classes`` (an int, or ``"all"``: ``n`` samples split evenly over the K
+    classes), each sampler runs once per guidance setting: classifier-free guidance at each w of ``guidance`` (a
+    sequence; default (0,): the plain conditional model) on a class-conditional model, and classifier guidance at
+    each scale of ``classifier_guidance`` with the noise-aware ``classifier``. Each entry, named like
+    ``"DDIM-50 w=2"`` or ``"DDIM-50 classifier s=1"``, adds to the FID, confidence and sure fraction the
+    ``accuracy``: the share of samples the course's MNIST classifier (``md.pretrained("mnist_classifier")``)
+    reads as the class asked for, overall and per class, and the network evaluations per sample."""
     from .distributed import process_group
 
     with process_group(device) as device:
         return _evaluate_unet(weights, n=n, seed=seed, batch=batch, root=root, progress=progress, command=command,
-                              device=device, samplers=samplers, out=out)
+                              device=device, samplers=samplers, out=out, classes=classes, guidance=guidance,
+                              classifier=classifier, classifier_guidance=classifier_guidance)
 
 
-def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, samplers, out) -> dict:
+def class_quality(eps_for, schedule, steps: int, eta, *, rows, reference, seed: int = 0, batch: int = 500,
+                  mnist_classifier=None, progress: bool = False, device="cpu") -> dict:
+    """Sample each class ``c`` of ``rows`` (``[(c, count), ...]``, :func:`class_rows`) from ``eps_for(c)`` with
+    DDIM on ``timesteps(T, steps)`` and ``eta`` (x_T and all noise from one generator seeded with ``seed``, the
+    classes in order, in batches of ``batch``) and score all samples together: MNIST FID against ``reference``
+    (features), confidence, sure fraction, and the accuracy, the share the MNIST classifier reads as the class asked
+    for (overall and per class)."""
+    import time
+
+    from .distributed import sample_across
+    from .metrics import (_shipped_unless_given, classifier_confidence, classifier_features,
+                          classifier_sure_fraction, frechet_distance)
+    from .sampling import timesteps
+
+    mnist_classifier = _shipped_unless_given(mnist_classifier)
+    g = torch.Generator(device=device).manual_seed(seed)
+    tau = timesteps(schedule.T, steps)
+    images, asked = [], []
+    started = time.perf_counter()
+    for c, count in rows:
+        eps = eps_for(c)
+        for i in range(0, count, batch):
+            x_T = torch.randn(min(batch, count - i), 1, 28, 28, generator=g, device=device)
+            images.append(sample_across(eps, x_T, schedule, tau, eta, generator=g, progress=progress,
+                                        clip_x0=1.0).cpu())
+        asked += [c] * count
+    seconds = time.perf_counter() - started
+    images, asked = torch.cat(images).clamp(-1, 1), torch.tensor(asked)
+    with torch.no_grad():
+        read = torch.cat([mnist_classifier(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)])
+    hit = read.eq(asked).float()
+    per_class = {str(c): round(float(hit[asked == c].mean()), 4) for c, _ in rows}
+    return {"n": len(images), "steps": int(steps), "eta": eta, "seed": seed,
+            "classes": [c for c, _ in rows], "accuracy": round(float(hit.mean()), 4),
+            "accuracy_per_class": per_class,
+            "fid": round(frechet_distance(classifier_features(mnist_classifier, images), reference), 2),
+            "confidence": round(classifier_confidence(images, mnist_classifier), 4),
+            "sure": round(classifier_sure_fraction(images, mnist_classifier), 4),
+            "seconds": round(seconds, 1)}
+
+
+def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, samplers, out, classes=None,
+                   guidance=None, classifier=None, classifier_guidance=None) -> dict:
     import json
+
+    noisy_classifier = classifier         # the noise-aware one, for classifier guidance; `classifier` is MNIST's below
     import sys
 
     from ._validate import check_positive_int
@@ -549,6 +662,29 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, 
             _write_json(out_path, {"weights": str(weights), "quality": quality})
 
     record()
+    if classes is not None:
+        clf = None if noisy_classifier is None else load_noisy_classifier(noisy_classifier).to(device)
+        K = model.num_classes or (None if clf is None else clf.num_classes)
+        if K is None:
+            raise ValueError("classes: the model is unconditional; give a class-conditional model or a classifier")
+        rows = class_rows(classes, n, K)
+        settings = [(f"w={w:g}", {"guidance": float(w)}) for w in (guidance or (0.0,))] if model.num_classes else []
+        settings += [(f"classifier s={s_:g}", {"classifier": clf, "classifier_guidance": float(s_)})
+                     for s_ in (classifier_guidance or ())]
+        for name, steps, eta in samplers:
+            for label, kw in settings:
+                say(f"{name} {label}: classes {classes}, {sum(k for _, k in rows)} samples, {steps} steps")
+                result = class_quality(lambda c: guided_model(model, c, schedule=schedule, **kw), schedule, steps,
+                                       eta, rows=rows, reference=reference, seed=seed, batch=batch,
+                                       mnist_classifier=classifier, progress=progress and is_writer(), device=device)
+                cfg = model.num_classes is not None and kw.get("guidance", 0.0) != 0.0
+                result.update({k: v for k, v in kw.items() if k != "classifier"})
+                result["network_evaluations_per_sample"] = steps * (2 if cfg else 1)
+                if "classifier_guidance" in kw:
+                    result["classifier_passes_per_sample"] = steps
+                quality[f"{name} {label}"] = result
+                record()
+        return quality
     for name, steps, eta in samplers:
         say(f"{name}: {n} samples, {steps} steps, eta = {eta:g}")
         result = sample_quality(model, schedule, steps, eta, n=n, reference=reference, seed=seed, batch=batch,
