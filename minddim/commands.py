@@ -427,14 +427,15 @@ def train_classifier(out="runs/mnist_classifier.pt", *, epochs: int = 5, batch_s
 
 def train_noisy_classifier(out="runs/mnist_noisy_classifier.pt", *, epochs: int = 5, batch_size: int = 128,
                            lr: float = 1e-3, seed: int = 0, base: int = 32, root=None, progress: bool = True,
-                           command: str | None = None, max_steps: int | None = None):
+                           command: str | None = None, max_steps: int | None = None, eval_n: int | None = None):
     """Train the noise-aware MNIST :class:`~minddim.models.NoisyClassifier` for classifier guidance (Dhariwal &
     Nichol 2021, sec. 4): each minibatch of training images (in [-1, 1]) is noised by :func:`minddim.q_sample`
     at t ~ Uniform{1..T} with the course's linear schedule (T = 1000), and the classifier learns p(y | x_t, t) by
     cross-entropy; Adam with a cosine decay. What ``python -m minddim train-classifier --noisy`` runs. Writes
     ``out`` (state_dict) and a JSON beside it (command, steps, wall-clock, machine, ``"kind": "NoisyClassifier"``,
     its ``model`` config, and the test accuracy on noised test images at t = 1, 250, 500, 750, 1000 and over
-    t uniform). ``max_steps`` stops early (to time a few steps). Returns (model, accuracy over t uniform)."""
+    t uniform). ``max_steps`` stops early and ``eval_n`` scores only the first test images (to time a few steps, or
+    in a test). Returns (model, accuracy over t uniform)."""
     import time
 
     from .data import load_mnist, to_model_range
@@ -475,7 +476,7 @@ def train_noisy_classifier(out="runs/mnist_noisy_classifier.pt", *, epochs: int 
             done += 1
     seconds = time.time() - started
     model.eval()
-    accuracy = noisy_accuracy(model, xt, yt, schedule, seed=seed)
+    accuracy = noisy_accuracy(model, xt[:eval_n], yt[:eval_n], schedule, seed=seed)
     out = Path(out)
     _save_atomic(model.state_dict(), out)
     _write_json(out.with_suffix(".json"), {
@@ -483,7 +484,7 @@ def train_noisy_classifier(out="runs/mnist_noisy_classifier.pt", *, epochs: int 
                               f"--batch-size {batch_size} --lr {lr} --seed {seed}",
         "kind": "NoisyClassifier", "epochs": epochs, "steps": done, "wall_clock_seconds": round(seconds, 1),
         "machine": machine(), "model": model.config, "schedule": {"kind": "linear", "T": schedule.T},
-        "test_accuracy": accuracy})
+        "test_accuracy": accuracy, "test_images": len(xt[:eval_n])})
     return model, accuracy["t_uniform"]
 
 
