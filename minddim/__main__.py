@@ -246,6 +246,7 @@ def _check_classes(args):
         for option, value in (("--p-uncond", args.p_uncond), ("--init-from", args.init_from)):
             if value is not None:
                 raise UsageError(f"{option} is for a class-conditional run: give --classes too (e.g. --classes 10)")
+        args.p_uncond = 0.0
     elif args.p_uncond is None:
         args.p_uncond = 0.1
     if args.init_from is not None:
