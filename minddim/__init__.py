@@ -27,7 +27,7 @@ _EXPORTS = {
     "losses": ("eps_from_mu", "epsilon_loss", "objective"),
     "metrics": ("classifier_confidence", "classifier_sure_fraction", "commitment_times", "frechet_distance", "mmd",
                 "mnist_fid", "reference_spread", "sliced_wasserstein"),
-    "models": ("MLP", "Classifier", "UNet", "timestep_embedding"),
+    "models": ("MLP", "Classifier", "NoisyClassifier", "UNet", "timestep_embedding"),
     "sampling": ("Trajectory", "ddim", "ddim_sigma", "ddim_step", "ddpm", "encode", "heun", "heun_step", "inpaint",
                  "repaint_walk", "replace_known", "sample", "slerp", "timesteps"),
     "score": ("annealed_langevin", "dsm_loss", "eps_from_score", "euler_step", "gaussian_flow_map",

@@ -10,9 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_args import (RUN_FILES, Parser, UsageError, check_device, check_out_file, check_out_folder, check_root,
-                       decay, eta, fid_count, mults, nonneg_int, positive_float, positive_int, resolve_weights,
-                       samplers, steps)
+from .cli_args import (RUN_FILES, Parser, UsageError, check_device, check_noisy_classifier, check_out_file,
+                       check_out_folder, check_root, class_choice, decay, eta, fid_count, finite_float, finite_floats,
+                       mults, nonneg_int, positive_float, positive_int, probability, resolve_weights, samplers, steps,
+                       weights_model_config)
 
 # the package's own lists (tests/test_cli.py checks that they agree), here so that --help needs no torch
 DATASETS = ("mnist", "cifar10")                                         # minddim.commands.DATASETS
@@ -83,9 +84,22 @@ def build_parser() -> tuple[Parser, dict]:
                         "(benchmarks/README.md, sections 3 and 8)")
     p.add_argument("--ema-decay", type=decay, default=0.9995, help="decay of the weights' moving average, in [0, 1)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed")
-    p.add_argument("--base", type=positive_int, default=32, help="U-Net width (channels at full resolution)")
-    p.add_argument("--mults", type=mults, default=(1, 2, 2), help="width multipliers per resolution, e.g. 1,2,2")
-    p.add_argument("--num-res", type=positive_int, default=1, help="residual blocks per resolution")
+    p.add_argument("--base", type=positive_int, default=None,
+                   help="U-Net width (channels at full resolution; default: 32, or the --init-from model's)")
+    p.add_argument("--mults", type=mults, default=None,
+                   help="width multipliers per resolution, e.g. 1,2,2 (default: 1,2,2, or the --init-from model's)")
+    p.add_argument("--num-res", type=positive_int, default=None,
+                   help="residual blocks per resolution (default: 1, or the --init-from model's)")
+    p.add_argument("--classes", type=positive_int, default=None,
+                   help="train a class-conditional U-Net on the data's labels with this many classes (10 for MNIST "
+                        "and CIFAR-10), for classifier-free guidance (default: unconditional)")
+    p.add_argument("--p-uncond", type=probability, default=None,
+                   help="with --classes: the probability that a label is replaced by the null label (label dropout, "
+                        "Ho & Salimans 2022; default: 0.1)")
+    p.add_argument("--init-from", default=None,
+                   help="with --classes: start from an unconditional U-Net (a shipped one such as mnist_unet, a run "
+                        "folder or an ema.pt) with the class embedding at zero, i.e. fine-tune it (default: a fresh "
+                        "network); its architecture is taken")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
                                                          "(a fresh run where there is none)")
@@ -108,6 +122,19 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--eta", type=eta, default=0.0, help='DDIM\'s eta, a number >= 0 (0: DDIM, 1: DDPM), or "sigma_hat"')
     p.add_argument("--kind", choices=KINDS, default="uniform",
                    help="the subsequence of --steps time steps (minddim.sampling.timesteps)")
+    p.add_argument("--class", dest="class_", type=class_choice, default=None,
+                   help='the class to ask for (0..K-1 of the model\'s K classes), or "all": one grid row per class, --n rounded up to a multiple of K (default: no class, '
+                        'the unconditional model)')
+    p.add_argument("--guidance", type=finite_float, default=None,
+                   help="classifier-free guidance strength w: (1 + w) eps(x, y) - w eps(x, null); 0 is the plain "
+                        "conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "
+                        "class-conditional model)")
+    p.add_argument("--classifier-guidance", type=finite_float, default=None,
+                   help="classifier guidance scale s (Dhariwal & Nichol 2021): the gradient of the noise-aware "
+                        "--classifier's log p(y | x_t) times s added to the score (default: none)")
+    p.add_argument("--classifier", default=None,
+                   help="the noise-aware classifier for --classifier-guidance: a .pt with its .json, as "
+                        "`train-classifier --noisy` writes")
     p.add_argument("--batch", type=positive_int, default=100, help="folder mode: images per batch")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed")
@@ -126,6 +153,18 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--samplers", type=samplers, default=samplers("ddim-50"),
                    help="comma-separated: ddim-S (eta 0, S steps) or ddpm-S (eta 1), e.g. ddim-50,ddpm-1000 "
                         "(default: ddim-50; ddpm-1000 takes 20 times as long)")
+    p.add_argument("--class", dest="class_", type=class_choice, default=None,
+                   help='the class to score (0..K-1 of the model\'s K classes), or "all": --n samples split evenly over the K classes, each scored as the class asked for (default: no class)')
+    p.add_argument("--guidance", type=finite_floats, default=None,
+                   help="classifier-free guidance strengths (comma-separated) w: (1 + w) eps(x, y) - w eps(x, null); 0 is the plain "
+                        "conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "
+                        "class-conditional model)")
+    p.add_argument("--classifier-guidance", type=finite_floats, default=None,
+                   help="classifier guidance scales (comma-separated) s (Dhariwal & Nichol 2021): the gradient of the noise-aware "
+                        "--classifier's log p(y | x_t) times s added to the score (default: none)")
+    p.add_argument("--classifier", default=None,
+                   help="the noise-aware classifier for --classifier-guidance: a .pt with its .json, as "
+                        "`train-classifier --noisy` writes")
     p.add_argument("--out", default=None, help="JSON file for the figures (default: see above)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (the same x_T for every sampler)")
     p.add_argument("--batch", type=positive_int, default=500, help="images per batch")
@@ -135,7 +174,12 @@ def build_parser() -> tuple[Parser, dict]:
     p = command("train-classifier", "train the MNIST classifier behind the MNIST FID",
                 "Train the small MNIST classifier whose features give the MNIST FID (the shipped one is "
                 "minddim/weights/mnist_classifier.pt, made by this command).")
-    p.add_argument("--out", default="runs/mnist_classifier.pt", help="the .pt file (a .json is written beside it)")
+    p.add_argument("--out", default="runs/mnist_classifier.pt",
+                   help="the .pt file (a .json is written beside it; default: runs/mnist_classifier.pt, with --noisy "
+                        "runs/mnist_noisy_classifier.pt)")
+    p.add_argument("--noisy", action="store_true",
+                   help="train the noise-aware classifier p(y | x_t, t) for classifier guidance instead: images "
+                        "noised by q_sample at t uniform in 1..1000")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=positive_int, default=5, help="passes over the 60,000 training images")
     p.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
@@ -181,17 +225,94 @@ def _check_train(args):
     if found and not (args.resume or args.force):
         raise UsageError(f"--out {args.out} already holds a run ({', '.join(found)}); add --resume to continue it, "
                          f"--force to replace it, or choose another --out")
+    _check_classes(args)
     if args.resume and (out / "config.json").is_file() and _rank() == 0:
         from .commands import resume_differences, run_config
 
         differ = resume_differences(out, run_config(
             args.data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
             precision=args.precision, ema_decay=args.ema_decay, seed=args.seed, base=args.base, mults=args.mults,
-            num_res=args.num_res))
+            num_res=args.num_res, classes=args.classes, p_uncond=args.p_uncond, init_from=args.init_from))
         if differ:
             raise UsageError(f"--resume: the run in {args.out} was started with other settings: {'; '.join(differ)}; "
                              f"give the run's settings, or choose another --out")
     check_device(args.device)
+
+
+def _check_classes(args):
+    """train's --classes, --p-uncond and --init-from; fills in the architecture (--init-from's, else the defaults)
+    and --p-uncond (0.1 with --classes)."""
+    if args.classes is None:
+        for option, value in (("--p-uncond", args.p_uncond), ("--init-from", args.init_from)):
+            if value is not None:
+                raise UsageError(f"{option} is for a class-conditional run: give --classes too (e.g. --classes 10)")
+        args.p_uncond = 0.0
+    elif args.p_uncond is None:
+        args.p_uncond = 0.1
+    if args.init_from is not None:
+        args.init_from, _ = resolve_weights(args.init_from, diffusers=False, option="--init-from")
+        cfg = weights_model_config(args.init_from)
+        if cfg.get("num_classes") is not None:
+            raise UsageError(f"--init-from {args.init_from} is already class-conditional; --init-from takes an "
+                             f"unconditional U-Net (continue a conditional run with --resume)")
+        channels = 1 if args.data == "mnist" else 3
+        if cfg.get("channels", channels) != channels:
+            raise UsageError(f"--init-from {args.init_from} has {cfg['channels']} channel(s); --data {args.data} "
+                             f"has {channels}")
+        for option, key in (("--base", "base"), ("--mults", "mults"), ("--num-res", "num_res")):
+            given = getattr(args, key)
+            mine = cfg.get(key)
+            if given is not None and mine is not None and (list(given) if key == "mults" else given) != mine:
+                shown = ",".join(map(str, mine)) if key == "mults" else mine
+                raise UsageError(f"{option} {','.join(map(str, given)) if key == 'mults' else given}: --init-from "
+                                 f"{args.init_from} has {option} {shown}; leave {option} out to take it")
+            if given is None and mine is not None:
+                setattr(args, key, tuple(mine) if key == "mults" else mine)
+    if args.base is None:
+        args.base = 32
+    if args.mults is None:
+        args.mults = (1, 2, 2)
+    if args.num_res is None:
+        args.num_res = 1
+
+
+def _check_guidance(args, diffusers: bool = False):
+    """--class, --guidance, --classifier-guidance and --classifier of sample and evaluate against the model's classes
+    (its JSON, read without torch). Sets args.num_classes (None: no class asked for)."""
+    guided = args.guidance is not None or args.classifier_guidance is not None
+    args.num_classes = None
+    if args.classifier is not None and args.classifier_guidance is None:
+        raise UsageError("--classifier is the noise-aware classifier of --classifier-guidance: give "
+                         "--classifier-guidance S too")
+    if args.class_ is None:
+        if guided:
+            which = "--guidance" if args.guidance is not None else "--classifier-guidance"
+            raise UsageError(f'{which} needs --class (a class 0..K-1, or "all")')
+        return
+    if diffusers:
+        raise UsageError("--class: a diffusers checkpoint is unconditional here; give a class-conditional U-Net "
+                         "(python -m minddim train --classes 10)")
+    K = weights_model_config(args.weights).get("num_classes")
+    if args.guidance is not None and K is None:
+        raise UsageError(f"--guidance: --weights {args.weights} is an unconditional model (trained without "
+                         f"--classes); classifier-free guidance needs a class-conditional one, or use "
+                         f"--classifier-guidance S --classifier FILE")
+    if args.classifier_guidance is not None:
+        if args.classifier is None:
+            raise UsageError("--classifier-guidance needs --classifier, a noise-aware classifier's .pt "
+                             "(python -m minddim train-classifier --noisy)")
+        K_clf = check_noisy_classifier(args.classifier)
+        if K is not None and K != K_clf:
+            raise UsageError(f"--classifier {args.classifier} has {K_clf} classes, --weights {args.weights} {K}")
+        K = K_clf
+    if K is None:
+        raise UsageError(f"--class: --weights {args.weights} is an unconditional model (trained without --classes); "
+                         f"ask for a class with a class-conditional one, or with --classifier-guidance S "
+                         f"--classifier FILE")
+    if args.class_ != "all" and args.class_ >= K:
+        raise UsageError(f'--class must be a class in 0..{K - 1} or "all" (the model has {K} classes), '
+                         f"got {args.class_}")
+    args.num_classes = K
 
 
 def _check_sample(args):
@@ -210,6 +331,10 @@ def _check_sample(args):
         except UsageError:
             raise UsageError(f"--out must be a .png file (one grid of all samples) or a folder (a path without a file "
                              f"extension: one PNG file per sample), got {args.out}") from None
+    _check_guidance(args, diffusers="diffusers" in args.took or "model hub" in args.took)
+    if args.class_ is not None and not args.grid:
+        raise UsageError("--class: guided sampling writes a grid (--out FILE.png); the folder mode samples "
+                         "unconditionally")
     check_device(args.device)
 
 
@@ -222,11 +347,14 @@ def _check_evaluate(args):
     meta = weights.with_suffix(".json") if weights.suffix == ".pt" else None
     if meta is not None and json.loads(meta.read_text()).get("model", {}).get("channels", 1) != 1:
         raise UsageError(f"--weights {args.weights} is not an MNIST (1-channel) U-Net; evaluate scores MNIST digits")
+    _check_guidance(args)
     check_device(args.device)
 
 
 def _check_classifier(args):
     check_root(args.root)
+    if args.noisy and args.out == "runs/mnist_classifier.pt":          # the default: the noisy one's own
+        args.out = "runs/mnist_noisy_classifier.pt"
     check_out_file(args.out, ".pt", force=args.force)
 
 
@@ -272,7 +400,8 @@ def _run_train(args) -> int:
     train_images(args.data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                  ema_decay=args.ema_decay, seed=args.seed, base=args.base, mults=args.mults, num_res=args.num_res,
                  checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
-                 lr_decay=args.lr_decay, precision=args.precision, command=args.command_line)
+                 lr_decay=args.lr_decay, precision=args.precision, command=args.command_line, classes=args.classes,
+                 p_uncond=args.p_uncond or 0.0, init_from=args.init_from)
     _report(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
     return 0
 
@@ -303,7 +432,8 @@ def _run_sample(args) -> int:
     from .commands import sample_images
 
     sample_images(args.weights, args.out, n=args.n, steps=args.steps, eta=args.eta, seed=args.seed, kind=args.kind,
-                  device=args.device)
+                  device=args.device, classes=args.class_, guidance=args.guidance, classifier=args.classifier,
+                  classifier_guidance=args.classifier_guidance)
     _report(f"wrote {args.out}")
     return 0
 
@@ -320,7 +450,9 @@ def _run_evaluate(args) -> int:
     from .commands import evaluate_unet
 
     quality = evaluate_unet(args.weights, n=args.n, seed=args.seed, batch=args.batch, root=args.root,
-                            device=args.device, samplers=args.samplers, out=out, command=args.command_line)
+                            device=args.device, samplers=args.samplers, out=out, command=args.command_line,
+                            classes=args.class_, guidance=args.guidance, classifier=args.classifier,
+                            classifier_guidance=args.classifier_guidance)
     _report(json.dumps(quality, indent=2))
     where = out or str(Path(args.weights).with_suffix(".json"))
     _report(f"wrote {where}" + ("" if out else " (its \"quality\" entry)"), file=sys.stderr)
@@ -328,6 +460,13 @@ def _run_evaluate(args) -> int:
 
 
 def _run_classifier(args) -> int:
+    if args.noisy:
+        from .commands import train_noisy_classifier
+
+        _, acc = train_noisy_classifier(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                        seed=args.seed, root=args.root, command=args.command_line)
+        print(f"wrote {args.out}: test accuracy over t uniform in 1..1000 {acc:.4f}")
+        return 0
     from .commands import train_classifier
 
     _, acc = train_classifier(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

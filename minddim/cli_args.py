@@ -126,6 +126,47 @@ def positive_float(text: str) -> float:
     return v
 
 
+def finite_float(text: str) -> float:
+    """A finite real number (a guidance weight w or scale s: nan and inf are refused)."""
+    return _float(text, "a finite number")
+
+
+def finite_floats(text: str) -> tuple:
+    """Finite real numbers separated by commas, e.g. ``0,0.5,1,2,4`` (each once, in the order given)."""
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            v = float("nan")
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be finite numbers separated by commas (e.g. 0,1,2), got {text!r}")
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+def probability(text: str) -> float:
+    """A probability in [0, 1]."""
+    v = _float(text, "a number in [0, 1]")
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return v
+
+
+def class_choice(text: str):
+    """A class index >= 0 (checked against the model's classes later) or ``all``."""
+    if text == "all":
+        return text
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a class 0, 1, ... or "all", got {text!r}') from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f'must be a class 0, 1, ... or "all", got {v}')
+    return v
+
+
 def decay(text: str) -> float:
     """An EMA decay in [0, 1)."""
     v = _float(text, "a number in [0, 1)")
@@ -223,6 +264,44 @@ def check_out_file(text: str, suffix: str, option: str = "--out", force: bool | 
     return path
 
 
+def weights_model_config(weights: str) -> dict:
+    """The ``"model"`` entry of the JSON beside resolved ``--weights`` (a shipped name or an ``ema.pt``): what the
+    command-line checks need (channels, num_classes) without loading torch. Empty for other kinds."""
+    import json
+
+    if weights in shipped_names() and not Path(weights).exists():
+        from .weights import HERE
+
+        return json.loads((HERE / f"{weights}.json").read_text()).get("model", {})
+    path = Path(weights)
+    if path.suffix == ".pt" and path.with_suffix(".json").is_file():
+        return json.loads(path.with_suffix(".json").read_text()).get("model", {})
+    return {}
+
+
+def check_noisy_classifier(text: str, option: str = "--classifier") -> int:
+    """A noise-aware classifier's ``.pt`` with its JSON beside it (``"kind": "NoisyClassifier"``, as
+    ``train-classifier --noisy`` writes), or a shipped one by name; returns its number of classes."""
+    import json
+
+    noisy = shipped_names("NoisyClassifier")
+    if text in noisy and not Path(text).exists():
+        from .weights import HERE
+
+        return int(json.loads((HERE / f"{text}.json").read_text())["model"]["num_classes"])
+    path = Path(text)
+    meta = path.with_suffix(".json")
+    if not path.is_file():
+        raise UsageError(f"{option} {text}: no such file; give a noise-aware classifier's .pt (with its .json, as "
+                         f"`python -m minddim train-classifier --noisy` writes)" + (f" or one of {', '.join(noisy)}"
+                                                                                    if noisy else ""))
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    if info.get("kind") != "NoisyClassifier":
+        raise UsageError(f"{option} {text} is not a noise-aware classifier (its {meta.name} must say "
+                         f"\"kind\": \"NoisyClassifier\", as `train-classifier --noisy` writes)")
+    return int(info["model"]["num_classes"])
+
+
 def shipped_names(kind: str | None = None) -> list:
     """The shipped models (minddim/weights/NAME.pt with NAME.json), of a class such as ``"UNet"``."""
     from .weights import AVAILABLE
@@ -230,7 +309,7 @@ def shipped_names(kind: str | None = None) -> list:
     return sorted(name for name, k in AVAILABLE.items() if kind is None or k == kind)
 
 
-def resolve_weights(text: str, diffusers: bool = True) -> tuple:
+def resolve_weights(text: str, diffusers: bool = True, option: str = "--weights") -> tuple:
     """What ``--weights`` names, as ``(value for the loader, one line saying which it took)``: a shipped U-Net
     (``mnist_unet``), a run folder (its ``ema.pt``), an ``ema.pt`` with its ``ema.json``, a diffusers folder, or a
     hub id ``org/name`` (only a text of that form that is no local path). A path that does not exist is
@@ -239,26 +318,26 @@ def resolve_weights(text: str, diffusers: bool = True) -> tuple:
     path = Path(text)
     if text in shipped_names() and not path.exists():
         if text not in unets:
-            raise UsageError(f"--weights {text} is a shipped model but not a U-Net; the shipped U-Nets are "
+            raise UsageError(f"{option} {text} is a shipped model but not a U-Net; the shipped U-Nets are "
                              f"{', '.join(unets)}")
         return text, f"the shipped model {text}"
     if path.is_dir():
         if (path / "ema.pt").is_file():
             path = path / "ema.pt"
         elif (path / "checkpoint.pt").is_file():
-            raise UsageError(f"--weights {text} is a run folder without ema.pt yet (`train` writes it when the run "
+            raise UsageError(f"{option} {text} is a run folder without ema.pt yet (`train` writes it when the run "
                              f"ends; continue it with --resume)")
         elif any((path / f).is_file() for f in ("model_index.json", "config.json", "unet/config.json")):
             if not diffusers:
-                raise UsageError(f"--weights {text} is a diffusers checkpoint; this command takes the course's U-Nets "
+                raise UsageError(f"{option} {text} is a diffusers checkpoint; this command takes the course's U-Nets "
                                  f"(a run folder, an ema.pt, or {', '.join(unets)})")
             return text, f"the diffusers checkpoint in the folder {text}"
         else:
-            raise UsageError(f"--weights {text} is a folder with neither an ema.pt (a run folder of `train`) nor a "
+            raise UsageError(f"{option} {text} is a folder with neither an ema.pt (a run folder of `train`) nor a "
                              f"diffusers checkpoint (model_index.json or config.json)")
     if path.is_file():
         if not path.with_suffix(".json").is_file():
-            raise UsageError(f"--weights {text} has no {path.with_suffix('.json').name} beside it (as `train` writes "
+            raise UsageError(f"{option} {text} has no {path.with_suffix('.json').name} beside it (as `train` writes "
                              f"ema.pt with ema.json)")
         return str(path), f"the trained weights {path} (with {path.with_suffix('.json').name})"
     first = Path(text.split("/")[0])
@@ -267,4 +346,4 @@ def resolve_weights(text: str, diffusers: bool = True) -> tuple:
         return text, f"the model hub's checkpoint {text} (downloaded by diffusers on first use)"
     kinds = "a shipped model (" + ", ".join(unets) + "), a run folder, an ema.pt" + (
         ", a diffusers folder or a hub id org/name" if diffusers else "")
-    raise UsageError(f"--weights {text}: no such file or folder; give {kinds}")
+    raise UsageError(f"{option} {text}: no such file or folder; give {kinds}")

@@ -228,3 +228,48 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class NoisyClassifier(nn.Module):
+    """A noise-aware classifier ``classifier(x_t, t) -> logits`` for classifier guidance (Dhariwal & Nichol 2021,
+    sec. 4: "we train a classifier p_phi(y | x_t, t) on noisy images x_t"; :func:`minddim.classifier_guidance`).
+
+    Three 3x3 conv blocks (``base``, 2 ``base``, 2 ``base`` channels; GroupNorm, SiLU, each adding a projection of
+    the sinusoidal time embedding as the U-Net's residual blocks do), 2x2 average pooling after the first two
+    (28 -> 14 -> 7), global average pooling and a linear read-out to ``num_classes`` logits. Smooth throughout
+    (SiLU and average pooling, no ReLU or max-pooling), so that grad_x log p(y | x_t, t), which guidance adds to
+    the score, is a smooth field. Input: x_t on the scale of :func:`minddim.q_sample` of images in [-1, 1], shape
+    (N, C, H, W), and integer t in 1..T. Trained by ``python -m minddim train-classifier --noisy``
+    (:func:`minddim.commands.train_noisy_classifier`)."""
+
+    def __init__(self, channels: int = 1, num_classes: int = 10, base: int = 32, groups: int = 8):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.config = {"channels": channels, "num_classes": num_classes, "base": base, "groups": groups}
+        self.num_classes = num_classes
+        self.base = base
+        emb_dim = 4 * base
+        self.time = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        widths = [base, 2 * base, 2 * base]
+        self.convs, self.embs, self.norms = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        c = channels
+        for w in widths:
+            self.convs.append(nn.Conv2d(c, w, 3, padding=1))
+            self.embs.append(nn.Linear(emb_dim, w))
+            self.norms.append(nn.GroupNorm(min(groups, w), w))
+            c = w
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        emb = timestep_embedding(torch.as_tensor(t).to(x_t.device), self.base).to(self.time[0].weight.dtype)
+        emb = nn.functional.silu(self.time(emb))
+        if emb.shape[0] == 1 and x_t.shape[0] != 1:
+            emb = emb.expand(x_t.shape[0], -1)
+        h = x_t.to(self.head.weight.dtype)
+        for i, (conv, proj, norm) in enumerate(zip(self.convs, self.embs, self.norms)):
+            h = conv(h) + proj(emb).to(h.dtype)[:, :, None, None]
+            h = nn.functional.silu(norm(h))
+            if i < len(self.convs) - 1:
+                h = nn.functional.avg_pool2d(h, 2)
+        return self.head(h.mean((2, 3)))

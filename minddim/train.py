@@ -82,8 +82,16 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
           weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
           checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None,
           device: str | torch.device = "cpu", channels_last: bool | None = None,
-          lr_decay: str = "constant", precision: str = "fp32") -> TrainResult:
+          lr_decay: str = "constant", precision: str = "fp32", labels: torch.Tensor | None = None,
+          p_uncond: float = 0.0) -> TrainResult:
     """Train ``model`` on ``data`` for ``steps`` Adam steps of the objective (default L_simple).
+
+    Classes (classifier-free guidance's training, Ho & Salimans 2022, Algorithm 1): with ``labels`` (a (N,) integer
+    tensor of classes 0..K-1, one per example of the tensor ``data``; or a callable ``data`` returning
+    ``(x0, y)``), ``model`` must be a class-conditional eps-model ``model(x_t, t, y)`` with ``num_classes = K``
+    (:mod:`minddim.guidance`), and each label of the minibatch is replaced by the null label K with probability
+    ``p_uncond`` (label dropout), drawn from the seeded generator after t and the noise, so the network learns the
+    conditional and the unconditional model at once. Without ``labels`` nothing changes (and nothing more is drawn).
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
     ``data(n, generator) -> tensor`` giving fresh draws.  Everything random comes from ``seed``.
@@ -132,6 +140,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     if (resume or checkpoint_every) and checkpoint is None:
         raise ValueError("checkpoint must be a path when resume or checkpoint_every is set")
     rows = shard(batch_size)                                      # this process's rows of the global batch
+    num_classes = _check_classes(model, data, labels, p_uncond, loss_fn)
     if loss_fn is not None and world().size > 1:
         raise ValueError("loss_fn is for one process: under torchrun the objective's draws are shared")
     torch.manual_seed(seed)
@@ -140,6 +149,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     model = model.to(device)
     if isinstance(data, torch.Tensor):
         data = data.to(device)
+    if labels is not None:
+        labels = labels.to(device)
     if channels_last is None:
         channels_last = isinstance(data, torch.Tensor) and data.dim() == 4
     # a model that is channels-last already (md.UNet) stays so; another one is converted for the loop and back after
@@ -176,16 +187,26 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     for step in it:
         for group in opt.param_groups:
             group["lr"] = learning_rate(lr, step, steps, lr_decay)
+        y = None
         if isinstance(data, torch.Tensor):
-            x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)]
+            idx = torch.randint(0, data.shape[0], (batch_size,), generator=g, device=device)
+            x0 = data[idx]
+            if labels is not None:
+                y = labels[idx]
         else:
             x0 = data(batch_size, g)
+            if num_classes is not None:
+                x0, y = x0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             if loss_fn is None:
                 # the global batch's t ~ U{1..T} and eps ~ N(0, I), drawn as objective() draws them; our rows
                 t = sample_t(batch_size, schedule.T, g, device)
                 noise = torch.randn(x0.shape, dtype=x0.dtype, device=device, generator=g)
-                loss = objective(net, x0[rows], schedule, prediction, weighting, t=t[rows], noise=noise[rows])
+                eps_model = net
+                if y is not None:
+                    y = drop_labels(y, p_uncond, num_classes, g)
+                    eps_model = _with_labels(net, y[rows])
+                loss = objective(eps_model, x0[rows], schedule, prediction, weighting, t=t[rows], noise=noise[rows])
             else:
                 loss = loss_fn(model, x0, schedule, g)
         opt.zero_grad(set_to_none=True)
@@ -217,6 +238,50 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
             ema.model = ema.model.to(memory_format=torch.contiguous_format)
     model.eval()
     return TrainResult(model, None if ema is None else ema.model, losses)
+
+
+def drop_labels(y: torch.Tensor, p_uncond: float, num_classes: int, generator: torch.Generator | None = None):
+    """Label dropout (Ho & Salimans 2022, Algorithm 1: "c <- ∅ with probability p_uncond"): each label of ``y``
+    replaced by the null label ``num_classes`` independently with probability ``p_uncond`` (one uniform draw per
+    row from ``generator``). Returns a new tensor."""
+    drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond
+    return torch.where(drop, torch.full_like(y, num_classes), y)
+
+
+def _with_labels(net, y: torch.Tensor):
+    """The eps-model ``(x_t, t) -> net(x_t, t, y)`` for one minibatch's labels."""
+    return lambda x_t, t: net(x_t, t, y)
+
+
+def _check_classes(model, data, labels, p_uncond, loss_fn) -> int | None:
+    """The number of classes K of a class-conditional run (``labels`` given, or a callable ``data`` with a
+    class-conditional ``model``), after checking ``labels`` and ``p_uncond``; None for an unconditional run."""
+    from .guidance import is_conditional
+
+    if isinstance(p_uncond, bool) or not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond must be a number in [0, 1] (the label-dropout probability), got {p_uncond!r}")
+    conditional = is_conditional(getattr(model, "module", model))
+    if labels is None:
+        if conditional and callable(data) and not isinstance(data, torch.Tensor) and loss_fn is None:
+            return int(model.num_classes)                        # data(n, g) returns (x0, y)
+        if p_uncond:
+            raise ValueError("p_uncond: label dropout needs labels (a class-conditional run)")
+        return None
+    if not conditional:
+        raise TypeError("labels: model must be a class-conditional eps-model model(x_t, t, y) with num_classes "
+                        f"(e.g. md.UNet(..., num_classes=10)), got {type(model).__name__} without classes")
+    if loss_fn is not None:
+        raise ValueError("labels: a custom loss_fn draws its own minibatch; give it the labels itself")
+    if not isinstance(data, torch.Tensor):
+        raise TypeError("labels go with a tensor data (one label per example); a callable data returns (x0, y)")
+    from ._validate import check_labels
+
+    K = int(model.num_classes)
+    labels = check_labels(labels, K, "labels", allow_null=False)
+    if labels.dim() != 1 or labels.shape[0] != data.shape[0]:
+        raise ValueError(f"labels must have shape ({data.shape[0]},), one class per example of data, "
+                         f"got {tuple(labels.shape)}")
+    return K
 
 
 def _ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
