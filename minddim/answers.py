@@ -156,7 +156,8 @@ _register(
         "you returned the standard deviation; return the variance tilde-beta_t":
             _posterior_with(std=True),
     },
-    # float32 coefficients at t = 2 lose ~1e-4 to cancellation in 1 - alpha-bar_2 (the package computes them
+    # float32 coefficients at t = 2 lose ~1e-4 to cancellation in 1 - alpha-bar_2 (float32's spacing near 1, 6e-8,
+    # against 1 - alpha-bar_2 = 2.2e-4; the package computes them
     # in float64): a rounding difference, not a mistake; every listed mistake is off by far more
     rtol=2e-3, atol=1e-5)
 
@@ -240,7 +241,8 @@ def _middle_cases():
     """p_theta's variance tilde-beta_t (the package's default) over the usual times, and beta_t at small t, where the
     two differ most (at large t, tilde-beta_t ~ beta_t and KL(q || p) ~ KL(p || q)).  The beta_t cases at t <= 20 are
     float64, like every case with t < 50: there the KL lives on a small difference of means, and a learner's float32
-    coefficients (1 - alpha-bar_2 = 2.2e-4 rounded in float32) move it by 1-4%, a rounding difference, not a mistake."""
+    coefficients (1 - alpha-bar_2 = 2.2e-4 rounded in float32) move it by about 1% at t = 2 (an independent reader's
+    float32 formulation against this float64 one; at most 0.13% for t = 5..49), a rounding difference, not a mistake."""
     beta_tilde = _time_cases(_middle_inputs("beta_tilde"), low=2)
     g = torch.Generator().manual_seed(2031)
     make = _middle_inputs("beta")
@@ -301,7 +303,8 @@ _register(
         "p_theta's variance is the one asked for: sigma_t^2 = beta_t when variance = 'beta' (DDPM sec. 3.2), "
         "tilde-beta_t when variance = 'beta_tilde'": _middle_with(ignore_variance=True),
     },
-    # float32 coefficients at t = 2 lose ~1e-4 to cancellation (the package computes them in float64)
+    # float32 coefficients at t = 2 lose ~1e-4 to cancellation (6e-8 against 2.2e-4; the package computes them in
+    # float64)
     rtol=2e-3, atol=1e-5)
 
 
@@ -527,7 +530,7 @@ def _spy_case(fn, x0, schedule, seed, lr):
         if not torch.isclose(w_after, w_before - lr * grad, rtol=1e-4, atol=1e-7):
             return (f"expected w to move by -lr * grad = {float(-lr * grad):.4g}, got {float(w_after - w_before):.4g}",
                     _SPY_UPDATE_HINT)
-    if any(float((noises[0] - n).abs().mean()) < 1e-2 for n in noises[1:]):     # float32 recovery: ~1e-5 apart
+    if any(float((noises[0] - n).abs().mean()) < 1e-2 for n in noises[1:]):     # float32 recovery differs by rounding only
         return "expected a new eps at every step, got the same eps in two steps", _SPY_NOISE_HINT
     all_t = torch.cat(ts)
     if int(all_t.max()) != T or int(all_t.min()) != 1:
@@ -1061,7 +1064,7 @@ _register(
             _euler_with(values_fn=lambda s: s.alphas),
     },
     # the step's float32 rounding depends on the order of operations (x-bar form, DDIM's eq. 12 form, float64
-    # coefficients): up to ~6e-6 relative apart; every listed mistake is off by far more
+    # coefficients): they differ by rounding only, far below rtol; every listed mistake is off by far more
     rtol=1e-4, atol=1e-6)
 
 
@@ -1245,7 +1248,8 @@ _register(
         "that is rate[0], the whole bound, at every t: the rate at t sums only L_t, ..., L_T":
             lambda terms: terms.sum(-1, keepdim=True).expand_as(terms),
     },
-    # float32 sums of 1001 terms in another order (a loop over t, total minus a prefix sum) differ by ~1e-4;
+    # float32 sums of 1001 terms in another order (a loop over t, total minus a prefix sum) differ by rounding
+    # (at most about 1001 x 6e-8 relative, ~1e-4);
     # every term is >= 0.1, so each listed mistake is off by far more
     rtol=1e-4, atol=1e-3)
 

@@ -35,8 +35,8 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
 
     Classes (:mod:`minddim.guidance`): ``classes=K`` trains ``UNet(..., num_classes=K)`` on the images with their
     labels (MNIST's digits, CIFAR-10's classes: K = 10), each label dropped to the null label K with probability
-    ``p_uncond`` (Ho & Salimans 2022 use 0.1 or 0.2), so one network is both the conditional and the unconditional
-    model that classifier-free guidance combines. ``init_from`` (a shipped U-Net such as ``"mnist_unet"``, a run
+    ``p_uncond`` (Ho & Salimans 2022, sec. 4.2, train 0.1, 0.2 and 0.5; 0.5 does worse), so one network is both
+    the conditional and the unconditional model that classifier-free guidance combines. ``init_from`` (a shipped U-Net such as ``"mnist_unet"``, a run
     folder or an ``ema.pt`` with its ``ema.json``) starts from an unconditional model's weights with the class
     embedding at zero (:meth:`~minddim.models.UNet.load_unconditional_state_dict`): at step 0 the network predicts
     exactly what the unconditional one did, for every label, and training fine-tunes it. The architecture is then

@@ -11,7 +11,8 @@ with sigma = eta * sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) * sqrt(1 - bar-a
 (eq. 16).  eta = 0 is the deterministic DDIM sampler; eta = 1 over all T steps is DDPM's ancestral
 sampler (Ho et al., Algorithm 2, with sigma_t^2 = tilde-beta_t).  ``eta="sigma_hat"`` is DDIM's
 sigma-hat (Table 1): the eta = 1 mean with DDPM's larger variance sigma^2 = 1 - bar-alpha_t/bar-alpha_prev
-(beta_t for unit strides), and no noise on the last step to t = 0.
+(beta_t for unit strides; DDIM sec. 5, App. D.3), with no noise on the last step to t = 0 (the official code's
+choice, not the paper's).
 """
 
 from __future__ import annotations
