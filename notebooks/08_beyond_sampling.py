@@ -111,7 +111,7 @@ def gray_rmse(a, b, where=None):
 # - **rate** $R(t) = L_T + \sum_{s > t} L_{s-1}$, the bits received so far (`md.progressive_rate`), and
 # - **distortion** $D(t)$ = RMSE of $\hat x_0$ against $x_0$ on the $[0, 255]$ scale, $x_t \sim q(x_t \mid x_0)$.
 #
-# **Budget.** Each term costs one network evaluation per digit. For 16 digits we evaluate them on a grid of 50 times
+# **Budget.** Each term but $L_T$ costs one network evaluation per digit. For 16 digits we evaluate them on a grid of 50 times
 # (every $t \le 10$, then 40 spaced geometrically up to 1000; `md.vlb_terms(..., times=grid_t)`) and interpolate
 # $\log L_{t-1}$ linearly in $\log(t-1)$ in between: the rate is an **estimate**, and redoing it on every other grid
 # time measures its error. The model we pass records $\hat x_0$ at each evaluation, which gives $D(t)$.
@@ -459,8 +459,9 @@ plt.show()
 # **Noise-free steps for the unknown pixels do not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than
 # replacement for the right half (+4.2 $\pm$ 1.6) and the 80% mask (+6.6 $\pm$ 2.6), about 2.5 times their
 # spread; for the centre square (+7.9 $\pm$ 6.9) the difference is about one spread, noise; so are its agreement
-# differences. A plausible reason, not isolated by a run here: with $\eta = 0$ nothing moves the unknown pixels
-# away from a start that contradicts the known ones.
+# differences. A plausible reason, not isolated by a run here: with $\eta = 0$ the unknown pixels get no fresh
+# noise, so their path is fixed by the start and the known pixels' draws, with nothing to shake off a start that
+# contradicts the known ones.
 #
 # **Filling in is not the same as recognizing.** The classifier reads the bare left half (right half left black)
 # correctly for 84.7% $\pm$ 4.8% of the digits, more often than after replacement (paired +15.3% $\pm$ 2.4%), although
@@ -496,8 +497,8 @@ print(f"L_1 = R(1) - R(2): {md.mean_spread((rate[:, 1] - rate[:, 2]) * 784, 0)} 
 # Sent in one piece, that step alone would need about $2^{93}$ candidates; split into pieces (as Havasi et al. split a
 # network's weights into blocks) each needs few, at an overhead per piece. We build neither, so here the code stays
 # on paper; DDPM's appendix ("Progressive compression")
-# says the same of its Algorithms 3-4: they "serve as a compression interpretation of the variational bound", not a
-# yet a practical compression system.
+# says the same of its Algorithms 3-4: they "serve as a compression interpretation of the variational bound", not yet
+# a practical compression system.
 #
 # ### The autoregressive reading (DDPM eq. 16)
 #
