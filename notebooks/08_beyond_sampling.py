@@ -452,16 +452,14 @@ plt.show()
 # three times their spread. Whether the classifier then recognizes the digit more often, 72 digits cannot say: the
 # agreement differences (+9.7% $\pm$ 8.7%, +4.2% $\pm$ 19.1%, +4.2% $\pm$ 8.3%) are each about one spread or less.
 # RePaint's ablation (sec. 5.6, Table 2: 32 ImageNet validation images, wide masks) is the same equal-cost comparison
-# with far more compute: resampling lowers LPIPS (a learned perceptual distance between completion and original; lower
-# is better) from 0.168 ($T = 250$, $r = 1$) to 0.134 ($r = 4$), while slowing
-# down to $T = 1000$ plain steps gives 0.161.
+# with far more compute: resampling lowers LPIPS (a learned perceptual distance; lower is better) from 0.168
+# ($T = 250$, $r = 1$) to 0.134 ($r = 4$), while $T = 1000$ plain steps give 0.161.
 #
 # **Noise-free steps for the unknown pixels do not help.** DDIM replacement ($\eta = 0$) has a higher RMSE than
 # replacement for the right half (+4.2 $\pm$ 1.6) and the 80% mask (+6.6 $\pm$ 2.6), about 2.5 times their
 # spread; for the centre square (+7.9 $\pm$ 6.9) the difference is about one spread, noise; so are its agreement
-# differences. A plausible reason, not isolated by a run here: with $\eta = 0$ the unknown pixels get no fresh
-# noise, so their path is fixed by the start and the known pixels' draws, with nothing to shake off a start that
-# contradicts the known ones.
+# differences. A plausible reason, not isolated here: with $\eta = 0$ the unknown pixels get no fresh noise to
+# shake off a start that contradicts the known ones.
 #
 # **Filling in is not the same as recognizing.** The classifier reads the bare left half (right half left black)
 # correctly for 84.7% $\pm$ 4.8% of the digits, more often than after replacement (paired +15.3% $\pm$ 2.4%), although
