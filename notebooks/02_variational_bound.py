@@ -248,7 +248,7 @@ print(md.table({v: [L.sum(), L.sum() - true_nll, mc[v][0], mc[v][1], (mc[v][0] -
 
 # %% [markdown]
 # Both bounds sit above the true NLL, as they must, and the Monte Carlo estimates agree with the exact
-# values within 1.5 standard errors (the column z). With $\sigma_t^2 = \beta_t$ the bound is almost
+# values within two standard errors (the column z: 1.5 and 0.3). With $\sigma_t^2 = \beta_t$ the bound is almost
 # tight: 0.0017 nats above the NLL. With $\tilde\beta_t$ it is 1.15 nats above, 0.92 of them in the sum of
 # the $L_{t-1}$ and 0.23 in $L_0$.
 #
@@ -430,7 +430,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Most of the codelength is spent after the estimate is already close: read the table from the bottom up, in the
+# Most of the codelength (65%) is spent once the estimate is within about five gray levels: read the table from the bottom up, in the
 # order the reverse chain runs. By $t = 2$ the estimate is within two gray levels, yet 43% of the codelength is
 # still to come, and the last ten steps ($L_0, \dots, L_9$) carry 65% of it. Those last bits describe detail
 # finer than about five gray levels (the error at $t = 10$), and $L_0$ alone (35%) picks the exact level of each
