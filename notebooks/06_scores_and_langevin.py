@@ -258,7 +258,7 @@ print(f"1 - ab_1 computed in float32, over the same in float64: {((1 - ab[1].flo
 # %% [markdown]
 # **$L_\text{simple}$'s term at $t$ is $2(1-\bar\alpha_t)$ times the DSM loss**: the ratio prints as 1.0000 for
 # $t \ge 10$ and 1.0002 at $t = 1$, where float32 loses digits: $1 - \bar\alpha_1 = 10^{-4}$ computed in float32 is
-# 1.000166 times its float64 value (printed), the ratio's whole excess; in float64 with the exact model it is 1 to better than $10^{-12}$. So training an $\epsilon$-model
+# 1.000166 times its float64 value (printed), the size of the ratio's excess; in float64 with the exact model it is 1 to better than $10^{-12}$. So training an $\epsilon$-model
 # with $L_\text{simple}$ is training a score model with NCSN's weighting; the bound (eq. 12) would weigh the levels by
 # $\beta_t/\alpha_t$ instead (`## Going further` plots both).
 #
@@ -323,7 +323,7 @@ plt.show()
 # %% [markdown]
 # **The chain reaches $q(x_{100})$ within about 100 steps and stays near the band.** Its MMD$^2$ falls from
 # $185.55 \pm 6.96$ after 3 steps to $0.05 \pm 0.61$ after 100, inside the band of perfect samples (from $-2.40$ to
-# $2.26$); after 300 steps it is $2.50 \pm 0.90$, at the band's upper edge, a difference smaller than the seeds' spread.
+# $2.26$); after 300 steps it is $2.50 \pm 0.90$, just above the band's upper edge, by less than the seeds' spread.
 # A fixed step size leaves a small bias in the chain's law that MMD$^2$ on 1,000 points hardly sees; `## Going further`
 # measures it directly, and recalls why Song & Ermon anneal over noise levels.
 #
@@ -543,8 +543,8 @@ print(md.table(rows, ["spread", "/ exact draws'", "closed form, one mode"], head
 # %% [markdown]
 # **A larger step reaches the stationary law sooner, and that law is wrong by more.** With $\delta = 0.2$ the MMD$^2$ is
 # $4.55 \pm 2.47$ after only 3 steps and between 4.55 and 5.60 afterwards, above the band's upper edge (2.26) at every
-# checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's modes are
-# $1.042$ times too wide at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at
+# checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's modes have
+# $1.042$ times the data's variance at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at
 # $\delta = 0.2$ (the closed form for one Gaussian mode gives 1.563; this statistic, the mean squared distance to
 # the nearest mode's centre, is not the same quantity for a mixture, so the two are not directly comparable). Started in one
 # mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and
@@ -592,8 +592,8 @@ plt.show()
 # With 100 evaluations of the score: DDIM ($\eta = 0$) and DDPM's step ($\eta = 1$) on `timesteps(T, 100)`, and annealed
 # Langevin with 10 levels $\times$ 10 steps or 20 levels $\times$ 5 steps. Song & Ermon's $\varepsilon$ was set for 100
 # steps per level; we tried $\{2\times10^{-5}, 10^{-4}, 4\times10^{-4}\}$ on the 10 $\times$ 10 ladder on a separate
-# seed (9) and use the MLP's best, $10^{-4}$, for both models and for 20 $\times$ 5 (the exact score's best on that
-# seed is $4\times10^{-4}$; the tuning table shows both).
+# seed (9) and use the MLP's best, $10^{-4}$, for both models and for 20 $\times$ 5 (the exact score scored lower with
+# $4\times10^{-4}$ on that one seed; the tuning table shows both).
 # MMD$^2$ is measured against 1,000 data points, beside the band of perfect samples:
 
 # %%
@@ -666,7 +666,7 @@ print(md.table(quality, ["DDIM sigma(tau_1)", "DDIM", "Heun sigma(tau_1)", "Heun
 # MMD$^2$ cannot separate them.** At 19-20 evaluations: exact $19.59 \pm 1.31$ against $3.60 \pm 1.96$, MLP
 # $9.33 \pm 0.94$ against $2.77 \pm 2.16$; at 49-50 the differences are smaller than the spreads. Section 6's
 # noise-free error table agrees at 19-20 evaluations (to $t = 0$, Heun 117.04 at 19 against DDIM 66.82 at 20,
-# $\times 10^{-3}$) and has no Heun run near 50; to $t = 0$ Heun catches up with DDIM only at about 100 evaluations.
+# $\times 10^{-3}$) and its Heun run nearest 50, at 39 evaluations, is still behind DDIM-50 (59.71 against 28.70); Heun catches up with DDIM only at about 100 evaluations.
 #
 # This is a toy-data finding. On MNIST, with the shipped U-Net and the same samplers on trailing grids (there with the
 # predicted $x_0$ clipped to $[-1, 1]$), the benchmark
