@@ -148,11 +148,11 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--weights", required=True, help="a shipped U-Net (mnist_unet), a run folder of `train`, or an "
                                                     "ema.pt with its ema.json")
     p.add_argument("--n", "--num-samples", type=fid_count, default=1000,
-                   help="samples per sampler, >= 2 (under torchrun write --num-samples); below 1000 the FID is mostly "
-                        "small-sample bias")
+                   help="samples per sampler, >= 2 (under torchrun write --num-samples); below 1000 the FID is biased far "
+                        "upwards (notebook 07: 1,000 real digits score about 7, 100 score about 58)")
     p.add_argument("--samplers", type=samplers, default=samplers("ddim-50"),
                    help="comma-separated: ddim-S (eta 0, S steps) or ddpm-S (eta 1), e.g. ddim-50,ddpm-1000 "
-                        "(default: ddim-50; ddpm-1000 takes 20 times as long)")
+                        "(default: ddim-50; ddpm-1000 takes about 19 times as long: mnist_unet.json records 1323 s against 70 s)")
     p.add_argument("--class", dest="class_", type=class_choice, default=None,
                    help='the class to score (0..K-1 of the model\'s K classes), or "all": --n samples split evenly over the K classes, each scored as the class asked for (default: no class)')
     p.add_argument("--guidance", type=finite_floats, default=None,

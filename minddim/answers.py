@@ -241,8 +241,8 @@ def _middle_cases():
     """p_theta's variance tilde-beta_t (the package's default) over the usual times, and beta_t at small t, where the
     two differ most (at large t, tilde-beta_t ~ beta_t and KL(q || p) ~ KL(p || q)).  The beta_t cases at t <= 20 are
     float64, like every case with t < 50: there the KL lives on a small difference of means, and a learner's float32
-    coefficients (1 - alpha-bar_2 = 2.2e-4 rounded in float32) move it by about 1% at t = 2 (an independent reader's
-    float32 formulation against this float64 one; at most 0.13% for t = 5..49), a rounding difference, not a mistake."""
+    coefficients (1 - alpha-bar_2 = 2.2e-4 rounded in float32) move it by about 1% at t = 2 (measured 2026-12-05 by a
+    reviewer, one float32 formulation against this float64 one; at most 0.13% for t = 5..49), a rounding difference, not a mistake."""
     beta_tilde = _time_cases(_middle_inputs("beta_tilde"), low=2)
     g = torch.Generator().manual_seed(2031)
     make = _middle_inputs("beta")

@@ -114,8 +114,8 @@ def classifier_guidance(model, classifier, y, scale, schedule: Schedule):
 
     which is eps_theta minus sqrt(1 - bar-alpha_t) times the score of p_phi(y | x_t)^s: it samples (approximately)
     p(x_t) p_phi(y | x_t)^s (their eq. 12-13 and sec. 4.3: "s · grad log p(y|x) = grad log (1/Z) p(y|x)^s").
-    Ho & Salimans (2022, sec. 3.1) write the same modification with w for s and sigma_lambda for
-    sqrt(1 - bar-alpha_t), and with a plus sign, since they write eps_theta ~ sigma_lambda grad log p (no minus).
+    Ho & Salimans (2022, sec. 3.1, arXiv:2207.12598) write the same modification with w for s and sigma_lambda for
+    sqrt(1 - bar-alpha_t) (their 2021 workshop version prints it with a plus sign).
 
     - ``model``: an eps-model ``model(x_t, t)``; or a class-conditional one (``num_classes`` set), which is then
       evaluated at ``y``: Dhariwal & Nichol guide conditional models too (their Table 4).  To guide the

@@ -27,7 +27,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 
 class MLP(nn.Module):
     """eps_theta for low-dimensional data: an input layer, ``depth`` residual blocks that each add a
-    projection of the time embedding, and a linear read-out.  About 174k parameters at the defaults."""
+    projection of the time embedding, and a linear read-out.  174,082 parameters at the defaults
+    (``sum(p.numel() for p in MLP().parameters())``)."""
 
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64):
         super().__init__()

@@ -41,7 +41,8 @@ from .schedules import Schedule, as_schedule
 # -- score <-> eps, Tweedie ---------------------------------------------------------------------------
 def score_from_eps(eps: torch.Tensor, t, schedule: Schedule) -> torch.Tensor:
     """grad log q_t(x_t) = -eps / sqrt(1 - bar-alpha_t) for the noise estimate ``eps`` of x_t at time t
-    (exact when eps = E[eps | x_t]; DDPM sec. 3.2)."""
+    (exact when eps = E[eps | x_t], by Tweedie's formula; DDPM sec. 3.2 only says Algorithm 2 "resembles"
+    Langevin dynamics with eps_theta as a learned gradient of the data density)."""
     schedule = as_schedule(schedule)
     check_tensor(eps, "eps")
     return -eps / (1 - schedule.at(schedule.alpha_bars, t, eps)).sqrt()
