@@ -45,8 +45,9 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** The uniform subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with exactly $S$ entries (notebook 05,
-# section 1; DDIM sec. 4.2, whose official code's `range(0, T, T // S)`, shifted to 1-based time, gives it when $S$
-# divides $T$ and has more than $S$ entries otherwise), a Python list of ints, also when $S$ does not divide $T$.
+# section 1; DDIM app. D.2, its "linear" choice, on sec. 4.2's subsequences; its official code's
+# `range(0, T, T // S)`, shifted to 1-based time, gives it when $S$ divides $T$ and has more than $S$ entries
+# otherwise), a Python list of ints, also when $S$ does not divide $T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def uniform_timesteps(T, S):

@@ -9,7 +9,7 @@ minddim.sampling.sample beside diffusers' own pipelines from the same x_T and th
 
 Tolerances (absolute, in the model's [-1, 1] units, on every intermediate x_t and on x_0): TOL = 1e-4 for DDIM-10
 and for the 100-step chain, TOL_DDPM = 3e-4 for DDPM-1000. diffusers keeps its schedule in float32, we keep ours
-in float64 and cast at use; that is the whole difference. Over DDPM's 1000 steps it grows towards the end of the
+in float64 and cast at use, the likely source of the difference (not isolated). Over DDPM's 1000 steps it grows towards the end of the
 walk (the largest gap is at t <= 10, where 1 - bar-alpha_t ~ 1e-3 to 1e-4 has only three or four significant
 digits in float32). Handing the network t instead of t - 1 must move DDIM-10's result by more than 100 x TOL
 (printed with `pytest -s`, as are the measured gaps).
@@ -121,7 +121,7 @@ def test_ddim10_matches_diffusers_ddim_pipeline_on_the_cifar10_architecture(cifa
     walks 901 -> ... -> 1 -> 0: the same grid, t = k + 1. Clipping: the config's clip_sample clamps the predicted
     x_0 to [-1, 1]; our step recomputes eps from the clipped x_0, which is diffusers' use_clipped_model_output."""
     model, schedule = load_diffusers(cifar_folder)
-    assert sum(p.numel() for p in model.parameters()) == 35_746_307   # DDPM sec. 4: "35.7 million parameters"
+    assert sum(p.numel() for p in model.parameters()) == 35_746_307   # DDPM appendix B: "35.7 million parameters"
     tau = md.timesteps(schedule.T, 10)
     pipe = DDIMPipeline.from_pretrained(cifar_folder)
     pipe.scheduler.set_timesteps(10)
