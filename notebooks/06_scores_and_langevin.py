@@ -230,8 +230,8 @@ plt.show()
 # objective over DDPM's levels, up to the constant 2. This is what DDPM sec. 3.4 says of its eq. 14: its $t > 1$ terms
 # "correspond to an unweighted version of Eq. (12), analogous to the loss weighting used by the NCSN denoising score
 # matching model". Eq. 12 itself, the bound's term, is weighted differently:
-# $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\mathbb E\|\epsilon-\epsilon_\theta\|^2$, which with DDPM's
-# $\sigma_t^2 = \beta_t$ is, per coordinate, $\frac{\beta_t}{\alpha_t}\,\ell(t)$. On the same draws, with the MLP:
+# $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}\mathbb E\|\epsilon-\epsilon_\theta\|^2$, which with $\sigma_t^2 = \beta_t$
+# (one of DDPM's two choices, sec. 3.2) is, per coordinate, $\frac{\beta_t}{\alpha_t}\,\ell(t)$. On the same draws, with the MLP:
 
 # %%
 g = torch.Generator().manual_seed(9)
@@ -368,9 +368,10 @@ print(md.table(rows, ["median", "max", "median beta_t / (1 - ab_t)"], header="re
 # **DDPM's sampler is, step by step, the deterministic sampler plus a Langevin correction at the current noise
 # level**: the rewritten step is `ddim_step` with $\eta = 1$ to better than $10^{-12}$, and the split leaves a
 # remainder of median 0.001 of the step's length for $t > 100$ (at most 0.014). It grows towards $t = 0$ (median
-# 0.131 for $t \le 10$). The split is exact only to first order in $\beta_t/(1-\bar\alpha_t)$ (its noise
-# $\sqrt{\beta_t}\,z$, for one, stands where the DDPM step has $\sigma_t z = \sqrt{\tilde\beta_t}\,z$, and
-# $\tilde\beta_t/\beta_t = 1 - \bar\alpha_{t-1}\beta_t/(1-\bar\alpha_t)$), and that ratio is no longer small there (last column). This is the sense in which Algorithm 2
+# 0.131 for $t \le 10$), together with $\beta_t/(1-\bar\alpha_t)$ (last column): the split is exact only to first
+# order in that ratio (its noise $\sqrt{\beta_t}\,z$, for one, stands where the DDPM step has
+# $\sigma_t z = \sqrt{\tilde\beta_t}\,z$, and $\tilde\beta_t/\beta_t = 1 - \bar\alpha_{t-1}\beta_t/(1-\bar\alpha_t)$); no run
+# separates the remainder's parts. This is the sense in which Algorithm 2
 # "resembles Langevin dynamics".
 #
 # ## 6. The probability-flow ODE: DDIM is Euler's method, Heun is second order
@@ -501,8 +502,8 @@ print(f"L_simple's weight, relative to the bound's, is {relative:.0f} times larg
 
 # %% [markdown]
 # The exact model's DSM loss falls by eight orders of magnitude from $t = 1$ to $t = T$; times $\sigma_t^2$ it stays
-# between 0.0000 and 0.4972 (half the per-coordinate $L_\text{simple}$ floor, which cannot exceed
-# $\mathbb E\,\epsilon_i^2 = 1$). Relative to the bound, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on
+# between 0.24 and 0.50 up to $t = 100$, then falls (0.0734 at $t = 500$, 0.0000 to four decimals at $t = T$). It
+# never exceeds 0.4972, half the per-coordinate $L_\text{simple}$ floor, which cannot exceed $\mathbb E\,\epsilon_i^2 = 1$. Relative to the bound, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on
 # $t = 1$: the bound would emphasize the small-$t$ levels.
 #
 # ### B. The step-size bias of a Langevin chain
@@ -543,10 +544,10 @@ print(md.table(rows, ["spread", "/ exact draws'", "closed form, one mode"], head
 # %% [markdown]
 # **A larger step reaches the stationary law sooner, and that law is wrong by more.** With $\delta = 0.2$ the MMD$^2$ is
 # $4.55 \pm 2.47$ after only 3 steps and between 4.55 and 5.60 afterwards, above the band's upper edge (2.26) at every
-# checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's modes have
-# $1.042$ times the data's variance at $\delta = 0.02$ (closed form for one Gaussian mode: 1.037) and $1.451$ times at
-# $\delta = 0.2$ (the closed form for one Gaussian mode gives 1.563; this statistic, the mean squared distance to
-# the nearest mode's centre, is not the same quantity for a mixture, so the two are not directly comparable). Started in one
+# checkpoint but within 2.5 of its standard deviations. The direct measure resolves the bias: the chain's mean squared
+# distance to the nearest mode's centre is $1.042$ times that of exact draws at $\delta = 0.02$ and $1.451$ times at
+# $\delta = 0.2$. (For one Gaussian mode the variance would widen by 1.037 and 1.563; for the mixture this statistic
+# is not that variance, so neither pair is a like-for-like comparison.) Started in one
 # mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and
 # ends at the same spread as from $N(0, I)$ (0.3729 and 0.3730): it forgets where it began, not its step size. At
 # $t = 100$ neighbouring modes are 3.9 of their standard deviations apart, in the data 7.7; noise brings the modes
