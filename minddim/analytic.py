@@ -156,7 +156,7 @@ class GaussianMixtureDenoiser:
     def log_class_posterior(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """log p(y | x_t) for every class y = 0..K-1 (the log responsibilities), shape (B, K), float64, for t in
         0..T.  Differentiable in ``x_t``: it is an exact noise-aware classifier ``(x_t, t) -> logits`` for
-        :func:`minddim.guidance.classifier_guidance` (log-probabilities are logits whose softmax is themselves)."""
+        :func:`minddim.guidance.classifier_guidance` (log-probabilities are logits: their log-softmax is themselves)."""
         log_comp, _, _ = self._components(x_t, t, low=0)
         return torch.log_softmax(log_comp, 1)
 

@@ -525,7 +525,8 @@ def load_noisy_classifier(weights) -> torch.nn.Module:
     return model.eval()
 
 
-# the samplers of the shipped model's record; evaluate's default is the first (DDPM-1000 takes about 19x as long)
+# the samplers of the shipped model's record; evaluate's default is the first (DDPM-1000 takes about 19x as long:
+# mnist_unet.json records 1323 s against 70 s)
 SAMPLERS = (("DDIM-50", 50, 0.0), ("DDPM-1000", 1000, 1.0))
 
 

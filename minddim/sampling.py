@@ -37,8 +37,9 @@ def timesteps(T: int, S: int, kind: str = "uniform") -> torch.Tensor:
       code's ``range(0, T, T // S)`` shifted to 1-based time when S divides T, and always has S entries.
     - ``"quadratic"``: tau_i = floor(0.8 T ((i - 1)/(S - 1))^2) + 1 (DDIM's CIFAR-10 experiments), with
       collisions pushed up so the sequence stays strictly increasing.
-    - ``"trailing"``: tau_i = floor(i T / S + 1/2), which ends at tau_S = T (Lin et al., 2024; where i T / S
-      ends in .5, they and diffusers round half to even instead, one step lower: not for S dividing T).
+    - ``"trailing"``: tau_i = floor(i T / S + 1/2), which ends at tau_S = T (Lin et al., 2024; they and diffusers round
+      half to even instead, one step lower where i T / S ends in .5 with an even integer part, e.g. 62.5 -> 62; never
+      for S dividing T).
     With S = T every kind gives 1, 2, ..., T.
     """
     T = check_positive_int(T, "T")
