@@ -169,6 +169,9 @@ plotting.scatter_panels([decoded[S] for S in decoded], [f"MLP, eta = 0, S = {S}"
 plt.show()
 
 # %% [markdown]
+# Throughout, a difference between two cells is noise when it is smaller than the larger of their two standard
+# deviations (overlapping error bars in the figure are not the test).
+#
 # **Few steps cost quality, and $\hat\sigma$ pays most.** At $S = 10$ every cell lies far above the band's upper limit
 # (0.29): from $7.29 \pm 0.82$ to $38.57 \pm 3.26$; $\hat\sigma$ is by far the worst ($38.57 \pm 3.26$ MLP, $33.07 \pm 3.48$
 # exact), and $\eta = 1$ has the next-highest mean ($12.82$ MLP, $10.85$ exact). By $S = 50$ the exact model lies
@@ -331,7 +334,7 @@ print(score_table("MLP", 0, 3), score_table("exact", 0, 3), sep="\n\n")
 #
 # ### B. The MMD$^2$ tables cell by cell, and against the paper
 #
-# We call a difference noise when it is smaller than the larger of the two cells' standard deviations.
+# The noise rule is section 2's: smaller than the larger of the two cells' standard deviations.
 #
 # - **$S = 10$:** $\eta = 1$'s lead over $\eta = 0$ is beyond the spreads for the MLP (12.82 against $9.00 \pm 2.60$), but
 #   for the exact model its gap (2.61) is within $\eta = 0$'s spread (2.71). $\eta = 0$, 0.2 and 0.5 cannot be ordered.
