@@ -158,7 +158,7 @@ plt.show()
 # Tweedie's formula (Robbins 1956; Efron 2011) turns the score into the posterior mean:
 # $\mathbb E[x_0\mid x_t] = \big(x_t + (1-\bar\alpha_t)\nabla\log q(x_t)\big)/\sqrt{\bar\alpha_t}$. Put in
 # $\nabla\log q = -\epsilon/\sqrt{1-\bar\alpha_t}$ and it is
-# $(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$, the "predicted $x_0$" of DDIM eq. 9 (`md.predict_x0`).
+# $(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$, the "predicted $x_0$" of DDIM eq. 12 (the same expression as its eq. 9; `md.predict_x0`).
 # We check it against the mixture's posterior mean computed independently by Bayes' rule: with responsibilities
 # $r_k(x_t)$ from $q(x_t) = \sum_k w_k\mathcal N(\sqrt{\bar\alpha_t}m_k, \Sigma_k)$,
 # $\Sigma_k = \bar\alpha_t C_k + (1-\bar\alpha_t)I$,
@@ -336,7 +336,7 @@ plt.show()
 #
 # a step of size $\beta_t$ along the score, a slight rescaling, and fresh noise, like Langevin with
 # $\delta/2 = \beta_t$. It is not a Langevin chain at one level, though: the score changes level at every step. To first
-# order in $\beta_t$ it is two moves: the deterministic step (DDIM's $\eta = 0$, section 6), then one Langevin step of
+# order in $\beta_t/(1-\bar\alpha_t)$ it is two moves: the deterministic step (DDIM's $\eta = 0$, section 6), then one Langevin step of
 # size $\delta = \beta_t$ at level $t$, $+\tfrac{\beta_t}{2}s_\theta + \sqrt{\beta_t}\,z$ (the reverse-time SDE of Song
 # et al. 2021 written, as Karras et al. 2022 do in sec. 4, eq. 6, as the probability-flow ODE plus a Langevin
 # diffusion). Inline against `md.ddim_step` with
@@ -397,7 +397,7 @@ for t, t_prev in ((1000, 500), (900, 400), (100, 99), (20, 0)):
 
 # %% [markdown]
 # **The reference solution.** `md.pf_ode_solve` integrates eq. 14 with an 8th-order Runge-Kutta method (scipy's DOP853)
-# at tight tolerances (relative $10^{-10}$, absolute $10^{-12}$). It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times:
+# at tight tolerances (its defaults: relative $10^{-10}$, absolute $10^{-12}$). It needs $\epsilon$ at *every* $\sigma$, between the schedule's integer times:
 # the exact model gives $\mathbb E[\epsilon\mid x]$ at any noise level (`eps_at`), a trained network only at the
 # 1,000 times it was trained on, so only exact models get a reference solution.
 #
@@ -502,7 +502,7 @@ print(f"L_simple's weight, relative to the bound's, is {relative:.0f} times larg
 
 # %% [markdown]
 # The exact model's DSM loss falls by eight orders of magnitude from $t = 1$ to $t = T$; times $\sigma_t^2$ it stays
-# between 0.24 and 0.50 up to $t = 100$, then falls (0.0734 at $t = 500$, 0.0000 to four decimals at $t = T$). It
+# between 0.23 and 0.50 up to $t = 100$, then falls (0.0734 at $t = 500$, 0.0000 to four decimals at $t = T$). It
 # never exceeds 0.4972, half the per-coordinate $L_\text{simple}$ floor, which cannot exceed $\mathbb E\,\epsilon_i^2 = 1$. Relative to the bound, $L_\text{simple}$ puts 49 times more weight on $t = T$ than on
 # $t = 1$: the bound would emphasize the small-$t$ levels.
 #
@@ -719,5 +719,5 @@ for t_end in (100, 0):
 
 # %% [markdown]
 # **Next:** notebook 07 (MNIST) trains and samples the same model on images, with a U-Net in place of the MLP and the
-# samplers of notebooks 04-06 unchanged. The exercise `exercises/06_scores_and_ode.ipynb` asks you to implement the
+# samplers of notebooks 04-05 unchanged (Heun on MNIST is in `benchmarks/README.md`, section 6). The exercise `exercises/06_scores_and_ode.ipynb` asks you to implement the
 # score from $\epsilon$, one Langevin step, the DDIM step as an Euler step of eq. 14, and Heun's second-order step.
