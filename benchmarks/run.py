@@ -760,7 +760,7 @@ def render(results: dict) -> str:
         lines += ["", f"Target: DDIM-50 at least 18x faster than DDPM-1000 with FID at most 1.1 times DDPM-1000's. "
                   f"Speed-up measured: {ddim50['speedup']:.1f}x ({'met' if ddim50['speedup'] >= 18 else 'not met'}). "
                   f"FID at N = {r['batch']}: ratio {ddim50['fid_ratio_to_ddpm']:.2f}, but at this N one draw's FID is "
-                  f"mostly sampling noise ({r['batch']} real digits score {r['real_images_fid']:.1f}, DDPM-1000 "
+                  f"mostly small-sample bias ({r['batch']} real digits score {r['real_images_fid']:.1f}, DDPM-1000 "
                   f"{ddpm['fid']:.1f}), so the quality half of the target is judged on the 1,000-sample record below.",
                   ""]
         quality = md.weights.provenance("mnist_unet").get("quality")
@@ -1028,20 +1028,21 @@ def _render_few_step(r: dict) -> list:
     lines += ["", f"The floor: {n:,} real *training* digits per seed (a seeded permutation, seeds {s0} and {s1}, as "
               f"`minddim.commands.evaluate_unet` draws them; test digits would be part of the reference). A model's FID at N = "
               f"{n:,} cannot be expected below it.", "",
-              f"Target: the second-order sampler at ~20 evaluations at least as good as DDIM-50 (within the spread "
-              f"between two seeds): **{'met' if v['met'] else 'not met'}**. {v['heun']}: FID {v['fid'][0]:.2f} "
+              f"Target: the second-order sampler at ~20 evaluations at least as good as DDIM-50, tested as: within the "
+              f"unpaired spread between two seeds: **{'met' if v['met'] else 'not met'}** on that test. {v['heun']}: FID {v['fid'][0]:.2f} "
               f"against DDIM-50's {v['fid'][1]:.2f} (allowed up to {v['fid'][1] + v['fid_tolerance']:.2f}, the larger "
               f"spread being {v['fid_tolerance']:.2f}: {'met' if v['fid_met'] else 'not met'}); sure "
               f"{v['sure'][0]:.1%} against {v['sure'][1]:.1%} (allowed down to "
               f"{v['sure'][1] - v['sure_tolerance']:.1%}: {'met' if v['sure_met'] else 'not met'}). Paired seed by "
               f"seed (same x_T), which cancels most of the draw-to-draw noise, its FID minus DDIM-50's is "
               f"{paired['values'][0]:+.2f} and {paired['values'][1]:+.2f} ({_pm(paired, '+.2f')}): "
-              + ("consistently above DDIM-50's, by less than the unpaired spread the target allows."
+              + ("consistently above DDIM-50's, by less than the unpaired spread the target allows: by the paired "
+                 "comparison Heun is not quite as good as DDIM-50."
                  if min(paired["values"]) > 0 else "not consistently above DDIM-50's."), "",
               f"Wall-clock is of a shared 2-core machine (1-minute load average {r['loadavg_1min'][0]} before the "
               f"samples, {r['loadavg_1min'][1]} after), so it is inflated when others run. Per evaluation it is "
               f"{min(per_eval):.1f}-{max(per_eval):.1f} s per 1,000 samples across the rows (the load changed "
-              f"during the run), so the wall-clock follows the number of evaluations, whichever the sampler.", ""]
+              f"during the run, a likely cause of the spread that no run isolates), so the wall-clock follows the number of evaluations, whichever the sampler.", ""]
     return lines
 
 
