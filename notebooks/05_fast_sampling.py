@@ -303,7 +303,7 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 # encoder's and the decoder's Euler steps undo each other, not whether the model is right: the MLP, whose error
 # notebook 04 measured, reconstructs *better* than the exact model at $S = 10$ (0.1252 against 0.1430, standard errors
 # 0.0025 and 0.0029). The encoded data also look like the prior: means within about one standard error of 0, standard
-# deviations 0.983 within one standard error of 1 and 0.953 2.1 below it.
+# deviations 0.983 within one standard error of 1 and 0.953 2.1 standard errors below it.
 #
 # ## Summary
 #
