@@ -143,8 +143,9 @@ def build_parser() -> tuple[Parser, dict]:
                 "Score N samples per sampler (MNIST FID against the 10,000 test images, the classifier's confidence "
                 "and the share it is sure of), beside N real training images (the floor at this N). The figures are "
                 "printed and written to --out (default: a run's ema.json; for a shipped model, "
-                "NAME_quality.json in the current folder). The shipped model's record used --n 1000 --samplers "
-                "ddim-50,ddpm-1000 (about 25 minutes on a 2-core CPU).")
+                "NAME_quality.json in the current folder). The shipped model's record is --n 1000 with both "
+                "samplers, then evaluate's default (its recorded command has no --samplers; today write --samplers "
+                "ddim-50,ddpm-1000; about 25 minutes on a 2-core CPU).")
     p.add_argument("--weights", required=True, help="a shipped U-Net (mnist_unet), a run folder of `train`, or an "
                                                     "ema.pt with its ema.json")
     p.add_argument("--n", "--num-samples", type=fid_count, default=1000,

@@ -233,7 +233,7 @@ class Classifier(nn.Module):
 
 class NoisyClassifier(nn.Module):
     """A noise-aware classifier ``classifier(x_t, t) -> logits`` for classifier guidance (Dhariwal & Nichol 2021,
-    sec. 4: "we train a classifier p_phi(y | x_t, t) on noisy images x_t"; :func:`minddim.classifier_guidance`).
+    sec. 4, which trains a classifier p_phi(y | x_t, t) on noisy images x_t; :func:`minddim.classifier_guidance`).
 
     Three 3x3 conv blocks (``base``, 2 ``base``, 2 ``base`` channels; GroupNorm, SiLU, each adding a projection of
     the sinusoidal time embedding as the U-Net's residual blocks do), 2x2 average pooling after the first two
