@@ -875,7 +875,7 @@ _register(
     "least_weighted_t",
     hints=("the bound weighs the eps error at each t; L_simple drops the weights, so it puts relatively more effort "
            "where the bound's weight is smallest",
-           "notebook 03, section 1 and notebook 02, section 5 (Where the bits go); DDPM eq. 12 with sigma_t^2 = beta_t "
+           "notebook 03, section 1; DDPM eq. 12 with sigma_t^2 = beta_t "
            "and sec. 3.4 (L_simple as a reweighted bound)"),
     cases=_schedule_cases,
     reference=least_weighted_t,
@@ -915,7 +915,7 @@ def _slerp_cases():
 _register(
     "slerp",
     hints=('interpolation between two Gaussian latents that keeps their norm: along the great circle, not the chord',
-           'notebook 05, section 3 (Interpolation); DDIM sec. 5.3'),
+           'notebook 05, section 3 (Interpolation); DDIM sec. 5.3 and app. D.5, eq. 67'),
     cases=_slerp_cases,
     reference=lambda z0, z1, w: sampling.slerp(z0, z1, w),
     mistakes={

@@ -62,7 +62,7 @@ grading.check("uniform_timesteps", uniform_timesteps)
 
 # %% [markdown]
 # **2.** Spherical linear interpolation for a number `w` in $[0, 1]$, per sample: the angle is measured between
-# `z0[i]` and `z1[i]` flattened (notebook 05, section 3, "Interpolation"; DDIM sec. 5.3).
+# `z0[i]` and `z1[i]` flattened (notebook 05, section 3, "Interpolation"; DDIM sec. 5.3 and app. D.5, eq. 67).
 
 # %% nbgrader={"grade": false, "grade_id": "slerp", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def slerp(z0, z1, w):
