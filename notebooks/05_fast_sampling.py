@@ -179,7 +179,8 @@ plt.show()
 # inside the band for every $\eta$ (means $-2.14$ to $0.05$), so with a perfect network 50 steps already give samples
 # that this score cannot tell from data.
 #
-# **At $S = 10$ the error is mostly the sampler's; at $S \ge 50$ it is the network's.** With the same $x_T$ and noise, the
+# **At $S = 10$ the error is mostly the sampler's; at $S \ge 50$, for $\eta \le 0.5$, it is the network's (at
+# $\eta = 1$ the two models cannot be told apart there).** With the same $x_T$ and noise, the
 # MLP and the exact model agree within the spreads at $S = 10$ for $\eta \le 0.5$ ($9.00 \pm 2.60$ against $8.24 \pm 2.71$
 # at $\eta = 0$); for $\eta = 1$ and $\hat\sigma$ the MLP is worse by more than the spreads (12.82 against 10.85, 38.57
 # against 33.07). At $S = 50$ and 100 the MLP's rows for $\eta \le 0.5$ sit 2.2 to 2.9 above the exact model's, more
