@@ -49,8 +49,8 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** $\sigma(\eta)$ for the step $t \to t_\text{prev}$, from your own derivation (notebook 04, section 3; DDIM
-# eq. 16: $\eta = 1$ makes $q_\sigma$'s reverse step DDPM's posterior, eq. 7, for any stride; $\eta = 0$ makes it
-# deterministic). One value per entry of `t`, float64 like the schedule.
+# eq. 16: $\eta = 1$ gives the posterior variance of the Markov chain that jumps $t \to t_\text{prev}$, DDPM's eq. 7
+# when $t_\text{prev} = t - 1$; $\eta = 0$ makes the step deterministic). One value per entry of `t`, float64 like the schedule.
 
 # %% nbgrader={"grade": false, "grade_id": "ddim_sigma", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ddim_sigma(schedule, t, t_prev, eta):

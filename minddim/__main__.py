@@ -77,7 +77,8 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (the global batch)")
     p.add_argument("--lr", type=positive_float, default=2e-4, help="Adam's learning rate")
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="constant",
-                   help="learning rate per step: constant (DDPM) or a cosine decay from --lr to 0 over --steps")
+                   help="learning rate per step: constant (DDPM's text names one rate; its code warms up over 5,000 steps) "
+                        "or a cosine decay from --lr to 0 over --steps")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="bf16: the forward pass in bfloat16 under torch.autocast; only for a CPU with native bfloat16 "
                         "(AMX or AVX-512 BF16) or a GPU, elsewhere about 10x slower and warned "
@@ -155,7 +156,7 @@ def build_parser() -> tuple[Parser, dict]:
                    help="comma-separated: ddim-S (eta 0, S steps) or ddpm-S (eta 1), e.g. ddim-50,ddpm-1000 "
                         "(default: ddim-50; ddpm-1000 takes about 19 times as long: mnist_unet.json records 1323 s against 70 s)")
     p.add_argument("--class", dest="class_", type=class_choice, default=None,
-                   help='the class to score (0..K-1 of the model\'s K classes), or "all": --n samples split evenly over the K classes, each scored as the class asked for (default: no class)')
+                   help='the class to score (0..K-1 of the model\'s K classes), or "all": ceil(--n / K) samples of each of the K classes, each scored as the class asked for (default: no class)')
     p.add_argument("--guidance", type=finite_floats, default=None,
                    help="classifier-free guidance strengths (comma-separated) w: (1 + w) eps(x, y) - w eps(x, null); 0 is the plain "
                         "conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "

@@ -803,7 +803,8 @@ def _gamma_cases():
 
 
 def gamma_weight(t, schedule, sigma):
-    """DDIM Theorem 1's weight for t >= 2 (app. B): KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) =
+    """DDIM Theorem 1's weight for t >= 2, derived here (app. B's proof writes 1/(2 d sigma_t^2 alpha_t) instead):
+    KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) =
     gamma_t ||eps - eps_theta(x_t, t)||^2 for p_theta's step with the same sigma_t and x_0 replaced by its eps
     estimate, so J_sigma = L_gamma + C.  gamma_t = (sqrt(ab_{t-1} (1 - ab_t) / ab_t) - sqrt(1 - ab_{t-1} - sigma_t^2))^2
     / (2 sigma_t^2); with sigma_t^2 = tilde-beta_t it is DDPM eq. 12's beta_t^2 / (2 sigma_t^2 alpha_t (1 - ab_t))."""

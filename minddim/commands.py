@@ -548,7 +548,7 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
     floating-point rounding), and rank 0 writes them. ``device`` (``"cuda"``: each process's GPU) is where the
     samples are drawn; the classifier scores them on the CPU.
 
-    Classes (:func:`guided_model`): with ``classes`` (an int, or ``"all"``: ``n`` samples split evenly over the K
+    Classes (:func:`guided_model`): with ``classes`` (an int, or ``"all"``: ceil(``n`` / K) samples of each of the K
     classes), each sampler runs once per guidance setting: classifier-free guidance at each w of ``guidance`` (a
     sequence; default (0,): the plain conditional model) on a class-conditional model, and classifier guidance at
     each scale of ``classifier_guidance`` with the noise-aware ``classifier``. Each entry, named like

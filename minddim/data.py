@@ -2,7 +2,7 @@
 
 Each toy set is scaled to variances between about 0.5 and 2 per coordinate (``toy_data(name, 100000).var(0)``:
 0.55 for two_moons' second coordinate up to 2.04 for eight_gaussians'), O(1) like images in [-1, 1], so the
-DDPM schedule (alpha-bar_T about 4e-5) destroys it completely.  ``eight_gaussians`` and ``gaussian`` are
+DDPM schedule (alpha-bar_T about 4e-5: ``Schedule.linear().alpha_bars[-1]``) destroys it completely.  ``eight_gaussians`` and ``gaussian`` are
 exact mixtures: their parameters come from :func:`toy_mixture`, so :mod:`minddim.analytic` gives the
 Bayes-optimal model for them.
 """
