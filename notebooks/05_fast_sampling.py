@@ -184,7 +184,8 @@ plt.show()
 # MLP and the exact model agree within the spreads at $S = 10$ for $\eta \le 0.5$ ($9.00 \pm 2.60$ against $8.24 \pm 2.71$
 # at $\eta = 0$); for $\eta = 1$ and $\hat\sigma$ the MLP is worse by more than the spreads (12.82 against 10.85, 38.57
 # against 33.07). At $S = 50$ and 100 the MLP's rows for $\eta \le 0.5$ sit 2.2 to 2.9 above the exact model's, more
-# than the larger of the two spreads, and above the band's upper limit.
+# than the larger of the two spreads; their means lie above the band's upper limit, for $\eta = 0.2$ and 0.5 by less
+# than their own spreads.
 #
 # **Against DDIM's Table 1, the coarse orderings agree and the fine one is not confirmed: mostly below our noise,
 # and for the MLP reversed just beyond it at $S = 50$.** As in the paper,
@@ -315,8 +316,9 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 #   $\eta = 1$ has the next-highest mean at $S = 10$, as in DDIM's Table 1 (beyond the seed spread for the MLP; for the
 #   exact model within $\eta = 0$'s spread); the paper's finer ordering among $\eta \le 0.5$ is not
 #   confirmed: every gap is within our seed spreads but one at their edge, against the paper (MLP, $S = 100$:
-#   $\eta = 0.2$ lies 1.68 below $\eta = 0$, spread 1.67). By $S = 50$ every setting of the exact model is inside the band, while the MLP with $\eta \le 0.5$
-#   stays above it and above the exact model by more than the spreads: the network's own error.
+#   $\eta = 0.2$ lies 1.68 below $\eta = 0$, spread 1.67). By $S = 50$ every setting of the exact model is inside
+#   the band, while the MLP with $\eta \le 0.5$ sits above the exact model by more than the spreads (same $x_T$ and
+#   noise): the network's own error.
 # - $x_T$ is a latent code: consistent across $S$, interpolable (in 2-D slerp and the straight line decode alike),
 #   and data can be encoded into it and decoded back, more precisely as $S$ grows.
 
@@ -346,7 +348,8 @@ print(score_table("MLP", 0, 3), score_table("exact", 0, 3), sep="\n\n")
 # - **$S = 50, 100$:** for the MLP, $\hat\sigma$ at $S = 50$ ($5.64 \pm 1.29$) stands out from every other row, and
 #   $\eta = 1$ ($0.02 \pm 1.18$) lies just beyond $\eta = 0$'s spread below it ($2.13 \pm 1.74$); at $S = 100$,
 #   $\hat\sigma$ ($3.24 \pm 2.20$) is beyond the spreads of $\eta = 0.2$, 0.5 and 1 but not of $\eta = 0$ ($2.29 \pm 1.67$). The
-#   MLP stays above the band's upper limit (0.29) in every cell but $\eta = 1$ at $S = 50$ ($0.02 \pm 1.18$). The
+#   MLP's means stay above the band's upper limit (0.29) in every cell but $\eta = 1$ at $S = 50$ ($0.02 \pm 1.18$),
+#   some by less than their spreads. The
 #   $\eta = 0$ rows barely change from $S = 50$ to $S = 100$ (2.13 and 2.29 MLP; $-0.53$ and $-0.60$ exact): a deterministic
 #   sampler turns each seed's $x_T$ into almost the same points at both $S$ (section 3), so what is left in those
 #   cells is not the sampler: for the exact model, how typical each seed's 1,000 points are; for the MLP, also the
