@@ -132,7 +132,7 @@ def _shipped_unless_given(classifier):
 
 # images per pass of the MNIST classifier: classifier_features of the 10,000 test digits, one thread, 3 interleaved
 # runs on a 2-core Intel Xeon (2026-12-05), took 4.0-6.6 s in passes of 100 against 8.6-9.7 s in passes of 1,000
-# (probably because the larger passes' activations leave the CPU's caches)
+# (a likely cause, that the larger passes' activations leave the CPU's caches, no run isolates)
 CLASSIFIER_BATCH = 100
 
 

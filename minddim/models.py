@@ -98,7 +98,7 @@ class UNet(nn.Module):
     batch 128: 360 against 300 img/s); and in eval mode without gradients (sampling, encoding, scoring) a batch of
     more than ``chunk`` rows is pushed through the network ``chunk`` rows at a time, since per image a pass over a
     large batch was slower than over small ones (1 thread, batch 500: 339 img/s whole against 371 in chunks of 128;
-    probably because a large batch's activations no longer fit in the CPU's caches). Neither changes what a row
+    a likely cause, that a large batch's activations no longer fit in the CPU's caches, no run isolates). Neither changes what a row
     computes: the network treats every row on its own (GroupNorm normalizes within an image), so the output is the
     same up to float32 rounding, and nothing random happens inside it. ``chunk = None`` turns the splitting off.
 
