@@ -4,7 +4,8 @@
   on 1..T.  Reported as a mean over elements (per dimension), so it is comparable across data sizes.
 - ``objective``: four of the six rows of DDPM Table 2's ablation (the fixed-variance ones): predict ``"eps"``
   or ``"mu"`` and weight ``"simple"`` (unweighted mean squared error of the network output) or ``"bound"`` (the true
-  variational bound term ||tilde-mu_t - mu_theta||^2 / (2 sigma_t^2) with sigma_t^2 = beta_t, eq. 8; for
+  variational bound term ||tilde-mu_t - mu_theta||^2 / (2 sigma_t^2) with sigma_t^2 = beta_t, eq. 8, per dimension
+  like L_simple, and this eq. 8 form at t = 1 too, not the decoder term L_0; for
   eps-prediction this is eq. 12's weighting beta_t^2 / (2 sigma_t^2 alpha_t (1 - bar-alpha_t))).
 """
 

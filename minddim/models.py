@@ -94,8 +94,8 @@ class UNet(nn.Module):
     with the default three levels).
 
     Speed, as measured by ``python benchmarks/run.py --only unet`` (benchmarks/README.md, section 8): the weights
-    and activations live in the channels-last memory layout, in which the forward pass ran faster there (1 thread,
-    batch 128: 360 against 300 img/s); and in eval mode without gradients (sampling, encoding, scoring) a batch of
+    and activations live in the channels-last memory layout, in which the forward pass ran faster at batch 128 (1 thread:
+    360 against 300 img/s; at batch 16 it was slower, 303 against 330); and in eval mode without gradients (sampling, encoding, scoring) a batch of
     more than ``chunk`` rows is pushed through the network ``chunk`` rows at a time, since per image a pass over a
     large batch was slower than over small ones (1 thread, batch 500: 339 img/s whole against 371 in chunks of 128;
     a likely cause, that a large batch's activations no longer fit in the CPU's caches, no run isolates). Neither changes what a row
