@@ -272,7 +272,7 @@ print(f"d = {d}: |x_T| = {z[0].norm(dim=1).mean().item():.1f} +- {z[0].norm(dim=
 
 # %% [markdown]
 # **In 2-D slerp hardly matters; in high dimension the straight line leaves the typical latents.** In 2-D the lowest norm on the straight path, 0.56, is a common
-# latent ($P(|x_T| < 0.56) = 0.14$), and both decoded paths stay on the data (98% and 95% of their 41 points, one
+# latent ($P(|x_T| < 0.56) = 0.14$), and both decoded paths stay on the data (98% and 95% of the 41 points of each path, `torch.linspace(0, 1, 41)` above, one
 # point apart). In $d = 3072$ dimensions latents have norm $55.4 \pm 0.69$, and the midpoint of a straight line between
 # two of them has norm 39.2, more than twenty of those standard deviations below the mean norm. That such a latent
 # decodes worse is the reason to expect from it; this notebook does not decode in high dimension to measure it.
@@ -354,7 +354,7 @@ print(score_table("MLP", 0, 3), score_table("exact", 0, 3), sep="\n\n")
 #   some by less than their spreads. The
 #   $\eta = 0$ rows barely change from $S = 50$ to $S = 100$ (2.13 and 2.29 MLP; $-0.53$ and $-0.60$ exact): a deterministic
 #   sampler turns each seed's $x_T$ into almost the same points at both $S$ (section 3 measures this for the MLP,
-#   seed 0; we assume it of the exact model), so what is left in those cells is not the sampler: for the exact model, how typical each seed's 1,000 points are; for the MLP, also the
+#   seed 0; we assume it of the exact model), so, on that premise, what is left in those cells is not the sampler: for the exact model, how typical each seed's 1,000 points are; for the MLP, also the
 #   network's own error (section 2).
 #
 # **Against the paper, in detail.** The paper's $\eta = 0$ leads by margins that are small next to the values
