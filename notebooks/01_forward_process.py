@@ -20,7 +20,7 @@
 # **You need first:** no earlier notebook; maths: the normal distribution, sums of independent Gaussians, and
 # means and variances of random variables. Python with PyTorch tensors.
 #
-# **Time:** about 20 min to read; runs in about 25 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 20 min to read (an estimate); runs in about 25 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDPM (Ho et al., 2020) destroys data with a fixed Markov chain that adds a little Gaussian noise at each of $T$
 # steps, and learns to undo it. First, the goal (the cell below); then we will

@@ -24,7 +24,7 @@
 # encoding) and 06 (the probability-flow ODE). The U-Net is used, not derived; the Frechet distance between two
 # Gaussians is defined here.
 #
-# **Time:** about 30 min to read; runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 100 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # Everything from notebooks 01-06, now on images: the same `q_sample`, L_simple, `ddim_step` and `sample`, with a
 # U-Net in place of the MLP. Sections: 1 the data; 2 the U-Net; 3 training, and how we score digits; 4 DDPM

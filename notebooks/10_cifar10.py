@@ -22,7 +22,7 @@
 # **You need first:** notebook 07 (the U-Net, `md.train` and `md.sample` on MNIST) and notebook 05 (subsequences
 # $\tau$, $\eta$, sample consistency); no new mathematics.
 #
-# **Time:** about 15 min to read; runs in about 5 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the
+# **Time:** about 15 min to read (an estimate); runs in about 5 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the
 # tests") without the data. With CIFAR-10, sections 3 and 4 train and sample a small model
 # (not timed: the course's machines have no CIFAR-10); with the paper's model, section 5 runs its 35.7 M-parameter
 # network for 4 images x 1,180 steps (DDPM-1000 and DDIM-100, 50, 20, 10) = 4,720 image-passes, about 17 min at the
