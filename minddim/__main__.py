@@ -77,7 +77,7 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per step (the global batch)")
     p.add_argument("--lr", type=positive_float, default=2e-4, help="Adam's learning rate")
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="constant",
-                   help="learning rate per step: constant (DDPM's text names one rate; its code warms up over 5,000 steps) "
+                   help="learning rate per step: constant (DDPM's text names no decay; its code warms up over 5,000 steps) "
                         "or a cosine decay from --lr to 0 over --steps")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="bf16: the forward pass in bfloat16 under torch.autocast; only for a CPU with native bfloat16 "

@@ -40,7 +40,7 @@ PRECISIONS = ("fp32", "bf16")
 
 def learning_rate(lr: float, step: int, steps: int, decay: str = "constant") -> float:
     """The learning rate of Adam step ``step`` (0-based) of ``steps``: ``lr`` throughout (``"constant"``, as in
-    DDPM's text, App. B: one rate "without any sweeping", no decay named), or ``lr (1 + cos(pi step / steps)) / 2``
+    DDPM's text, App. B: 2e-4 "without any sweeping", 2e-5 for 256 x 256 images, no decay named), or ``lr (1 + cos(pi step / steps)) / 2``
     (``"cosine"``: from ``lr`` at the first step down to nearly 0 at the last). A function of the step alone, so a
     resumed run follows the same schedule."""
     if decay not in LR_DECAYS:
