@@ -35,8 +35,9 @@ def timesteps(T: int, S: int, kind: str = "uniform") -> torch.Tensor:
 
     - ``"uniform"``: tau_i = floor((i - 1) T / S) + 1, i.e. 1, 1 + T/S, ...; this is the official DDIM
       code's ``range(0, T, T // S)`` shifted to 1-based time when S divides T, and always has S entries.
-    - ``"quadratic"``: tau_i = floor(0.8 T ((i - 1)/(S - 1))^2) + 1 (DDIM's CIFAR-10 experiments), with
-      collisions pushed up so the sequence stays strictly increasing.
+    - ``"quadratic"``: tau_i = floor(0.8 T ((i - 1)/(S - 1))^2) + 1 for S > 1 and [1] for S = 1 (DDIM app. D.2's
+      quadratic choice, used for CIFAR-10; the paper picks the constant "such that tau_{-1} is close to T", the 0.8
+      is its official code's), with collisions pushed up so the sequence stays strictly increasing.
     - ``"trailing"``: tau_i = floor(i T / S + 1/2), which ends at tau_S = T (Lin et al., 2024; they and diffusers round
       half to even instead, one step lower where i T / S ends in .5 with an even integer part, e.g. 62.5 -> 62; never
       for S dividing T).
@@ -354,8 +355,9 @@ def inpaint(model, x0: torch.Tensor, mask, schedule: Schedule, timesteps, eta=1.
     back up ``jump`` steps of ``timesteps`` with the forward process, q(x_t | x_s) = N(sqrt(bar-alpha_t /
     bar-alpha_s) x_s, (1 - bar-alpha_t / bar-alpha_s) I), and down again, r - 1 times, so that the unknown
     pixels can adapt to the known ones. ``x_T`` (shape of x0) is drawn from ``generator`` when omitted; the
-    known pixels' draws are skipped where no pixel is known, so an all-zero mask gives :func:`sample`'s
-    result on the same generator, bit for bit. Returns x_0 (known pixels equal to x0)."""
+    known pixels' draws are skipped where no pixel is known, so an all-zero mask with ``resample = 1``
+    gives :func:`sample`'s result on the same generator and eta, bit for bit (the default eta differs: 1 here, 0 in
+    :func:`sample`). Returns x_0 (known pixels equal to x0)."""
     schedule = as_schedule(schedule)
     check_tensor(x0, "x0")
     if x0.dim() < 1:
