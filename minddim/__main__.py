@@ -39,6 +39,22 @@ ROOT_HELP = "data folder holding mnist/ and cifar10/ (default: $MINDDIM_DATA, el
 DEVICE_HELP = 'where the network runs: "cpu", "cuda" or "cuda:N" (under torchrun: each process\'s GPU)'
 
 
+
+def add_guidance_options(p, many: bool) -> None:
+    """--guidance, --classifier-guidance and --classifier: one value each for `sample`, comma-separated lists for
+    `evaluate` (``many``)."""
+    kind, s, lst = (finite_floats, "s", " (comma-separated)") if many else (finite_float, "", "")
+    p.add_argument("--guidance", type=kind, default=None,
+                   help=f"classifier-free guidance strength{s}{lst} w: (1 + w) eps(x, y) - w eps(x, null); 0 is the "
+                        "plain conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "
+                        "class-conditional model)")
+    p.add_argument("--classifier-guidance", type=kind, default=None,
+                   help=f"classifier guidance scale{s}{lst} s (Dhariwal & Nichol 2021): the gradient of the "
+                        "noise-aware --classifier's log p(y | x_t) times s added to the score (default: none)")
+    p.add_argument("--classifier", default=None,
+                   help="the noise-aware classifier for --classifier-guidance: a .pt with its .json, as "
+                        "`train-classifier --noisy` writes")
+
 def build_parser() -> tuple[Parser, dict]:
     """The parser and its sub-parsers by command name."""
     parser = Parser(prog="python -m minddim", description=DESCRIPTION)
@@ -126,16 +142,7 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--class", dest="class_", type=class_choice, default=None,
                    help='the class to ask for (0..K-1 of the model\'s K classes), or "all": one grid row per class, --n rounded up to a multiple of K (default: no class, '
                         'the unconditional model)')
-    p.add_argument("--guidance", type=finite_float, default=None,
-                   help="classifier-free guidance strength w: (1 + w) eps(x, y) - w eps(x, null); 0 is the plain "
-                        "conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "
-                        "class-conditional model)")
-    p.add_argument("--classifier-guidance", type=finite_float, default=None,
-                   help="classifier guidance scale s (Dhariwal & Nichol 2021): the gradient of the noise-aware "
-                        "--classifier's log p(y | x_t) times s added to the score (default: none)")
-    p.add_argument("--classifier", default=None,
-                   help="the noise-aware classifier for --classifier-guidance: a .pt with its .json, as "
-                        "`train-classifier --noisy` writes")
+    add_guidance_options(p, many=False)
     p.add_argument("--batch", type=positive_int, default=100, help="folder mode: images per batch")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed")
@@ -157,16 +164,7 @@ def build_parser() -> tuple[Parser, dict]:
                         "(default: ddim-50; ddpm-1000 takes about 19 times as long: mnist_unet.json records 1323 s against 70 s)")
     p.add_argument("--class", dest="class_", type=class_choice, default=None,
                    help='the class to score (0..K-1 of the model\'s K classes), or "all": ceil(--n / K) samples of each of the K classes, each scored as the class asked for (default: no class)')
-    p.add_argument("--guidance", type=finite_floats, default=None,
-                   help="classifier-free guidance strengths (comma-separated) w: (1 + w) eps(x, y) - w eps(x, null); 0 is the plain "
-                        "conditional model; diffusers' guidance_scale is 1 + w (default: 0 with --class on a "
-                        "class-conditional model)")
-    p.add_argument("--classifier-guidance", type=finite_floats, default=None,
-                   help="classifier guidance scales (comma-separated) s (Dhariwal & Nichol 2021): the gradient of the noise-aware "
-                        "--classifier's log p(y | x_t) times s added to the score (default: none)")
-    p.add_argument("--classifier", default=None,
-                   help="the noise-aware classifier for --classifier-guidance: a .pt with its .json, as "
-                        "`train-classifier --noisy` writes")
+    add_guidance_options(p, many=True)
     p.add_argument("--out", default=None, help="JSON file for the figures (default: see above)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (the same x_T for every sampler)")
     p.add_argument("--batch", type=positive_int, default=500, help="images per batch")

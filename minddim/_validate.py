@@ -13,18 +13,7 @@ def as_time(t, T: int, name: str = "t", low: int = 1) -> torch.Tensor:
 
     ``t`` may be a Python/numpy integer or an integer tensor of shape ``()`` or ``(B,)``.
     """
-    if isinstance(t, bool) or isinstance(t, torch.Tensor) and t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integers in {low}..{T}, got a bool")
-    if isinstance(t, numbers.Integral):
-        t = torch.tensor(int(t), dtype=torch.long)
-    elif isinstance(t, torch.Tensor):
-        if t.is_floating_point() or t.is_complex():
-            raise TypeError(f"{name} must be an integer tensor (time steps {low}..{T}), got dtype {t.dtype}")
-        if t.dim() > 1:
-            raise ValueError(f"{name} must have shape () or (batch,), got {tuple(t.shape)}")
-        t = t.long()
-    else:
-        raise TypeError(f"{name} must be an int or an integer tensor, got {type(t).__name__}")
+    t = _integer_tensor(t, name, f"integers in {low}..{T}", f" (time steps {low}..{T})", "")
     if t.numel() and (int(t.min()) < low or int(t.max()) > T):
         raise ValueError(f"{name} must lie in {low}..{T}, got values from {int(t.min())} to {int(t.max())}")
     return t
@@ -96,22 +85,27 @@ def check_labels(y, num_classes: int | None, name: str = "y", allow_null: bool =
     else:
         high = num_classes if allow_null else num_classes - 1
         allowed = f"0..{num_classes - 1}" + (f" (or {num_classes}, the null label)" if allow_null else "")
-    if isinstance(y, bool) or isinstance(y, torch.Tensor) and y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold class labels {allowed}, got a bool")
-    if isinstance(y, numbers.Integral):
-        y = torch.tensor(int(y), dtype=torch.long)
-    elif isinstance(y, torch.Tensor):
-        if y.is_floating_point() or y.is_complex():
-            raise TypeError(f"{name} must be an integer tensor of class labels {allowed}, got dtype {y.dtype}")
-        if y.dim() > 1:
-            raise ValueError(f"{name} must have shape () or (batch,), got {tuple(y.shape)}")
-        y = y.long()
-    else:
-        raise TypeError(f"{name} must be an int or an integer tensor of class labels {allowed}, "
-                        f"got {type(y).__name__}")
+    of = f" of class labels {allowed}"
+    y = _integer_tensor(y, name, f"class labels {allowed}", of, of)
     if y.numel() and (int(y.min()) < 0 or high is not None and int(y.max()) > high):
         raise ValueError(f"{name} must hold class labels {allowed}, got values from {int(y.min())} to {int(y.max())}")
     return y
+
+
+def _integer_tensor(x, name: str, holds: str, of_dtype: str, of_type: str) -> torch.Tensor:
+    """``x`` (a Python integer or an integer tensor of shape () or (B,)) as a long tensor; the messages say what
+    it ``holds`` and, after "an integer tensor", what it is ``of``."""
+    if isinstance(x, bool) or isinstance(x, torch.Tensor) and x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold {holds}, got a bool")
+    if isinstance(x, numbers.Integral):
+        return torch.tensor(int(x), dtype=torch.long)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be an int or an integer tensor{of_type}, got {type(x).__name__}")
+    if x.is_floating_point() or x.is_complex():
+        raise TypeError(f"{name} must be an integer tensor{of_dtype}, got dtype {x.dtype}")
+    if x.dim() > 1:
+        raise ValueError(f"{name} must have shape () or (batch,), got {tuple(x.shape)}")
+    return x.long()
 
 
 def labels_for(y: torch.Tensor, x: torch.Tensor, name: str = "y", x_name: str = "x_t") -> torch.Tensor:
