@@ -564,17 +564,20 @@ def evaluate_unet(weights, *, n: int = 1000, seed: int = 0, batch: int = 500, ro
 
 
 def class_quality(eps_for, schedule, steps: int, eta, *, rows, reference, seed: int = 0, batch: int = 500,
-                  mnist_classifier=None, progress: bool = False, device="cpu") -> dict:
+                  mnist_classifier=None, progress: bool = False, device="cpu", reference_labels=None) -> dict:
     """Sample each class ``c`` of ``rows`` (``[(c, count), ...]``, :func:`class_rows`) from ``eps_for(c)`` with
     DDIM on ``timesteps(T, steps)`` and ``eta`` (x_T and all noise from one generator seeded with ``seed``, the
     classes in order, in batches of ``batch``) and score all samples together: MNIST FID against ``reference``
     (features), confidence, sure fraction, and the accuracy, the share the MNIST classifier reads as the class asked
-    for (overall and per class)."""
+    for (overall and per class).  With ``reference_labels`` (the digits of ``reference``'s rows), also the
+    within-class diversity: :func:`~minddim.metrics.within_class_spread` of the samples grouped by the class asked
+    for, divided by that of the reference digits of the same classes (1: as varied as the data; lower: each class
+    collapsed onto fewer shapes), when every class has two samples or more."""
     import time
 
     from .distributed import sample_across
     from .metrics import (_shipped_unless_given, classifier_confidence, classifier_features,
-                          classifier_sure_fraction, frechet_distance)
+                          classifier_sure_fraction, frechet_distance, within_class_spread)
     from .sampling import timesteps
 
     mnist_classifier = _shipped_unless_given(mnist_classifier)
@@ -595,10 +598,16 @@ def class_quality(eps_for, schedule, steps: int, eta, *, rows, reference, seed: 
         read = torch.cat([mnist_classifier(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)])
     hit = read.eq(asked).float()
     per_class = {str(c): round(float(hit[asked == c].mean()), 4) for c, _ in rows}
+    features = classifier_features(mnist_classifier, images)
+    extra = {}
+    if reference_labels is not None and min(count for _, count in rows) >= 2:     # a spread needs two rows a class
+        keep = torch.isin(reference_labels, asked.unique())
+        extra["diversity"] = round(within_class_spread(features, asked)
+                                   / within_class_spread(reference[keep], reference_labels[keep]), 4)
     return {"n": len(images), "steps": int(steps), "eta": eta, "seed": seed,
             "classes": [c for c, _ in rows], "accuracy": round(float(hit.mean()), 4),
-            "accuracy_per_class": per_class,
-            "fid": round(frechet_distance(classifier_features(mnist_classifier, images), reference), 2),
+            "accuracy_per_class": per_class, **extra,
+            "fid": round(frechet_distance(features, reference), 2),
             "confidence": round(classifier_confidence(images, mnist_classifier), 4),
             "sure": round(classifier_sure_fraction(images, mnist_classifier), 4),
             "seconds": round(seconds, 1)}
@@ -638,7 +647,8 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, 
         else (lambda text: None)
     classifier = pretrained("mnist_classifier")
     say("MNIST test and training images, the classifier's features")
-    reference = to_model_range(load_mnist("test", root=root)[0])
+    reference, reference_labels = load_mnist("test", root=root)
+    reference = to_model_range(reference)
     train_images_ = to_model_range(load_mnist("train", root=root)[0])
     schedule = Schedule.linear()
     pick = torch.randperm(len(train_images_), generator=torch.Generator().manual_seed(seed))[:n]
@@ -678,7 +688,8 @@ def _evaluate_unet(weights, *, n, seed, batch, root, progress, command, device, 
                 say(f"{name} {label}: classes {classes}, {sum(k for _, k in rows)} samples, {steps} steps")
                 result = class_quality(lambda c: guided_model(model, c, schedule=schedule, **kw), schedule, steps,
                                        eta, rows=rows, reference=reference, seed=seed, batch=batch,
-                                       mnist_classifier=classifier, progress=progress and is_writer(), device=device)
+                                       mnist_classifier=classifier, progress=progress and is_writer(), device=device,
+                                       reference_labels=reference_labels)
                 cfg = model.num_classes is not None and kw.get("guidance", 0.0) != 0.0
                 result.update({k: v for k, v in kw.items() if k != "classifier"})
                 result["network_evaluations_per_sample"] = steps * (2 if cfg else 1)

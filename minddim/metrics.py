@@ -130,9 +130,7 @@ def _shipped_unless_given(classifier):
     return classifier
 
 
-# images per pass of the MNIST classifier: classifier_features of the 10,000 test digits, one thread, 3 interleaved
-# runs on a 2-core Intel Xeon (2026-12-05), took 4.0-6.6 s in passes of 100 against 8.6-9.7 s in passes of 1,000
-# (a likely cause, that the larger passes' activations leave the CPU's caches, no run isolates)
+# images per pass of the MNIST classifier: a choice of memory against overhead (the features do not depend on it)
 CLASSIFIER_BATCH = 100
 
 
@@ -175,6 +173,27 @@ def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: f
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
     return float((top_probability(images, classifier, batch) > threshold).float().mean())
+
+
+def within_class_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Within-class diversity: the mean over the classes present in ``labels`` of tr Cov(features | class), the
+    mean squared distance of a class's feature vectors (N, d) to their class mean (half their mean squared pairwise
+    distance).  It falls when a class's samples collapse onto fewer shapes; divided by the same for real digits of
+    those classes it reads 1 for samples as varied as the data.  Each class needs at least two rows."""
+    check_tensor(features, "features")
+    if features.dim() != 2:
+        raise ValueError(f"features must have shape (N, d), got {tuple(features.shape)}")
+    labels = torch.as_tensor(labels)
+    if labels.shape != features.shape[:1]:
+        raise ValueError(f"labels must have shape ({features.shape[0]},), one per row of features, "
+                         f"got {tuple(labels.shape)}")
+    spreads = []
+    for c in labels.unique():
+        f = features[labels == c].double()
+        if len(f) < 2:
+            raise ValueError(f"labels: class {int(c)} has one row; the within-class spread needs two or more")
+        spreads.append(float(((f - f.mean(0)) ** 2).sum(1).sum() / (len(f) - 1)))
+    return sum(spreads) / len(spreads)
 
 
 @torch.no_grad()

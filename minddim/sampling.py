@@ -292,9 +292,9 @@ def ddim(model, x_T: torch.Tensor, schedule: Schedule, S: int, eta=0.0, kind: st
 
 def replace_known(x: torch.Tensor, x0: torch.Tensor, mask, t, schedule: Schedule,
                   noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The replacement step of inpainting with an unconditional model (Song et al., 2021, app. I.2;
-    Lugmayr et al., 2022, eq. 8): where ``mask`` is 1 (known pixels) put a fresh draw of q(x_t | x_0)
-    (DDPM eq. 4; x_0 itself at t = 0), elsewhere keep ``x``, the reverse process's x_t.
+    """The replacement step of inpainting with an unconditional model (Song et al. 2021, the score-based SDE
+    paper, arXiv:2011.13456, app. I.2; Lugmayr et al., 2022, eq. 8): where ``mask`` is 1 (known pixels) put a
+    fresh draw of q(x_t | x_0) (DDPM eq. 4; x_0 itself at t = 0), elsewhere keep ``x``, the reverse process's x_t.
 
     ``mask`` is a bool or 0/1 tensor broadcasting against ``x0``; ``t`` an int or a (B,) tensor in 0..T."""
     schedule = as_schedule(schedule)

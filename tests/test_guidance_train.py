@@ -197,13 +197,14 @@ def test_tiny_end_to_end_train_sample_and_evaluate_with_classes(tmp_path, monkey
     assert main(["sample", "--weights", "run", "--class", "3", "--classifier-guidance", "1", "--classifier",
                  "noisy.pt", "--steps", "2", "--n", "4", "--out", "three.png"]) == 0
     line = ["evaluate", "--weights", "run", "--class", "all", "--guidance", "0,2", "--classifier-guidance", "1",
-            "--classifier", "noisy.pt", "--n", "10", "--batch", "10", "--samplers", "ddim-2"]
+            "--classifier", "noisy.pt", "--n", "20", "--batch", "10", "--samplers", "ddim-2"]
     assert main(line) == 0
     q = json.loads(Path("run/ema.json").read_text())["quality"]
     assert set(q) >= {"DDIM-2 w=0", "DDIM-2 w=2", "DDIM-2 classifier s=1"}
     for key, nfe in (("DDIM-2 w=0", 2), ("DDIM-2 w=2", 4), ("DDIM-2 classifier s=1", 2)):
         r = q[key]
-        assert r["n"] == 10 and r["classes"] == list(range(10)) and 0 <= r["accuracy"] <= 1 and 0 <= r["sure"] <= 1
+        assert r["n"] == 20 and r["classes"] == list(range(10)) and 0 <= r["accuracy"] <= 1 and 0 <= r["sure"] <= 1
+        assert r["diversity"] > 0                               # two samples a class: a within-class spread
         assert r["network_evaluations_per_sample"] == nfe and len(r["accuracy_per_class"]) == 10
         assert r["fid"] > q["real_train_images"]["fid"]
     assert q["DDIM-2 w=2"]["guidance"] == 2.0 and q["DDIM-2 classifier s=1"]["classifier_guidance"] == 1.0
