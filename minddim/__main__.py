@@ -133,8 +133,8 @@ def build_parser() -> tuple[Parser, dict]:
                         "for the folder mode, a diffusers folder or a hub id org/name (e.g. google/ddpm-cifar10-32)")
     p.add_argument("--out", default="samples.png", help="a .png file (a grid) or a folder (one PNG per sample)")
     p.add_argument("--n", "--num-samples", type=positive_int, default=64,
-                   help="how many samples (under torchrun write --num-samples: torchrun takes --n for its own "
-                        "--nnodes)")
+                   help="how many samples (under torchrun write --num-samples: torchrun's own parser reads --n as an "
+                        "ambiguous abbreviation of its options --nnodes, --nproc-per-node, ... and stops)")
     p.add_argument("--steps", type=steps, default=50, help="sampling steps S, in 1..1000")
     p.add_argument("--eta", type=eta, default=0.0, help='DDIM\'s eta, a number >= 0 (0: DDIM, 1: DDPM), or "sigma_hat"')
     p.add_argument("--kind", choices=KINDS, default="uniform",

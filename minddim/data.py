@@ -227,9 +227,8 @@ def safe_extract(archive, dest) -> None:
             if m.isdir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(m) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            with tar.extractfile(m) as src, atomic_path(target) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)          # renamed into place whole: an interrupted run leaves no part
 
 
 class _ArrayUnpickler(pickle.Unpickler):

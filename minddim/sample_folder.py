@@ -66,8 +66,8 @@ def write_samples(model, schedule: Schedule, out, *, n: int, image_shape, batch:
     Batch b (images b*batch .. b*batch + batch - 1) is drawn from :func:`batch_generator` (seed, b) on ``device``:
     x_T first, then each step's noise. This process takes the batches with b % world == rank and skips those whose
     files all exist (resume); a batch with some files missing is sampled again and only those are written.
-    Temporary files of this process's batches left by a killed run are removed. ``settings`` (a dict, default the
-    sampling arguments) is written to ``out/settings.json``; a folder whose settings.json differs is refused.
+    Temporary files of this process's batches left by a killed run are removed. The sampling arguments, updated with
+    ``settings`` (a dict of further entries, or None), are written to ``out/settings.json``; a folder whose settings.json differs is refused.
     Returns the paths written by this call."""
     out = Path(out)
     n = check_positive_int(n, "n")

@@ -161,9 +161,7 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
         if isinstance(data, torch.Tensor):
             data = data.contiguous(memory_format=torch.channels_last)
     # foreach: Adam's update as a few multi-tensor kernels, not a Python loop over the parameters; on a CPU torch's
-    # default is the loop. The same numbers bit for bit (tests/test_losses.py); for the toy MLP no faster within the
-    # noise (train_toy, 300 steps, one thread, 2-core Intel Xeon, 2026-12-05: medians of 3 interleaved runs, 7.2 s
-    # with foreach against 7.0 s without)
+    # default is the loop. The same numbers bit for bit (tests/test_losses.py)
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     ema = EMA(model, ema_decay) if is_writer() else None
     losses, start = [], 0

@@ -118,10 +118,11 @@ def test_every_option_has_a_help_and_the_help_is_plain_text():
 def test_the_command_lines_lists_agree_with_the_package():
     import minddim.__main__ as cli
     from minddim import commands, data
+    from minddim.sampling import TIMESTEP_KINDS
     from minddim.train import LR_DECAYS, PRECISIONS
 
     assert cli.DATASETS == commands.DATASETS and cli.TOY_SETS == data.TOY_SETS
-    assert cli.LR_DECAYS == LR_DECAYS and cli.PRECISIONS == PRECISIONS
+    assert cli.LR_DECAYS == LR_DECAYS and cli.PRECISIONS == PRECISIONS and cli.KINDS == TIMESTEP_KINDS
 
 
 def test_weights_name_what_they_are_and_a_mistyped_path_is_no_such_file(tmp_path, monkeypatch):

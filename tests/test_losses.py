@@ -115,8 +115,8 @@ def test_training_is_reproducible_with_a_seed(schedule):
 
 
 def test_adam_in_multi_tensor_kernels_moves_the_weights_as_the_loop_does(schedule, monkeypatch):
-    """md.train asks Adam for its foreach (multi-tensor) update, faster on a CPU than torch's default loop over
-    the parameters; the losses and every weight come out bit for bit the same as with the loop."""
+    """md.train asks Adam for its foreach (multi-tensor) update instead of torch's default loop over the
+    parameters on a CPU; the losses and every weight come out bit for bit the same as with the loop."""
     data = md.toy_data("eight_gaussians", 2000)
     made = []
 
