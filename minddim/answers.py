@@ -834,8 +834,8 @@ _register(
     cases=_gamma_cases,
     reference=gamma_weight,
     mistakes={
-        "DDPM eq. 12's weight holds only for sigma_t^2 = tilde-beta_t: for other sigma_t the mean of q_sigma (DDIM "
-        "eq. 7) puts sqrt(1 - alpha-bar_{t-1} - sigma_t^2) in front of the direction to x_t": _gamma_with(ddpm_form=True),
+        "the weight of DDPM eq. 12's form is J_sigma's only for sigma_t^2 = tilde-beta_t: for other sigma_t the mean "
+        "of q_sigma (DDIM eq. 7) puts sqrt(1 - alpha-bar_{t-1} - sigma_t^2) in front of the direction to x_t": _gamma_with(ddpm_form=True),
         "the Gaussian KL with equal variances is ||mean difference||^2 / (2 sigma_t^2): missing factor 1/2":
             _gamma_with(half=False),
         "divide by the variance sigma_t^2, not the standard deviation sigma_t": _gamma_with(square_sigma=False),

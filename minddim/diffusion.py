@@ -72,7 +72,8 @@ def q_sigma_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, t_prev, sigma, sch
 
     mean = sqrt(bar-alpha_prev) x_0 + sqrt(1 - bar-alpha_prev - sigma^2) (x_t - sqrt(bar-alpha_t) x_0)
            / sqrt(1 - bar-alpha_t),  variance = sigma^2.
-    ``sigma`` is a number or a tensor broadcasting against ``x_t`` with 0 <= sigma^2 <= 1 - bar-alpha_prev.
+    ``sigma`` is a number, a (B,) tensor (one sigma per row of ``x_t``, like t) or a tensor broadcasting against
+    ``x_t``, with 0 <= sigma^2 <= 1 - bar-alpha_prev.
     With t_prev = t - 1 and sigma^2 = tilde-beta_t this is DDPM's posterior (eqs. 6-7).
     """
     schedule = as_schedule(schedule)
@@ -102,7 +103,7 @@ def _x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, sqrt_ab, sqrt_one_minus_a
 
 
 def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, t, schedule: Schedule) -> torch.Tensor:
-    """The noise implied by x_t and x_0: (x_t - sqrt(bar-alpha_t) x_0) / sqrt(1 - bar-alpha_t)  (eq. 4)."""
+    """The noise implied by x_t and x_0: (x_t - sqrt(bar-alpha_t) x_0) / sqrt(1 - bar-alpha_t)  (DDPM eq. 4)."""
     schedule = as_schedule(schedule)
     check_tensor(x_t, "x_t")
     check_tensor(x0, "x0")

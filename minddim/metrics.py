@@ -177,8 +177,8 @@ def classifier_sure_fraction(images: torch.Tensor, classifier=None, threshold: f
 
 def within_class_spread(features: torch.Tensor, labels: torch.Tensor) -> float:
     """Within-class diversity: the mean over the classes present in ``labels`` of tr Cov(features | class), the
-    mean squared distance of a class's feature vectors (N, d) to their class mean (half their mean squared pairwise
-    distance).  It falls when a class's samples collapse onto fewer shapes; divided by the same for real digits of
+    unbiased trace: a class's summed squared distances of its feature vectors (N, d) to their class mean, over
+    n - 1 (half the mean squared distance between two distinct vectors of the class).  It falls when a class's samples collapse onto fewer shapes; divided by the same for real digits of
     those classes it reads 1 for samples as varied as the data.  Each class needs at least two rows."""
     check_tensor(features, "features")
     if features.dim() != 2:

@@ -102,7 +102,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
     renamed into place; ``resume=True`` continues from that file, so a run killed and resumed ends exactly
     where an uninterrupted run ends.  ``log_csv`` (a path) receives the loss history as ``step,loss``.
     ``device`` (e.g. ``"cuda"``) moves the model and a tensor ``data`` there and draws the minibatches and
-    the noise there; checkpoints and returned weights stay loadable on a CPU.
+    the noise there; the returned networks stay on ``device`` and the checkpoint holds its tensors (``resume`` maps
+    them back to ``device``; load it elsewhere with ``map_location``).
     ``lr_decay`` (``"constant"`` or ``"cosine"``) sets each step's learning rate (:func:`learning_rate`).
     ``precision="bf16"`` computes the forward pass under ``torch.autocast`` in bfloat16 (mixed precision: the
     weights, Adam's state, the EMA and the loss stay float32). It pays off for wider U-Nets on CPUs with bf16

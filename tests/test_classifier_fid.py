@@ -112,3 +112,22 @@ def test_commitment_time_is_where_the_classifier_stops_changing_its_reading():
         md.commitment_times(preds, clf)
     with pytest.raises(ValueError, match="trajectory"):
         md.commitment_times(traj._replace(times=torch.tensor([40, 30, 20, 10])), clf)
+
+
+@needs_mnist
+def test_shipped_noisy_classifier_accuracy_is_what_its_json_says():
+    """The noise-aware classifier of classifier guidance (issue 35): its recorded accuracies on the 10,000 test digits
+    noised at t = 1, 250, ..., 1000 and at t uniform reproduce (same draws, seed 0) to rounding, on any CPU up to a
+    handful of borderline digits (2e-3 = 20 of 10,000)."""
+    from minddim.commands import noisy_accuracy
+
+    meta = provenance("mnist_noisy_classifier")
+    assert meta["kind"] == "NoisyClassifier" and meta["command"].startswith("python -m minddim train-classifier --noisy")
+    xt, yt = md.data.load_mnist("test", download=False)
+    clf = md.pretrained("mnist_noisy_classifier")
+    acc = noisy_accuracy(clf, md.data.to_model_range(xt), yt, md.Schedule.linear(), seed=0)
+    assert set(acc) == set(meta["test_accuracy"])
+    for key, value in meta["test_accuracy"].items():
+        assert acc[key] == pytest.approx(value, abs=2e-3), (key, acc[key], value)
+    # noise erases the class: near-perfect at t = 1, near chance (0.1) at t = T
+    assert acc["t=1"] > 0.9 and acc["t=1000"] < 0.2

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-AVAILABLE = {"eight_gaussians_mlp": "MLP", "mnist_classifier": "Classifier", "mnist_unet": "UNet"}
+AVAILABLE = {"eight_gaussians_mlp": "MLP", "mnist_classifier": "Classifier", "mnist_noisy_classifier": "NoisyClassifier",
+             "mnist_unet": "UNet"}
 
 
 def provenance(name: str) -> dict:
