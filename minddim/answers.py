@@ -987,7 +987,7 @@ _register(
             _score_with(values_fn=lambda s: s.alphas),
     },
     # at t = 1, 1 - alpha-bar_1 = beta_1 = 1e-4 loses up to ~3e-4 (relative, before the square root: float32's
-    # spacing 6e-8 near 1 over 2e-4; about half that after it) when
+    # half-spacing 3e-8 near 1 over 1e-4; about half that after it) when
     # alpha-bar is cast to float32 first, as the package does; computing it in float64 is just as right
     rtol=2e-3, atol=1e-5)
 

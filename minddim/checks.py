@@ -35,7 +35,7 @@ class Verdict:
     name: str
     passed: bool
     message: str          # one line
-    cases: int = 0        # how many cases were run
+    cases: int = 0        # how many cases passed (on a failure: the 0-based index of the failing case)
 
     def line(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.message}"

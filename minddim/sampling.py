@@ -11,8 +11,9 @@ with sigma = eta * sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) * sqrt(1 - bar-a
 (eq. 16).  eta = 0 is the deterministic DDIM sampler; eta = 1 over all T steps is DDPM's ancestral
 sampler (Ho et al., Algorithm 2, with sigma_t^2 = tilde-beta_t).  ``eta="sigma_hat"`` is DDIM's
 sigma-hat (Table 1): the eta = 1 mean with DDPM's larger variance sigma^2 = 1 - bar-alpha_t/bar-alpha_prev
-(beta_t for unit strides; DDIM sec. 5, App. D.3), with no noise on the last step to t = 0 (the official code's
-choice, not the paper's).
+(beta_t for unit strides; DDIM sec. 5, App. D.3), with no noise on the last step to t = 0, as DDPM's Algorithm 2
+("z ~ N(0, I) if t > 1, else z = 0") and the official DDIM code's ``ddpm_steps`` do; DDIM's text adds noise on
+every step.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def check_eta(eta):
 def ddim_sigma(schedule: Schedule, t, t_prev, eta) -> torch.Tensor:
     """sigma_{tau_i}(eta) = eta sqrt((1 - bar-alpha_prev)/(1 - bar-alpha_t)) sqrt(1 - bar-alpha_t/bar-alpha_prev)
     (DDIM eq. 16), in float64; with ``eta="sigma_hat"``, sigma-hat = sqrt(1 - bar-alpha_t/bar-alpha_prev)
-    (DDIM sec. 5, App. D.3), set to 0 on the final step to t_prev = 0 (not in the paper; as in the official code's
-    ``ddpm_steps``)"""
+    (DDIM sec. 5, App. D.3), set to 0 on the final step to t_prev = 0 (as DDPM's Algorithm 2 and the official DDIM
+    code's ``ddpm_steps`` do; DDIM's text does not say so)"""
     schedule = as_schedule(schedule)
     eta = check_eta(eta)
     tt, tp = _time_pair(schedule, t, t_prev)

@@ -10,8 +10,9 @@ matching, Langevin dynamics, and the probability-flow ODE in DDIM's variables.
 - **Denoising score matching** (Vincent 2011; Song & Ermon 2019, eq. 2) at the noise level of time t:
   l(t) = 1/2 E ||s(x_t, t) - grad log q(x_t | x_0)||^2, grad log q(x_t | x_0) = -eps / sqrt(1 - bar-alpha_t).
   With s = -eps_theta / sqrt(1 - bar-alpha_t), L_simple's term at t is 2 (1 - bar-alpha_t) l(t): L_simple
-  (DDPM eq. 14) is Song & Ermon's objective (their eq. 6) with their lambda(sigma) = sigma^2, sigma^2 =
-  1 - bar-alpha_t, up to the constant 2 (eq. 2's 1/2); DDPM sec. 3.4 calls it "an unweighted version of
+  (DDPM eq. 14) has the form of Song & Ermon's objective (their eq. 6) with their lambda(sigma) = sigma^2,
+  sigma^2 = 1 - bar-alpha_t, up to the constant 2 (eq. 2's 1/2), each term their eq. 2 under DDPM's q(x_t | x_0)
+  (mean sqrt(bar-alpha_t) x_0) in place of their N(x, sigma^2 I); DDPM sec. 3.4 calls it "an unweighted version of
   Eq. (12), analogous to the loss weighting used by the NCSN denoising score matching model". Eq. 12 itself
   (the bound's term) carries the weight beta_t^2 / (2 sigma_t^2 alpha_t (1 - bar-alpha_t)), i.e.
   beta_t / alpha_t per unit of l(t) when sigma_t^2 = beta_t.
