@@ -10,7 +10,7 @@ line (no traceback) and which nbgrader counts as a failed test.
 
 The questions themselves (the answer key: for each, a :class:`Spec` of cases, the package's reference and
 the known mistakes, hint -> a function that makes that mistake) live in :mod:`minddim.answers`, one section
-per exercise notebook in ``solutions/``; importing this module registers them in :data:`CHECKS`.  Notebooks reach these names through :mod:`minddim.grading`, which re-exports
+per exercise notebook in ``solutions/`` (exercise 09's in :mod:`minddim.answers_guidance`); importing this module registers them in :data:`CHECKS`.  Notebooks reach these names through :mod:`minddim.grading`, which re-exports
 them (``from minddim import grading; grading.check(...)``).
 
 The graded functions use the package's signatures; ``t`` is always an integer tensor of shape (batch,).
@@ -277,3 +277,4 @@ def _register(name, **kw):
 
 
 from . import answers as _answers  # noqa: E402,F401  (registers every question in CHECKS)
+from . import answers_guidance as _answers_guidance  # noqa: E402,F401  (exercise 09's questions, the same way)

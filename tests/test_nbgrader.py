@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 COURSE_ID = "minddim"
 TIMEOUT = 120          # seconds per cell, both graders (as in tests/test_exercises_and_grader.py)
-DEFAULT = ("01_forward_process", "08_beyond_sampling")
+DEFAULT = ("01_forward_process", "09_guidance")
 STUDENTS = ("solved", "untouched", "one_wrong")
 
 
