@@ -2,7 +2,7 @@
 
 Every option is checked before any work starts (:mod:`minddim.cli_args`): a mistake is one line and exit status 2,
 and nothing is written. ``--help`` and most checks need no torch; a few checks import it (a --device other than
-cpu, train --resume, sample's .png mode), and every command imports it when it runs."""
+cpu, train --resume, sample's .png mode), and every command but ``exercises`` imports it when it runs."""
 
 from __future__ import annotations
 
@@ -118,6 +118,9 @@ def build_parser() -> tuple[Parser, dict]:
                    help="with --classes: start from an unconditional U-Net (a shipped one such as mnist_unet, a run "
                         "folder or an ema.pt) with the class embedding at zero, i.e. fine-tune it (default: a fresh "
                         "network); its architecture is taken")
+    p.add_argument("--label-lr", type=positive_float, default=None,
+                   help="with --classes: the class embedding's own learning rate (it follows --lr-decay like --lr); "
+                        "the shipped mnist_unet_cond used 10x --lr (default: --lr)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
                                                          "(a fresh run where there is none)")
@@ -233,7 +236,8 @@ def _check_train(args):
         differ = resume_differences(out, run_config(
             args.data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
             precision=args.precision, ema_decay=args.ema_decay, seed=args.seed, base=args.base, mults=args.mults,
-            num_res=args.num_res, classes=args.classes, p_uncond=args.p_uncond, init_from=args.init_from))
+            num_res=args.num_res, classes=args.classes, p_uncond=args.p_uncond, init_from=args.init_from,
+            label_lr=args.label_lr))
         if differ:
             raise UsageError(f"--resume: the run in {args.out} was started with other settings: {'; '.join(differ)}; "
                              f"give the run's settings, or choose another --out")
@@ -244,7 +248,8 @@ def _check_classes(args):
     """train's --classes, --p-uncond and --init-from; fills in the architecture (--init-from's, else the defaults)
     and --p-uncond (0.1 with --classes)."""
     if args.classes is None:
-        for option, value in (("--p-uncond", args.p_uncond), ("--init-from", args.init_from)):
+        for option, value in (("--p-uncond", args.p_uncond), ("--init-from", args.init_from),
+                              ("--label-lr", args.label_lr)):
             if value is not None:
                 raise UsageError(f"{option} is for a class-conditional run: give --classes too (e.g. --classes 10)")
         args.p_uncond = 0.0
@@ -402,7 +407,7 @@ def _run_train(args) -> int:
                  ema_decay=args.ema_decay, seed=args.seed, base=args.base, mults=args.mults, num_res=args.num_res,
                  checkpoint_every=args.checkpoint_every, resume=args.resume, root=args.root, device=args.device,
                  lr_decay=args.lr_decay, precision=args.precision, command=args.command_line, classes=args.classes,
-                 p_uncond=args.p_uncond or 0.0, init_from=args.init_from)
+                 p_uncond=args.p_uncond or 0.0, init_from=args.init_from, label_lr=args.label_lr)
     _report(f"wrote {args.out}/ema.pt and {args.out}/ema.json")
     return 0
 

@@ -30,7 +30,8 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """argparse, with each error on one line naming the option (``--n must be ..., got ...``), exit status 2,
-    and ``(default: ...)`` after every option's help that does not say its default itself."""
+    and ``(default: ...)`` after the help of every option with a default value (not None, not False) that does not
+    say its default itself."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
@@ -42,7 +43,7 @@ class Parser(argparse.ArgumentParser):
 
 class HelpFormatter(argparse.HelpFormatter):
     """Plain text: descriptions wrapped paragraph by paragraph (lines indented by two spaces kept as they are),
-    every option's default after its help."""
+    every option's default value after its help (none for a default of None or False)."""
 
     def _fill_text(self, text, width, indent):
         import textwrap

@@ -22,7 +22,7 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
                  num_res: int | None = None, checkpoint_every: int = 500, resume: bool = False, root=None,
                  progress: bool = True, command: str | None = None, device: str = "cpu",
                  lr_decay: str = "constant", precision: str = "fp32", classes: int | None = None,
-                 p_uncond: float = 0.0, init_from=None) -> TrainResult:
+                 p_uncond: float = 0.0, init_from=None, label_lr: float | None = None) -> TrainResult:
     """Train a :class:`~minddim.models.UNet` on MNIST or CIFAR-10 with L_simple and the linear schedule
     (T = 1000): what ``python -m minddim train`` runs. ``out`` receives ``config.json``, ``checkpoint.pt``
     (every ``checkpoint_every`` steps, atomically), ``loss.csv`` and, at the end, the EMA weights
@@ -41,8 +41,8 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
     embedding at zero (:meth:`~minddim.models.UNet.load_unconditional_state_dict`): at step 0 the network predicts
     exactly what the unconditional one did, for every label, and training fine-tunes it. The architecture is then
     the checkpoint's (``base``, ``mults`` and ``num_res`` must be its own or None; without ``init_from``, None is
-    32, (1, 2, 2) and 1). ``config.json`` and ``ema.json``
-    record ``classes``, ``p_uncond`` and ``init_from``."""
+    32, (1, 2, 2) and 1). ``label_lr`` sets the class embedding's own learning rate (:func:`minddim.train.train`).
+    ``config.json`` and ``ema.json`` record ``classes``, ``p_uncond``, ``init_from`` and ``label_lr``."""
     from .distributed import process_group
 
     with process_group(device) as device:
@@ -50,7 +50,7 @@ def train_images(data: str = "mnist", out="runs/mnist", *, steps: int = 20_000, 
                              base=base, mults=mults, num_res=num_res, checkpoint_every=checkpoint_every,
                              resume=resume, root=root, progress=progress, command=command, device=device,
                              lr_decay=lr_decay, precision=precision, classes=classes, p_uncond=p_uncond,
-                             init_from=init_from)
+                             init_from=init_from, label_lr=label_lr)
 
 
 def unconditional_start(init_from, data: str = "mnist", base=None, mults=None, num_res=None):
@@ -75,7 +75,7 @@ def unconditional_start(init_from, data: str = "mnist", base=None, mults=None, n
 
 def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mults, num_res, checkpoint_every,
                   resume, root, progress, command, device, lr_decay, precision, classes=None, p_uncond=0.0,
-                  init_from=None) -> TrainResult:
+                  init_from=None, label_lr=None) -> TrainResult:
     import json
     import time
 
@@ -94,7 +94,7 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
         1 if num_res is None else num_res)
     config = run_config(data, steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay, precision=precision,
                         ema_decay=ema_decay, seed=seed, base=base, mults=mults, num_res=num_res, classes=classes,
-                        p_uncond=p_uncond, init_from=init_from)
+                        p_uncond=p_uncond, init_from=init_from, label_lr=label_lr)
     config_path = out / "config.json"
     sessions = []
     if resume and config_path.exists():
@@ -116,7 +116,7 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
                    seed=seed, progress=progress and writer, checkpoint=out / "checkpoint.pt",
                    checkpoint_every=checkpoint_every, resume=resume, log_csv=out / "loss.csv", device=device,
                    lr_decay=lr_decay, precision=precision, labels=None if classes is None else labels.long(),
-                   p_uncond=p_uncond if classes is not None else 0.0)
+                   p_uncond=p_uncond if classes is not None else 0.0, label_lr=label_lr)
     if not writer:
         return result
     sessions.append({"seconds": round(time.time() - started, 1), "finished_step": steps, "world_size": world().size})
@@ -128,7 +128,8 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
                               f"--ema-decay {ema_decay} --seed {seed} --base {base} "
                               f"--mults {','.join(map(str, mults))} --num-res {num_res}" + (
                               "" if classes is None else f" --classes {classes} --p-uncond {p_uncond}") + (
-                              "" if init_from is None else f" --init-from {init_from}")),
+                              "" if init_from is None else f" --init-from {init_from}") + (
+                              "" if label_lr is None else f" --label-lr {label_lr}")),
         "world_size": world().size, **_class_settings(config),
         "steps": steps, "wall_clock_seconds": round(sum(s["seconds"] for s in sessions), 1), "sessions": sessions,
         "machine": machine(device),
@@ -141,29 +142,31 @@ def _train_images(data, out, *, steps, batch_size, lr, ema_decay, seed, base, mu
 RESUMED_SETTINGS = {"data": "--data", "batch_size": "--batch-size", "lr": "--lr", "lr_decay": "--lr-decay",
                     "precision": "--precision", "ema_decay": "--ema-decay", "seed": "--seed", "base": "--base",
                     "mults": "--mults", "num_res": "--num-res", "classes": "--classes", "p_uncond": "--p-uncond",
-                    "init_from": "--init-from"}
+                    "init_from": "--init-from", "label_lr": "--label-lr"}
 
 
 def _class_settings(config: dict) -> dict:
-    """A class-conditional run's ``classes``, ``p_uncond`` and ``init_from`` (nothing for an unconditional one)."""
-    return {k: config[k] for k in ("classes", "p_uncond", "init_from") if config.get("classes") is not None}
+    """A class-conditional run's ``classes``, ``p_uncond``, ``init_from`` and ``label_lr`` (nothing for an
+    unconditional one; ``label_lr`` only where it was set)."""
+    keys = ("classes", "p_uncond", "init_from") + (("label_lr",) if config.get("label_lr") is not None else ())
+    return {k: config[k] for k in keys if config.get("classes") is not None}
 
 
 def run_config(data: str = "mnist", *, steps: int = 20_000, batch_size: int = 64, lr: float = 2e-4,
                lr_decay: str = "constant", precision: str = "fp32", ema_decay: float = 0.9995, seed: int = 0,
                base: int = 32, mults=(1, 2, 2), num_res: int = 1, classes: int | None = None,
-               p_uncond: float = 0.0, init_from=None) -> dict:
+               p_uncond: float = 0.0, init_from=None, label_lr: float | None = None) -> dict:
     """The ``config.json`` of a run of :func:`train_images` (without its sessions). A class-conditional run
-    (``classes`` = K) has ``classes``, ``p_uncond`` and ``init_from`` (a str or None) and ``num_classes`` in its
-    model; an unconditional one has none of them (its config is as before classes existed)."""
+    (``classes`` = K) has ``classes``, ``p_uncond`` and ``init_from`` (a str or None), ``label_lr`` where it is set,
+    and ``num_classes`` in its model; an unconditional one has none of them (its config is as before classes existed)."""
     if data not in DATASETS:
         raise ValueError(f"data must be one of {DATASETS}, got {data!r}")
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be an int >= 1 (or None: unconditional), got {classes!r}")
     if isinstance(p_uncond, bool) or not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
         raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
-    if classes is None and (p_uncond or init_from is not None):
-        raise ValueError("p_uncond and init_from are for a class-conditional run: give classes too")
+    if classes is None and (p_uncond or init_from is not None or label_lr is not None):
+        raise ValueError("p_uncond, init_from and label_lr are for a class-conditional run: give classes too")
     model = {"channels": 1 if data == "mnist" else 3, "base": base, "mults": list(mults), "num_res": num_res}
     config = {"data": data, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
               "precision": precision, "ema_decay": ema_decay, "seed": seed, "model": model,
@@ -171,6 +174,8 @@ def run_config(data: str = "mnist", *, steps: int = 20_000, batch_size: int = 64
     if classes is not None:
         model["num_classes"] = classes
         config.update(classes=classes, p_uncond=float(p_uncond), init_from=None if init_from is None else str(init_from))
+        if label_lr is not None:
+            config["label_lr"] = float(label_lr)
     return config
 
 
@@ -182,7 +187,8 @@ def resume_differences(out, config: dict) -> list[str]:
 
     stored = json.loads((Path(out) / "config.json").read_text())
     # runs from before --lr-decay and --precision; unconditional runs have no class settings
-    unset = {"lr_decay": "constant", "precision": "fp32", "classes": None, "p_uncond": 0.0, "init_from": None}
+    unset = {"lr_decay": "constant", "precision": "fp32", "classes": None, "p_uncond": 0.0, "init_from": None,
+             "label_lr": None}
     stored, config = {**unset, **stored}, {**unset, **config}
 
     def settings(c):
@@ -327,8 +333,9 @@ def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, e
 def train_toy_model(out="runs/eight_gaussians_mlp", data: str = "eight_gaussians", *, steps: int = 3000,
                     seed: int = 0, progress: bool = True, command: str | None = None) -> TrainResult:
     """Train the course's 2-D :class:`~minddim.models.MLP` with :func:`minddim.train.train_toy` (notebook 03's
-    recipe) and write ``out/ema.pt`` (the EMA weights, a state_dict), ``out/ema.json`` (the command, steps, seed,
-    wall-clock, machine, model, schedule and the mean of the last 100 losses) and ``out/loss.csv``. What
+    recipe) and write ``out/ema.pt`` (the EMA weights, a state_dict), ``out/ema.json`` (the command, data, recipe,
+    steps, seed, wall-clock, machine, model, schedule, the mean of the last 100 losses and, for the Gaussian-mixture
+    sets, the quality against the exact model) and ``out/loss.csv``. What
     ``python -m minddim train-toy`` runs; the shipped ``eight_gaussians_mlp`` was made this way (README)."""
     import time
 

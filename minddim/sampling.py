@@ -125,7 +125,8 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: Schedul
 
 def _step_coefficients(schedule: Schedule, t, t_prev, eta, x: torch.Tensor):
     """The scalars of one step of eq. 12, cast and shaped for x: sqrt(bar-alpha_t), sqrt(1 - bar-alpha_t),
-    sqrt(bar-alpha_prev), the coefficient sqrt(1 - bar-alpha_prev - sigma^2) of the direction to x_t, sigma."""
+    sqrt(bar-alpha_prev), the coefficient sqrt(1 - bar-alpha_prev - sigma^2) of the direction to x_t, sigma; and a
+    bool, whether any row draws noise (sigma > 0)."""
     ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x)
     sigma = _against(ddim_sigma(schedule, t, t_prev, eta), x)
     # sigma-hat keeps the eta = 1 mean and only enlarges the noise
@@ -135,8 +136,8 @@ def _step_coefficients(schedule: Schedule, t, t_prev, eta, x: torch.Tensor):
 
 
 def _ddim_update(x_t, eps, coefficients, clip_x0, noise, generator):
-    """Eq. 12 on validated inputs: the arithmetic shared by :func:`ddim_step` and :func:`sample` (which
-    validates its inputs once and computes every step's coefficients before the loop)."""
+    """Eq. 12 on validated inputs: the arithmetic shared by :func:`ddim_step`, :func:`sample` (which validates its
+    inputs once and computes every step's coefficients before the loop) and :func:`inpaint`."""
     sqrt_ab, sqrt_one_minus_ab, sqrt_ab_prev, direction, sigma, noisy = coefficients
     x0_hat = _x0_from_eps(x_t, eps, sqrt_ab, sqrt_one_minus_ab)
     if clip_x0 is not None:
@@ -350,7 +351,8 @@ def inpaint(model, x0: torch.Tensor, mask, schedule: Schedule, timesteps, eta=1.
             progress: bool = False, clip_x0: float | None = None) -> torch.Tensor:
     """Fill in the pixels where ``mask`` is 0 with an unconditional eps-model: the generative process of
     :func:`sample` (the DDIM step, eq. 12, with ``eta``) where after every step the known pixels are
-    replaced by a draw of q(x_{t_prev} | x_0) (:func:`replace_known`).
+    replaced by a draw of q(x_{t_prev} | x_0) (:func:`replace_known`), and once before the first step (at the walk's
+    first time).
 
     With ``resample = r > 1`` this is RePaint (Lugmayr et al., 2022): the walk of :func:`repaint_walk` goes
     back up ``jump`` steps of ``timesteps`` with the forward process, q(x_t | x_s) = N(sqrt(bar-alpha_t /
