@@ -63,6 +63,42 @@ def test_label_dropout_bad_input():
                  progress=False)
 
 
+def test_label_lr_moves_the_class_embedding_at_its_own_rate():
+    """Adam's first step moves every parameter with a nonzero gradient by its learning rate times the gradient's sign
+    (m-hat / sqrt(v-hat) = sign(g), up to eps): with label_lr = 50 lr the class embedding's rows that the minibatch
+    used move by label_lr, every other weight by at most lr; the cosine decay scales both alike."""
+    torch.manual_seed(0)
+    model = md.UNet(1, 8, (1, 2), 1, num_classes=4)
+    g = torch.Generator().manual_seed(0)
+    data, labels = torch.rand(32, 1, 28, 28, generator=g) * 2 - 1, torch.arange(32) % 4
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lr, label_lr = 1e-4, 5e-3
+    result = md.train(model, data, md.Schedule.linear(), steps=1, batch_size=16, lr=lr, seed=0, progress=False,
+                      labels=labels, p_uncond=0.0, label_lr=label_lr, ema_decay=0.0)
+    after = result.model.state_dict()
+    moved = (after["label.weight"] - before["label.weight"]).abs()
+    assert moved[:4].max() == pytest.approx(label_lr, rel=1e-3) and moved[4].max() == 0      # no null label drawn
+    others = max((after[k] - before[k]).abs().max().item() for k in before if k != "label.weight")
+    assert lr * 0.99 < others <= lr * 1.001
+    with pytest.raises(ValueError, match="label_lr"):
+        md.train(md.UNet(1, 8, (1, 2), 1, num_classes=4), data, md.Schedule.linear(), steps=1, progress=False,
+                 labels=labels, label_lr=-1.0)
+    with pytest.raises(ValueError, match="label_lr"):
+        md.train(md.UNet(1, 8, (1, 2), 1), data, md.Schedule.linear(), steps=1, progress=False, label_lr=1e-3)
+
+
+def test_label_lr_is_recorded_and_a_resume_must_repeat_it(tmp_path):
+    from minddim.commands import resume_differences, run_config
+
+    config = run_config("mnist", classes=10, p_uncond=0.1, label_lr=5e-3)
+    assert config["label_lr"] == 5e-3 and "label_lr" not in run_config("mnist", classes=10)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert resume_differences(tmp_path, config) == []
+    assert resume_differences(tmp_path, run_config("mnist", classes=10, p_uncond=0.1)) == ["--label-lr 0.005 (given: None)"]
+    with pytest.raises(ValueError, match="label_lr"):
+        run_config("mnist", label_lr=5e-3)
+
+
 def test_init_from_keeps_the_unconditional_predictions_bit_for_bit_at_step_0(tmp_path, monkeypatch):
     """`train --classes 10 --init-from mnist_unet`: the network handed to the training loop predicts exactly what
     the shipped unconditional U-Net predicts, for every label and for the null label; the run records it."""
@@ -155,6 +191,8 @@ BAD = [
     ("train --init-from mnist_unet", "--init-from is for a class-conditional run"),
     ("train --classes 10 --p-uncond 1.5", "--p-uncond must be a number in [0, 1], got 1.5"),
     ("train --classes 0", "--classes must be a positive integer, got 0"),
+    ("train --label-lr 5e-3", "--label-lr is for a class-conditional run: give --classes too"),
+    ("train --classes 10 --label-lr 0", "--label-lr must be a number > 0, got 0"),
     ("train --classes 10 --init-from nowhere.pt", "--init-from nowhere.pt: no such file or folder"),
     ("train --classes 10 --init-from mnist_unet --base 32", "--base 32: --init-from mnist_unet has --base 16"),
     ("train --classes 10 --init-from COND", "is already class-conditional"),
