@@ -11,8 +11,9 @@ The rules that make N processes follow the single-process run (README, "Training
   same seeded generator, in the order the single-process run draws them, and keeps its own contiguous block of
   rows (:func:`shard`): rank r of N keeps rows ``r B/N .. (r + 1) B/N - 1``. DDP averages the gradients of the
   N equal shards' mean losses, which is the gradient of the global batch's mean loss.
-- **Sampling by rows.** ``sampling.sample(..., rows=...)`` draws x_T and each step's noise for the whole batch
-  and runs the network on this process's rows only; :func:`sample_across` gathers the rows of all processes.
+- **Sampling by rows.** ``sampling.sample(..., rows=...)`` takes the whole batch's x_T (each caller draws it from
+  the shared generator), draws each step's noise for the whole batch and runs the network on this process's rows
+  only; :func:`sample_across` gathers the rows of all processes.
 - **Rank 0 writes.** Only rank 0 keeps the EMA and writes files (:func:`is_writer`).
 - ``sample --out FOLDER`` (:mod:`minddim.sample_folder`) needs no process group: each process takes whole batches,
   b % N == rank, each with its own generator (:func:`launched_as`).

@@ -56,8 +56,12 @@ def _num_classes(model, name: str, why: str = "") -> int:
 
 
 def _batch_time(t, x: torch.Tensor) -> torch.Tensor:
-    """t (an int, shape () or (B,)) as a (B,) long tensor on x's device, as the samplers pass it."""
+    """t (an int, or an integer tensor of shape () or (B,)) as a (B,) long tensor on x's device, as the samplers
+    pass it."""
     t = torch.as_tensor(t, device=x.device).reshape(-1)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"t must hold integer times 1..T, got dtype {t.dtype}")
+    t = t.long()
     if t.numel() == 1:
         return t.expand(x.shape[0])
     if t.shape[0] != x.shape[0]:

@@ -12,8 +12,9 @@ matching, Langevin dynamics, and the probability-flow ODE in DDIM's variables.
   With s = -eps_theta / sqrt(1 - bar-alpha_t), L_simple's term at t is 2 (1 - bar-alpha_t) l(t): L_simple
   (DDPM eq. 14) has the form of Song & Ermon's objective (their eq. 6) with their lambda(sigma) = sigma^2,
   sigma^2 = 1 - bar-alpha_t, up to the constant 2 (eq. 2's 1/2), each term their eq. 2 under DDPM's q(x_t | x_0)
-  (mean sqrt(bar-alpha_t) x_0) in place of their N(x, sigma^2 I); DDPM sec. 3.4 calls it "an unweighted version of
-  Eq. (12), analogous to the loss weighting used by the NCSN denoising score matching model". Eq. 12 itself
+  (mean sqrt(bar-alpha_t) x_0) in place of their N(x, sigma^2 I); DDPM sec. 3.4 says its "t > 1 cases correspond
+  to an unweighted version of Eq. (12), analogous to the loss weighting used by the NCSN denoising score matching
+  model" (its t = 1 case approximates the decoder term L_0). Eq. 12 itself
   (the bound's term) carries the weight beta_t^2 / (2 sigma_t^2 alpha_t (1 - bar-alpha_t)), i.e.
   beta_t / alpha_t per unit of l(t) when sigma_t^2 = beta_t.
 - **Langevin dynamics** (unadjusted): x <- x + delta/2 grad log p(x) + sqrt(delta) z, and annealed

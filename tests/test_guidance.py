@@ -327,3 +327,14 @@ def test_bad_input_gets_a_clear_error_naming_the_argument(skewed, schedule):
     for k in (0, -2, 2.5, True):
         with pytest.raises(ValueError, match="num_classes must be an int >= 1"):
             md.UNet(base=8, mults=(1,), groups=4, num_classes=k)
+
+
+def test_a_floating_time_is_refused_by_the_guided_models():
+    """Times are integers 1..T (the papers' 1-based time); a float t is a mistake, named, not silently cast."""
+    from minddim.guidance import class_log_prob_grad
+
+    clf = md.NoisyClassifier(1, 10, base=8)
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(TypeError, match="t must hold integer times"):
+        class_log_prob_grad(clf, x, torch.tensor([500.0, 500.0]), 3)
+    assert class_log_prob_grad(clf, x, torch.tensor([500, 500], dtype=torch.int32), 3).shape == x.shape
