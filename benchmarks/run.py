@@ -24,6 +24,9 @@ Sections (DESIGN.md, issue "Benchmarks"):
             batch sizes for each memory layout and thread count, one training step, the package's defaults
             (channels-last, chunks of md.UNet.chunk rows) against the plain network on DDIM-50 sampling of 1,000
             digits, torch.compile and bf16 autocast (in this process and with oneDNN capped at AVX2)
+  guidance  the shipped class-conditional U-Net (issue 35): `python -m minddim evaluate --class all` over w with
+            DDIM-50 (and w = 2 with DDIM-25), classifier guidance of mnist_unet with the noise-aware classifier,
+            three seeds of 300 digits; the share read as asked, sure fraction, MNIST FID, within-class diversity
 Repeated timings are interleaved (setting A, B, ..., then again) and summarized by their median, since the
 machine is shared and noisy.
 """
@@ -52,7 +55,7 @@ import minddim as md  # noqa: E402
 from minddim.metrics import classifier_features, sample_quality  # noqa: E402
 from minddim.commands import machine  # noqa: E402
 
-SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step", "distributed", "unet")
+SECTIONS = ("sampling", "overhead", "training", "toy", "course", "few-step", "distributed", "unet", "guidance")
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -451,6 +454,46 @@ UNET_CHUNKS = (64, 128, 256)                  # chunk sizes tried on a batch of 
 CAPPED = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
+GUIDANCE_RUNS = {   # file stem -> evaluate's arguments (after --seed S --n N --batch N)
+    "cfg50": "--weights mnist_unet_cond --class all --guidance 0,0.5,1,2,4 --samplers ddim-50",
+    "cfg25": "--weights mnist_unet_cond --class all --guidance 2 --samplers ddim-25",
+    "cg50": "--weights mnist_unet --class all --classifier mnist_noisy_classifier --classifier-guidance 1,4,16 "
+            "--samplers ddim-50"}
+
+
+def bench_guidance(n: int = 300, seeds=(0, 1, 2), folder=None) -> dict:
+    """Run GUIDANCE_RUNS for each seed (one thread each, the seeds side by side) into ``folder`` (a temporary one by
+    default) and fold their records: :func:`guidance_summary`. Needs MNIST under $MINDDIM_DATA."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(folder or tmp)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs = [subprocess.Popen(["bash", "-c", " && ".join(
+            f"{sys.executable} -m minddim evaluate {args} --seed {s} --n {n} --batch {n} --out {folder}/{stem}_s{s}.json"
+            for stem, args in GUIDANCE_RUNS.items())], env=env) for s in seeds]
+        if any(p.wait() for p in procs):
+            raise RuntimeError("an evaluate run failed")
+        return guidance_summary(folder, seeds)
+
+
+def guidance_summary(folder, seeds=(0, 1, 2)) -> dict:
+    """The records of GUIDANCE_RUNS in ``folder`` (``{stem}_s{seed}.json``, as `evaluate --out` writes them) as one
+    dict: per setting, the seeds' records; the real digits' records; the commands."""
+    folder, settings, real, commands = Path(folder), {}, [], []
+    for s in seeds:
+        for stem in GUIDANCE_RUNS:
+            q = json.loads((folder / f"{stem}_s{s}.json").read_text())["quality"]
+            commands.append(q["command"])
+            if stem == "cfg50":
+                real.append(q["real_train_images"])
+            for key, rec in q.items():
+                if isinstance(rec, dict) and "accuracy" in rec:
+                    settings.setdefault(key + (" (mnist_unet)" if stem == "cg50" else ""), []).append(rec)
+    n = json.loads((folder / f"cfg50_s{seeds[0]}.json").read_text())["quality"]["n"]
+    return {"n": n, "seeds": list(seeds), "settings": settings, "real_train_images": real, "commands": commands}
+
+
 def matmul_rate(repeats: int, n: int = 2048) -> float:
     """GFLOP/s of an n x n float32 matrix product on torch's current threads, the best of ``repeats``: the
     practical limit of this CPU for dense float32 arithmetic, against which the U-Net's rate is read."""
@@ -673,6 +716,9 @@ def main(argv=None) -> int:
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite README.md from --results without measuring anything")
     parser.add_argument("--bf16-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--guidance-from", default=None,
+                        help="guidance: fold the records the same evaluate commands already wrote into this folder "
+                             "(cfg50_s0.json, ...) instead of running them again")
     args = parser.parse_args(argv)
     if args.render_only:
         from minddim._io import atomic_path
@@ -702,7 +748,8 @@ def main(argv=None) -> int:
         fn = {"sampling": lambda: bench_sampling(args.repeats), "overhead": lambda: bench_overhead(max(args.repeats, 5)),
               "training": bench_training, "toy": bench_toy, "course": bench_course, "few-step": bench_few_step,
               "distributed": lambda: bench_distributed(args.repeats),
-              "unet": lambda: bench_unet(args.repeats)}[name]
+              "unet": lambda: bench_unet(args.repeats),
+              "guidance": lambda: (guidance_summary(args.guidance_from) if args.guidance_from else bench_guidance())}[name]
         value = fn()
         results[name] = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(),
                          "cpu": cpu_summary(), "section_seconds": round(time.perf_counter() - start, 1),
@@ -857,7 +904,44 @@ def render(results: dict) -> str:
     if "unet" in results:
         r = head("unet", "8. The U-Net against this CPU's own matrix-multiply rate")
         lines += _render_unet(r)
+    if "guidance" in results:
+        r = head("guidance", "9. Guidance on MNIST (the shipped class-conditional U-Net)")
+        lines += _render_guidance(r)
     return "\n".join(lines)
+
+
+def _render_guidance(r: dict) -> list:
+    """Section 9 of the README: the trade-off table over w and the target's verdict."""
+    def ms(values, scale=1.0, digits=1):
+        v = [scale * x for x in values]
+        mean = sum(v) / len(v)
+        std = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    lines = [f"`python -m minddim evaluate --class all` (the commands below), {r['n']} digits per setting and seed "
+             f"({r['n'] // 10} a class), seeds {', '.join(map(str, r['seeds']))}: mean ± std over the seeds. Accuracy: "
+             f"the share the MNIST classifier reads as the class asked for; sure: its top probability above 0.9; "
+             f"MNIST FID against the 10,000 test digits (biased upwards at this N: compare it with the real digits' "
+             f"row); diversity: the within-class spread of the samples' classifier features over that of the test "
+             f"digits of the same classes (`md.metrics.within_class_spread`; 1 = as varied as real digits). NFE: "
+             f"U-Net evaluations per sample (classifier-free guidance costs two a step; classifier guidance one, "
+             f"plus a pass of the noise-aware classifier, forward and backward).", "",
+             "| setting | NFE | accuracy (%) | sure (%) | MNIST FID | diversity |", "|---|---|---|---|---|---|"]
+    for name, recs in r["settings"].items():
+        lines.append(f"| {name} | {recs[0]['network_evaluations_per_sample']} | "
+                     f"{ms([x['accuracy'] for x in recs], 100)} | {ms([x['sure'] for x in recs], 100)} | "
+                     f"{ms([x['fid'] for x in recs])} | {ms([x['diversity'] for x in recs], digits=3)} |")
+    real = r["real_train_images"]
+    lines.append(f"| {r['n']} real training digits | | | {ms([x['sure'] for x in real], 100)} | "
+                 f"{ms([x['fid'] for x in real])} | |")
+    w2 = [x["accuracy"] for x in r["settings"]["DDIM-50 w=2"]]
+    met = sum(w2) / len(w2) >= 0.97
+    lines += ["", f"Target (issue 35): at w = 2 with DDIM-50, at least 97% read as the class asked for, averaged over "
+              f"the ten classes: {ms(w2, 100)}% (**{'met' if met else 'not met'}**), MNIST FID "
+              f"{ms([x['fid'] for x in r['settings']['DDIM-50 w=2']])}. Notebook 09 (section 4) reads the same table "
+              f"from the model's record, `minddim/weights/mnist_unet_cond.json`.", "", "Commands:", ""]
+    lines += [f"- `{c}`" for c in r["commands"]]
+    return lines + [""]
 
 
 def _render_unet(r: dict) -> list:

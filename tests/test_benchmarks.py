@@ -1,8 +1,9 @@
-"""The few-step benchmark's bookkeeping (benchmarks/run.py): steps per evaluation budget, the count checked
-against the samplers themselves, the timestep-kind choice and the target's verdict. Cheap: no sampling of
-MNIST, no benchmark run."""
+"""The benchmarks' bookkeeping (benchmarks/run.py): the few-step section's steps per evaluation budget, the count checked
+against the samplers themselves, the timestep-kind choice and the target's verdict; the guidance section's folding
+of evaluate's records. Cheap: no sampling of MNIST, no benchmark run."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,25 @@ def test_the_benchmarks_readme_is_what_results_json_renders():
     results = json.loads((Path(__file__).parents[1] / "benchmarks" / "results.json").read_text())
     assert "unet" in results
     assert run.render(results) == (Path(__file__).parents[1] / "benchmarks" / "README.md").read_text()
+
+
+def test_guidance_summary_folds_each_seeds_records_and_renders_the_verdict(tmp_path):
+    """Three seeds' evaluate records (as `evaluate --out` writes them) folded per setting, and section 9's verdict
+    read from the mean accuracy at w = 2 with DDIM-50 (met at 97%, not met below)."""
+    def record(seed, acc):
+        rec = lambda a, nfe: {"accuracy": a, "sure": 0.9, "fid": 10.0 + seed, "diversity": 0.8, "seed": seed,  # noqa: E731
+                              "n": 30, "network_evaluations_per_sample": nfe}
+        return {"cfg50": {"command": f"cfg50 {seed}", "n": 30, "real_train_images": {"fid": 5.0, "sure": 0.97},
+                          "DDIM-50 w=0": rec(acc - 0.2, 50), "DDIM-50 w=2": rec(acc, 100)},
+                "cfg25": {"command": f"cfg25 {seed}", "DDIM-25 w=2": rec(acc, 50)},
+                "cg50": {"command": f"cg50 {seed}", "DDIM-50 classifier s=1": rec(0.5, 50)}}
+    for acc, verdict in ((0.98, "**met**"), (0.9, "**not met**")):
+        for seed in (0, 1, 2):
+            for stem, q in record(seed, acc).items():
+                (tmp_path / f"{stem}_s{seed}.json").write_text(json.dumps({"quality": q}))
+        r = run.guidance_summary(tmp_path)
+        assert r["n"] == 30 and r["seeds"] == [0, 1, 2] and len(r["commands"]) == 9
+        assert list(r["settings"]) == ["DDIM-50 w=0", "DDIM-50 w=2", "DDIM-25 w=2", "DDIM-50 classifier s=1 (mnist_unet)"]
+        assert [x["seed"] for x in r["settings"]["DDIM-50 w=2"]] == [0, 1, 2]
+        text = "\n".join(run._render_guidance(r))
+        assert verdict in text and "| DDIM-50 w=2 | 100 |" in text and "11.0 ± 1.0" in text
