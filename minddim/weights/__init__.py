@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AVAILABLE = {"eight_gaussians_mlp": "MLP", "mnist_classifier": "Classifier", "mnist_noisy_classifier": "NoisyClassifier",
-             "mnist_unet": "UNet"}
+             "mnist_unet": "UNet", "mnist_unet_cond": "UNet"}
 
 
 def provenance(name: str) -> dict:
