@@ -592,7 +592,7 @@ plt.show()
 # too leaves stray dots).
 
 # %% [markdown]
-# **Next:** notebook 09 (conditional generation and guidance) is not written yet; go on to notebook 10, CIFAR-10 and
-# the papers' own models (optional: it needs the CIFAR-10 data and, for the papers' models at full length, a GPU).
+# **Next:** notebook 09, conditional generation and guidance: asking the model for a class, with exact answers on
+# the toy mixture and the shipped class-conditional U-Net on MNIST.
 # The exercise for this notebook is `exercises/08_beyond_sampling.ipynb`: you write the replacement step of
 # inpainting, the progressive rate $R(t)$ from the bound's terms, and one inpainting step built on DDIM's step.

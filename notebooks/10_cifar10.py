@@ -311,7 +311,6 @@ else:
 # (`tests/test_distributed.py`); no multi-GPU run was measured for this course.
 
 # %% [markdown]
-# **Next:** this is the end of the course for now: notebook 09 (conditional generation and guidance) is not written
-# yet, and there is no exercise for this notebook. Go back to the README for the full-length runs ("Image data and
-# training", "Training on several GPUs or machines", "The papers' own models"), and to any exercise in `exercises/`
-# (01-06 and 08) you have not solved yet.
+# **Next:** this is the end of the course, and there is no exercise for this notebook. Go back to the README for the
+# full-length runs ("Image data and training", "Training on several GPUs or machines", "The papers' own models"), and
+# to any exercise in `exercises/` (01-06, 08 and 09) you have not solved yet.
