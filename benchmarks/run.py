@@ -906,26 +906,33 @@ def render(results: dict) -> str:
         lines += _render_unet(r)
     if "guidance" in results:
         r = head("guidance", "9. Guidance on MNIST (the shipped class-conditional U-Net)")
-        lines += _render_guidance(r)
+        lines += _render_guidance(r, folded="--guidance-from" in results["guidance"]["command"])
     return "\n".join(lines)
 
 
-def _render_guidance(r: dict) -> list:
-    """Section 9 of the README: the trade-off table over w and the target's verdict."""
+def _render_guidance(r: dict, folded: bool = False) -> list:
+    """Section 9 of the README: the trade-off table over w and the target's verdict (``folded``: the section's run
+    folded records the same commands had written, so its own time and threads are not the measurement's)."""
     def ms(values, scale=1.0, digits=1):
         v = [scale * x for x in values]
         mean = sum(v) / len(v)
         std = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
-    lines = [f"`python -m minddim evaluate --class all` (the commands below), {r['n']} digits per setting and seed "
+    lines = ([f"The figures are the records of the `evaluate` commands below, run on the same machine and date, one torch "
+              f"thread each, the three seeds side by side (as `bench_guidance` runs them); this section's run folded "
+              f"those records, so the time and threads above are the folding's.", ""] if folded else [])
+    lines += [f"`python -m minddim evaluate --class all` (the commands below), {r['n']} digits per setting and seed "
              f"({r['n'] // 10} a class), seeds {', '.join(map(str, r['seeds']))}: mean ± std over the seeds. Accuracy: "
              f"the share the MNIST classifier reads as the class asked for; sure: its top probability above 0.9; "
              f"MNIST FID against the 10,000 test digits (biased upwards at this N: compare it with the real digits' "
              f"row); diversity: the within-class spread of the samples' classifier features over that of the test "
              f"digits of the same classes (`md.metrics.within_class_spread`; 1 = as varied as real digits). NFE: "
              f"U-Net evaluations per sample (classifier-free guidance costs two a step; classifier guidance one, "
-             f"plus a pass of the noise-aware classifier, forward and backward).", "",
+             f"plus a pass of the noise-aware classifier, forward and backward). Diversity groups the samples by the "
+             f"class asked for: where the classifier reads many of them as other digits (the classifier-guidance "
+             f"rows), it measures the mix of digits, not the variety within one. The real digits are {r['n']} "
+             f"training digits drawn at random (not {r['n'] // 10} a class, as the samples are).", "",
              "| setting | NFE | accuracy (%) | sure (%) | MNIST FID | diversity |", "|---|---|---|---|---|---|"]
     for name, recs in r["settings"].items():
         lines.append(f"| {name} | {recs[0]['network_evaluations_per_sample']} | "
