@@ -463,11 +463,11 @@ with torch.no_grad():
 
 # %% [markdown]
 # **CFG costs about two unguided evaluations, batched or not; classifier guidance with the shipped noise-aware
-# classifier about 1.4.** On this machine (the ratios vary with the CPU; the tests do not compare them) CFG's medians
-# are 1.9x to 2.0x at both batch sizes: it runs the same network on twice the rows. The batched pass and the two
-# passes differ by at most 0.1x, no more than their spread over the three rounds, so on this CPU which one is cheaper
-# is noise. Classifier guidance's median is 1.4x at both batch sizes: the U-Net once, plus the classifier's forward
-# and backward pass. Single rounds are noisy: one at $B = 128$ came out at 0.9x, below the unguided evaluation itself.
+# classifier less than one and a half.** On this machine (the ratios vary with the CPU and from run to run; the
+# tests do not compare them) CFG's medians are 1.9x to 2.0x at both batch sizes: it runs the same network on twice
+# the rows. The batched pass and the two passes differ by at most 0.1x, no more than their spread over the three
+# rounds, so on this CPU which one is cheaper is noise. Classifier guidance's medians are 1.2x to 1.4x: the U-Net
+# once, plus the classifier's forward and backward pass.
 
 # %% [markdown]
 # ## Going further
