@@ -11,7 +11,8 @@ and the minimum-mean-squared-error noise estimate is (Tweedie's formula, score =
 
 with r_k(x_t) the posterior probability of component k.  These models plug into every sampler and loss
 of the package as ``model(x_t, t)``: they give the loss floor, the exact bound and the sampler error of a
-perfect network.  Computations run in float64; results come back in the dtype of ``x_t``.
+perfect network.  Computations run in float64; the eps-models and scores come back in the dtype of ``x_t``, the
+log-densities (``log_prob``, ``log_class_posterior``) and ``marginal``'s parameters stay float64.
 
 Classes.  Read the mixture's components as classes y = 0..K-1 (x_0 | y ~ N(m_y, C_y), p(y) = w_y).  Then every
 quantity of guidance (:mod:`minddim.guidance`) is exact too:
