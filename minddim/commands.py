@@ -289,7 +289,8 @@ def sample_images(weights, out="samples.png", *, n: int = 64, steps: int = 50, e
     (:func:`minddim.distributed.sample_across`: the same x_T and noise, the network on 1/N of the rows each)
     and rank 0 writes the grid of all of them. ``device`` (``"cuda"``: each process's GPU) holds the network,
     x_T and the generator of the noise: a GPU's generator draws other numbers than the CPU's, so the images
-    depend on the device type, not on the number of processes.
+    depend on the device type and, up to floating-point rounding (at most one pixel level in
+    ``tests/test_distributed.py``), not on the number of processes.
 
     Classes: ``classes`` (an int, or ``"all"``: one grid row per class, ceil(n / K) images each) samples the
     class-conditional model at that class, with classifier-free guidance ``guidance`` = w (diffusers'
