@@ -930,9 +930,9 @@ def _render_guidance(r: dict, folded: bool = False) -> list:
              f"digits of the same classes (`md.metrics.within_class_spread`; 1 = as varied as real digits). NFE: "
              f"U-Net evaluations per sample (classifier-free guidance costs two a step; classifier guidance one, "
              f"plus a pass of the noise-aware classifier, forward and backward). Diversity groups the samples by the "
-             f"class asked for: where the classifier reads many of them as other digits (the classifier-guidance "
-             f"rows), it measures the mix of digits, not the variety within one. The real digits are {r['n']} "
-             f"training digits drawn at random (not {r['n'] // 10} a class, as the samples are).", "",
+             f"class asked for, including those the classifier reads as other digits (many, in the "
+             f"classifier-guidance rows). The real digits are {r['n']} training digits drawn at random (not "
+             f"{r['n'] // 10} a class, as the samples are), printed for scale, not as a floor.", "",
              "| setting | NFE | accuracy (%) | sure (%) | MNIST FID | diversity |", "|---|---|---|---|---|---|"]
     for name, recs in r["settings"].items():
         lines.append(f"| {name} | {recs[0]['network_evaluations_per_sample']} | "

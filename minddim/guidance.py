@@ -22,7 +22,7 @@ the score: classifier guidance an explicit, noise-aware classifier's; classifier
 classifier p(y | x_t) ∝ p(x_t | y) / p(x_t), whose gradient with exact scores is
 -(eps*(x_t, y) - eps*(x_t)) / sqrt(1 - bar-alpha_t) (Ho & Salimans 2022, sec. 3.2).  With exact models the two
 coincide: classifier-free guidance at w is classifier guidance at scale w of the conditional model, and at scale
-1 + w of the unconditional one (their sec. 3.1), which the tests check on the toy mixture
+1 + w of the unconditional one (their secs. 3.1-3.2), which the tests check on the toy mixture
 (:class:`minddim.analytic.ConditionalMixtureDenoiser`).
 """
 

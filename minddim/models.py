@@ -12,8 +12,9 @@ from ._validate import check_labels, labels_for
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer time steps (Vaswani et al., 2017, sec. 3.5; DDPM appendix B):
-    [sin(t w_0), ..., sin(t w_{h-1}), cos(t w_0), ..., cos(t w_{h-1})], w_i = max_period^(-i/h), h = dim // 2.
+    """Sinusoidal embedding of integer time steps (DDPM appendix B: "the Transformer sinusoidal position
+    embedding"): Vaswani et al.'s (2017, sec. 3.5) sines and cosines, here in two blocks rather than alternating
+    columns, [sin(t w_0), ..., sin(t w_{h-1}), cos(t w_0), ..., cos(t w_{h-1})], w_i = max_period^(-i/h), h = dim // 2.
     Returns shape (B, dim) in float32 (an odd ``dim`` gets a zero last column)."""
     if dim < 2:
         raise ValueError(f"dim must be >= 2, got {dim}")
