@@ -156,8 +156,8 @@ _register(
         "you returned the standard deviation; return the variance tilde-beta_t":
             _posterior_with(std=True),
     },
-    # float32 coefficients at t = 2 lose ~1e-4 to cancellation in 1 - alpha-bar_2 (float32's spacing near 1, 6e-8,
-    # against 1 - alpha-bar_2 = 2.2e-4; the package computes them
+    # float32 coefficients at t = 2 lose ~1e-4 to cancellation in 1 - alpha-bar_2 (float32's half-spacing near 1,
+    # 3e-8, against 1 - alpha-bar_2 = 2.2e-4; the package computes them
     # in float64): a rounding difference, not a mistake; every listed mistake is off by far more
     rtol=2e-3, atol=1e-5)
 
@@ -303,8 +303,8 @@ _register(
         "p_theta's variance is the one asked for: sigma_t^2 = beta_t when variance = 'beta' (DDPM sec. 3.2), "
         "tilde-beta_t when variance = 'beta_tilde'": _middle_with(ignore_variance=True),
     },
-    # float32 coefficients at t = 2 lose ~1e-4 to cancellation (6e-8 against 2.2e-4; the package computes them in
-    # float64)
+    # float32 coefficients at t = 2 lose ~1e-4 to cancellation (float32's half-spacing 3e-8 against 2.2e-4; the
+    # package computes them in float64)
     rtol=2e-3, atol=1e-5)
 
 
