@@ -24,7 +24,7 @@
 # notebook 03), notebook 06 (the score, $\nabla \log q(x_t) = -\mathbb E[\epsilon \mid x_t]/\sqrt{1-\bar\alpha_t}$),
 # notebook 07 (the MNIST U-Net and its classifier); maths: Bayes' rule, gradients of log-densities.
 #
-# **Time:** about 30 min to read (an estimate); runs in about 65 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 60 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDPM and DDIM draw from $q(x_0)$; guidance draws from (something like) one class of it. Sections 1-3 run on
 # notebook 03's eight Gaussians, whose eight components we read as eight classes: all the models are exact (no
@@ -125,8 +125,8 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **The conditional field points to one component from everywhere; the unconditional one to the nearest ring
-# segment.** Their difference is $\nabla \log p(y \mid x_t)$: a classifier's gradient is exactly what turns the
+# **In the figure, the conditional field points towards one component (its noised centre $\sqrt{\bar\alpha_t}\,m_0$)
+# from everywhere; the unconditional one towards the nearest of the eight.** Their difference is $\nabla \log p(y \mid x_t)$: a classifier's gradient is exactly what turns the
 # unconditional score into the conditional one.
 #
 # ## 2. Classifier guidance
@@ -172,7 +172,8 @@ def draw(model, sampler, seed):
 
 
 def shape(x):
-    """Mean radius (x[0]: component 0 sits at (2, 0)), and the std along and across the radius."""
+    """'Radius': the mean of x[0], the coordinate along the radius through component 0 at (2, 0); and the std along
+    (x[0]) and across (x[1]) that radius."""
     return [x[:, 0].mean().item(), x[:, 0].std().item(), x[:, 1].std().item()]
 
 
@@ -212,9 +213,11 @@ plt.show()
 # DDPM against $-0.49 \pm 0.98$ for perfect samples: both gaps are within the seed spreads. The shape table is finer.
 # Perfect samples have radius $2.003 \pm 0.005$ and stds $0.200 \pm 0.005$ along the radius and $0.202 \pm 0.002$
 # across it. DDIM's radius, $1.990 \pm 0.007$, lies about two and a half of those spreads inside, its stds ($0.195$,
-# $0.204$) within a spread or two; DDPM's radius $2.003$ matches, its stds $0.194 \pm 0.002$ and $0.191 \pm 0.002$ lie
-# below, across the radius about five perfect-sample spreads narrower. Both walks start at $\tau_S = 801$ (printed),
-# not at $T$.
+# $0.204$) within a spread or two. DDPM's radius $2.003$ matches and its std along the radius, $0.194 \pm 0.002$, is
+# about one spread from $0.200$, but across the radius its $0.191 \pm 0.002$ lies about five perfect-sample spreads
+# below $0.202$. (Both walks start at $\tau_S = 801$, printed, not at $T$, and take 100 steps; no run here separates
+# the two as causes of these shifts.) Here "radius" is the mean of $x[0]$, the coordinate along the radius through
+# component 0.
 #
 # **Larger scales sharpen the class and push it away from the other classes, far more with DDIM than with DDPM.**
 # With DDIM, from $s = 1$ to $s = 4$ the std across the radius (towards the neighbouring classes) falls from 0.204 to
@@ -414,15 +417,16 @@ plt.show()
 # as asked (the grid: 35 of 40, the misreadings listed); $w = 0.5$ gives $97.67$% and $w = 2$ $99.89 \pm 0.19$%: the
 # target this course set for the shipped model, 97% at $w = 2$ with DDIM-50 (benchmarks section 9), is met, and the
 # sure fraction rises to 100%. The MNIST FID climbs from $15.86 \pm 2.10$ ($w = 0$) to $47.39 \pm 1.74$ ($w = 2$)
-# and $77.81 \pm 3.49$ ($w = 4$): the guided digits' features drift away from the test digits' (notebook 07: the FID
-# grows with a shift of the mean or a mismatch of the spread). The within-class diversity falls from $1.26 \pm 0.05$
+# and $77.81 \pm 3.49$ ($w = 4$) (notebook 07: the FID grows with a shift of the features' mean or a mismatch of
+# their spread; no run here separates the two). The within-class diversity falls from $1.26 \pm 0.05$
 # to $0.68 \pm 0.01$ and $0.61 \pm 0.02$: guided digits of one class are less varied than real ones. At $w = 0.5$ the
 # FID, $17.55 \pm 0.79$, is within the spread of $w = 0$'s. The diversity groups samples by the class asked for,
 # including those the classifier reads as another digit; no run here measures it on the correctly read ones alone.
 #
 # The real-digit row (FID $20.74 \pm 4.11$, about one of its spreads above $w = 0$'s) is 300 training digits drawn
 # at random, not 30 a class as the samples are: it is printed for scale, not as a floor. **At equal network evaluations** (NFE 50), CFG with 25 steps at $w = 2$
-# reads $99.89 \pm 0.19$% as asked with an FID of $46.59 \pm 1.71$, the same within the spreads as with 50 steps.
+# reads $99.89 \pm 0.19$% as asked with an FID of $46.59 \pm 1.71$, the same within the spreads as with 50 steps;
+# its diversity, $0.65 \pm 0.00$, is slightly lower than the 50 steps' $0.68 \pm 0.01$.
 # Classifier guidance of `mnist_unet` with the noise-aware classifier, at the same 50 U-Net evaluations (plus the
 # classifier's), reads only $20.33 \pm 4.34$% ($s = 1$) to $51.89 \pm 1.92$% ($s = 16$) as asked, and its sure
 # fraction falls to $82.78 \pm 1.84$%. Its classifier's record (`mnist_noisy_classifier.json`) reads 94.8% of test
@@ -437,7 +441,7 @@ plt.show()
 # on $y$ and on $\varnothing$: `md.classifier_free` does it as one forward pass over $2B$ rows; two passes of $B$
 # rows are the alternative. Classifier guidance adds a classifier's forward and backward pass. We time each on the
 # shipped networks: `mnist_unet_cond` (CFG: its class and null-label halves) and `mnist_noisy_classifier` guiding its
-# null-label half (section 4 guided `mnist_unet`, the same architecture), at $B = 16$ and 64 (a pass of $2B = 128$
+# null-label half (section 4 guided `mnist_unet`, the same U-Net without the class embedding), at $B = 16$ and 64 (a pass of $2B = 128$
 # rows is still one pass: `md.UNet` splits larger eval batches into chunks of 128 rows), three rounds after a
 # warm-up, each timing the four variants back to back, under `torch.no_grad()` as the samplers run. We time
 # the process's CPU time: with one thread it is the wall-clock of an idle machine, and it does not count the time
@@ -471,12 +475,12 @@ with torch.no_grad():
 
 # %% [markdown]
 # **CFG costs about two unguided evaluations, and one pass of $2B$ rows was no dearer than two of $B$; classifier
-# guidance with the shipped noise-aware classifier costs less than one and a half.** On this machine (the ratios vary
+# guidance with the shipped noise-aware classifier about one and a half or less.** On this machine (the ratios vary
 # with the CPU and from run to run; the tests do not compare them) the batched CFG pass's medians are 2.0x at both
 # batch sizes: the same network on twice the rows. Two passes of $B$ rows cost 2.3x at $B = 16$ (rounds 2.1x to
 # 3.1x, none as low as the batched pass's) and 2.1x at $B = 64$, where the rounds (2.1x to 2.2x against 2.0x to 2.1x)
-# touch. Classifier guidance's medians are 1.3x to 1.4x: the U-Net once, plus the classifier's forward and backward
-# pass.
+# touch. Classifier guidance's medians are 1.3x to 1.4x (single rounds up to 1.5x): the U-Net once, plus the
+# classifier's forward and backward pass.
 
 # %% [markdown]
 # ## Going further
@@ -487,7 +491,7 @@ with torch.no_grad():
 #   `md.sample` and notebook 06's Langevin step and compare it with section 3's table.
 # - **Overlapping classes.** On eight well-separated Gaussians the tilted target is the component itself. Repeat
 #   section 3 on a mixture whose components overlap (e.g. the three-class mixture in `tests/test_guidance.py`),
-#   where $p(x)^{-w}$ changes the target's shape, and see whether the samplers still miss it.
+#   where the tilt $(p(y \mid x)/p(y))^w$ changes the target's shape, and see whether the samplers still miss it.
 
 # %% [markdown]
 # **Next:** notebook 10 · CIFAR-10 and the papers' own checkpoints (optional: it needs the CIFAR-10 data and, for

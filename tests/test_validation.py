@@ -114,7 +114,7 @@ def test_train_toy_writes_a_run_folder_and_refuses_to_replace_one(tmp_path, caps
 def test_only_a_shipped_unet_is_loaded_as_one():
     from minddim.commands import load_unet
 
-    assert type(load_unet("mnist_unet")).__name__ == "UNet"
-    for name in ("eight_gaussians_mlp", "mnist_classifier"):
-        with pytest.raises(ValueError, match="one of \\['mnist_unet'\\]"):
+    assert type(load_unet("mnist_unet")).__name__ == "UNet" and load_unet("mnist_unet_cond").num_classes == 10
+    for name in ("eight_gaussians_mlp", "mnist_classifier", "mnist_noisy_classifier"):
+        with pytest.raises(ValueError, match="one of \\['mnist_unet', 'mnist_unet_cond'\\]"):
             load_unet(name)
