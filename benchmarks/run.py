@@ -919,8 +919,8 @@ def _render_guidance(r: dict, folded: bool = False) -> list:
         std = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
-    lines = ([f"The figures are the records of the `evaluate` commands below, run on the same machine and date, one torch "
-              f"thread each, the three seeds side by side (as `bench_guidance` runs them); this section's run folded "
+    lines = ([f"The figures are the records of the `evaluate` commands below, run on the machine named above on the date "
+              f"above (each record holds its platform and threads, not the date or the CPU model), one torch thread each, the three seeds side by side (as `bench_guidance` runs them); this section's run folded "
               f"those records, so the time and threads above are the folding's.", ""] if folded else [])
     lines += [f"`python -m minddim evaluate --class all` (the commands below), {r['n']} digits per setting and seed "
              f"({r['n'] // 10} a class), seeds {', '.join(map(str, r['seeds']))}: mean ± std over the seeds. Accuracy: "

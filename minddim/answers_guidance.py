@@ -346,8 +346,9 @@ _register(
     "cfg_tilted_gaussian",
     hints=("the tilted density p(x | y)^(1 + w) p(x)^(-w) of two Gaussians is Gaussian: write its log-density, a "
            "quadratic in x, and read off the precision and the mean",
-           "notebook 09 (classifier-free guidance and its exact targets); Ho & Salimans 2022, sec. 3.2, the implicit "
-           "classifier p(y | x) proportional to p(x | y) / p(x)"),
+           "no cell derives it for you: notebook 09, section 3, computes this target numerically on a grid; the "
+           "algebra is completing the square, as notebook 02 does for the posterior q(x_{t-1} | x_t, x_0) (log-"
+           "densities add, so precisions add: (1 + w) C_c^-1 - w C_u^-1)"),
     cases=_tilt_cases,
     reference=lambda mean_c, cov_c, mean_u, cov_u, w: cfg_tilted_gaussian(mean_c, cov_c, mean_u, cov_u, w),
     mistakes={
