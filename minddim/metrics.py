@@ -229,11 +229,13 @@ def sample_quality(model, schedule, steps: int, eta=0.0, *, n: int, reference: t
     ``reference`` is images in [-1, 1] (N, 1, 28, 28) or their :func:`classifier_features` (N, d), to compute
     those once for many calls. x_T (all ``n`` rows at once, first) and then each batch's step noise come from one
     generator seeded with ``seed``, the network run in batches of ``batch`` and each step's predicted x_0 clipped to
-    [-1, 1] (``clip_x0=1.0``); under torchrun each process runs the network on its rows of every batch (:func:`minddim.distributed.sample_across`), drawing the same numbers. Returns a dict with
+    [-1, 1] (``clip_x0=1.0``); under torchrun each process runs the network on its rows of every batch
+    (:func:`minddim.distributed.sample_across`), drawing the same numbers. Returns a dict with
     ``n, steps, eta, seed, fid, confidence, sure, seconds`` (rounded for printing) and the samples in [-1, 1]
     under ``"images"`` (on the CPU). ``device`` (where ``model`` is, e.g. ``"cuda"``) holds x_T and the generator
     of all sampling noise: a GPU's generator draws other numbers than the CPU's, so the figures depend on the
-    device type for a seed, not on the number of processes; the classifier scores on the CPU."""
+    device type for a seed and, only up to floating-point rounding (the network's kernels depend on the batch size;
+    ``tests/test_distributed.py``), on the number of processes; the classifier scores on the CPU."""
     import time
 
     from .distributed import sample_across
