@@ -240,7 +240,7 @@ def _middle_inputs(variance):
 def _middle_cases():
     """p_theta's variance tilde-beta_t (the package's default) over the usual times, and beta_t at small t, where the
     two differ most (at large t, tilde-beta_t ~ beta_t and KL(q || p) ~ KL(p || q)).  The beta_t cases at t <= 20 are
-    float64, like every case with t < 50: there the KL lives on a small difference of means, and a learner's float32
+    float64, like every case of the T = 1000 schedule with t < 50: there the KL lives on a small difference of means, and a learner's float32
     coefficients (1 - alpha-bar_2 = 2.2e-4 rounded in float32) can move it by more than the check's tolerance: a
     rounding difference, not a mistake."""
     beta_tilde = _time_cases(_middle_inputs("beta_tilde"), low=2)
@@ -895,7 +895,8 @@ _register(
     cases=lambda: [Case(f"T = {T}, S = {S}", {"T": T, "S": S}) for T, S in ((1000, 10), (1000, 50), (1000, 30), (10, 10), (7, 1))],
     reference=lambda T, S: sampling.timesteps(T, S, "uniform").tolist(),
     mistakes={
-        "0-based: this course's time runs 1..T, so shift the official code's range(0, T, T // S) by one":
+        "0-based: this course's time runs 1..T, so add one to floor((i - 1) T / S) (the official code's "
+        "range(0, T, T // S) when S divides T)":
             lambda T, S: [(i * T) // S for i in range(S)],
         "return tau in increasing order (tau_1 < ... < tau_S); the sampler walks it backwards":
             lambda T, S: [(i * T) // S + 1 for i in range(S)][::-1],

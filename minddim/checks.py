@@ -84,7 +84,8 @@ class Spec:
 CHECKS: dict[str, Spec] = {}
 
 # the hint ladder's memory, per question, in this kernel: the last failure (case label, problem, the matched
-# mistake's hint or None) and how many rungs of the ladder have been shown since that question last failed
+# mistake's hint or None) and how many rungs of the ladder have been shown since that question last passed (or since
+# the kernel started)
 _LAST_FAILURE: dict[str, tuple] = {}
 _RUNG: dict[str, int] = {}
 
