@@ -54,11 +54,7 @@ exact = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
 cond = exact.conditional()            # the exact class-conditional eps-model (x_t, t, y); y = 8 is "no class"
 K = exact.num_components
 seeds = (0, 1, 2)
-
-
-def bound(d, floor=1e-10):
-    """A difference that is zero up to rounding, printed as a bound (never its rounding digits)."""
-    return f"< {floor:.0e}".replace("e-0", "e-") if d < floor else f"{d:.1e}"
+bound = md.plotting.below          # a difference that is zero up to rounding, printed as "< 1e-10", never its digits
 
 
 # %% [markdown]
@@ -151,7 +147,7 @@ t_chk = torch.randint(1, T + 1, (500,), generator=g)
 y_chk = torch.randint(0, K, (500,), generator=g)
 guided = md.classifier_guidance(exact, exact.log_class_posterior, y_chk, 1.0, schedule)
 print("classifier guidance at s = 1 vs the exact conditional model: max |difference| =",
-      bound((guided(x_chk, t_chk) - cond(x_chk, t_chk, y_chk)).abs().max().item()))
+      bound((guided(x_chk, t_chk) - cond(x_chk, t_chk, y_chk)).abs().max().item(), 1e-10))
 
 n = 1000
 samplers = {"DDIM-100 (eta = 0)": (100, 0.0), "DDPM-100 (eta = 1)": (100, 1.0)}
@@ -246,8 +242,8 @@ for w in (1.0, 2.0, 4.0):
     on_cond = md.classifier_guidance(cond, exact.log_class_posterior, y_chk, w, schedule)(x_chk, t_chk)
     on_uncond = md.classifier_guidance(exact, exact.log_class_posterior, y_chk, 1 + w, schedule)(x_chk, t_chk)
     print(f"w = {w:g} (diffusers' guidance_scale = {1 + w:g}): max |CFG - CG(conditional, s = w)| = "
-          f"{bound((cfg - on_cond).abs().max().item())}, max |CFG - CG(unconditional, s = 1 + w)| = "
-          f"{bound((cfg - on_uncond).abs().max().item())}")
+          f"{bound((cfg - on_cond).abs().max().item(), 1e-10)}, max |CFG - CG(unconditional, s = 1 + w)| = "
+          f"{bound((cfg - on_uncond).abs().max().item(), 1e-10)}")
 
 # %% [markdown]
 # So section 2's scales 1, 2, 4 were CFG at $w = 0, 1, 3$. At $t = 0$ the guided score is that of
