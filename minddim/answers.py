@@ -58,6 +58,7 @@ def _betas_cases():
 
 _register(
     "alpha_bars",
+    forbidden=("schedules.Schedule.from_betas",),
     hints=("alpha-bar_t is how much of x_0's signal (squared) survives after t steps of noise: the product of what each step keeps",
            "notebook 01, section 2 (Jumping to any t); DDPM's definition above eq. 4"),
     cases=_betas_cases,
@@ -349,6 +350,7 @@ def _decoder_with(edges=True, half_width=1 / 255, reduce="sum", bits=False, sign
 
 _register(
     "decoder_nll",
+    forbidden=("bound.discretized_gaussian_log_likelihood",),
     hints=("L_0: the nats it costs to name x_0's exact 8-bit value given x_1, the Gaussian's mass over that value's "
            "bin, one number per sample",
            "notebook 02, section 4 (The decoder for 8-bit data); DDPM eq. 13"),
@@ -440,6 +442,7 @@ def _ancestral_with(std=True, alpha_fn=lambda s: s.alphas):
 
 _register(
     "ancestral_step",
+    forbidden=("sampling.ddim_step", "sampling.ddpm", "sampling.sample"),
     hints=("one reverse step of DDPM: the model's mean plus fresh noise of the posterior's spread",
            'notebook 03, section 4 (Ancestral sampling); DDPM Algorithm 2, line 4'),
     cases=lambda: _time_cases(_step_inputs),
@@ -734,6 +737,7 @@ def _sample_with(last_step=True, eta_used=True):
 
 _register(
     "ddim_sample",
+    forbidden=("sampling.sample", "sampling.ddim", "sampling.ddpm"),
     hints=('the whole sampler: walk the subsequence tau from its end down to x_0, one DDIM step at a time',
            'notebook 04, section 3 and notebook 05, section 1; DDIM eq. 12 over tau (sec. 4.2)'),
     cases=_sampler_cases,
@@ -890,6 +894,7 @@ _register(
 # -- 05 subsequences and encoding ---------------------------------------------------------------------------
 _register(
     "uniform_timesteps",
+    forbidden=("sampling.timesteps",),
     hints=('tau: S evenly spread times in 1..T at which the fast sampler evaluates the model',
            'notebook 05, section 1 (Subsequences tau); DDIM sec. 4.2 and app. D.2'),
     cases=lambda: [Case(f"T = {T}, S = {S}", {"T": T, "S": S}) for T, S in ((1000, 10), (1000, 50), (1000, 30), (10, 10), (7, 1))],
@@ -1114,6 +1119,7 @@ def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=Tru
 
 _register(
     "heun_step",
+    forbidden=("sampling.heun",),
     hints=('a second-order ODE step: an Euler trial step, then the step retaken with the mean of both slopes',
            "notebook 06, section 6; DDIM eq. 14 with Heun's method"),
     cases=_heun_cases,
@@ -1289,6 +1295,7 @@ def _inpaint_step_with(replace="after", same_noise=False):
 
 _register(
     "inpaint_step",
+    forbidden=("sampling.replace_known", "sampling.inpaint"),
     hints=("one inpainting step: the sampler's DDIM step, then the known pixels replaced at the new time",
            'notebook 08, section 4; DDIM eq. 12 followed by the replacement step'),
     cases=_inpaint_step_cases,

@@ -72,6 +72,7 @@ def _cfg_cases():
 
 _register(
     "cfg_eps",
+    forbidden=("guidance.classifier_free",),
     hints=("classifier-free guidance extrapolates from the unconditional prediction through the conditional one, "
            "by w beyond it: w = 0 is the conditional model, w = -1 the unconditional one",
            "notebook 09 (classifier-free guidance); Ho & Salimans 2022, sec. 3.2, eq. 6"),
@@ -123,6 +124,7 @@ def _guided_reference(eps, grad_log_p, t, schedule, scale):
 
 _register(
     "classifier_guided_eps",
+    forbidden=("guidance.classifier_guidance",),
     hints=("classifier guidance adds the classifier's gradient to the score; in eps units the score is "
            "-eps / sqrt(1 - alpha-bar_t), so the gradient enters eps scaled by that noise level",
            "notebook 09 (classifier guidance); Dhariwal & Nichol 2021, sec. 4.2, eq. 14, scale s of sec. 4.3"),
@@ -224,6 +226,7 @@ def _posterior_reference(x_t, t, schedule, weights, means, covs):
 
 _register(
     "log_class_posterior",
+    forbidden=("analytic.GaussianMixtureDenoiser.log_class_posterior",),
     hints=("the exact noise-aware classifier: how responsible each class's noised Gaussian is for x_t, by "
            "Bayes' rule over the classes",
            "notebook 09 (the class posterior p(y | x_t) against t); q(x_t | x_0) of DDPM eq. 4 applied to each "
@@ -344,6 +347,7 @@ def _tilt_with(combine="precision", mean="precision_weighted", a=lambda w: 1 + w
 
 _register(
     "cfg_tilted_gaussian",
+    forbidden=("answers_guidance.cfg_tilted_gaussian",),
     hints=("the tilted density p(x | y)^(1 + w) p(x)^(-w) of two Gaussians is Gaussian: write its log-density, a "
            "quadratic in x, and read off the precision and the mean",
            "no cell derives it for you: notebook 09, section 3, computes this target numerically on a grid; the "

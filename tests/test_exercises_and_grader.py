@@ -109,12 +109,33 @@ def test_nan_and_wrong_dtype_answers_score_zero_with_the_reason(tmp_path):
     nb.cells[_cell_index(nb, "q_step")].source = (
         "def q_step(x_prev, t, schedule, noise):\n    return x_prev * float('nan')\n")
     nb.cells[_cell_index(nb, "q_sample")].source = (
-        "def q_sample(x0, t, schedule, noise):\n    return md.q_sample(x0, t, schedule, noise).half()\n")
+        "def q_sample(x0, t, schedule, noise):\n"
+        "    ab = schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))\n"
+        "    return (ab.sqrt() * x0 + (1 - ab).sqrt() * noise).half()\n")
     nbformat.write(nb, tmp_path / "sub.ipynb")
     report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
     by = {q["name"]: q for q in report["questions"]}
     assert by["alpha_bars"]["points"] == 1 and report["score"] == 1
     assert "NaN" in by["q_step"]["reason"] and "dtype" in by["q_sample"]["reason"]
+
+
+def test_an_answer_that_calls_the_package_scores_zero_with_the_reason(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
+    nb.cells[_cell_index(nb, "q_sample")].source = (
+        "from minddim.diffusion import q_sample as _qs\n\n"
+        "def q_sample(x0, t, schedule, noise):\n    return _qs(x0, t, schedule, noise)\n")
+    nb.cells[_cell_index(nb, "q_step")].source = (
+        "from minddim import grading as _g\n\n"
+        "def q_step(x_prev, t, schedule, noise):\n"
+        "    return _g.CHECKS['q_step'].reference(x_prev, t, schedule, noise)\n")
+    nbformat.write(nb, tmp_path / "sub.ipynb")
+    report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
+    by = {q["name"]: q for q in report["questions"]}
+    assert by["q_sample"]["points"] == 0 and by["q_step"]["points"] == 0
+    assert by["q_sample"]["reason"] == ("your answer calls minddim.q_sample (the package's own answer); write it "
+                                        "yourself: no points")
+    assert "calls the answer key's reference for q_step" in by["q_step"]["reason"]
+    assert report["score"] == report["max_score"] - by["q_sample"]["max_points"] - by["q_step"]["max_points"]
 
 
 def test_grader_reports_unreadable_and_unknown_notebooks(tmp_path):
