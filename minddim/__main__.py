@@ -491,7 +491,7 @@ def _run_toy(args) -> int:
 
 
 def _run_exercises(args) -> int:
-    from .exercises import make_exercises
+    from .grading.generator import make_exercises
 
     written, kept = make_exercises(args.solutions, args.out, force=args.force)
     for path in written:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minddim import exercises
+from minddim.grading import generator as exercises
 from minddim.__main__ import build_parser, main
 from minddim.cli_args import UsageError, resolve_weights
 from minddim.commands import run_config

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import minddim as md
-from minddim import answers_guidance, grading
-from minddim.checks import _clone
+from minddim import grading
+from minddim.grading.keys import ex09_guidance as answers_guidance
+from minddim.grading.runner import _clone
 
 QUESTIONS = ("cfg_eps", "classifier_guided_eps", "log_class_posterior", "cfg_tilted_gaussian")
 
@@ -134,7 +135,7 @@ def test_the_float32_class_posterior_is_well_inside_the_tolerance():
 def test_each_mistake_is_caught_on_the_first_case_where_every_mistake_differs():
     """On each question's first case, every listed mistake fails and no two mistakes give the same output, so the
     hint named is the mistake made, whatever the order of the list."""
-    from minddim.checks import _compare
+    from minddim.grading.runner import _compare
 
     for name in QUESTIONS:
         spec = grading.CHECKS[name]

@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minddim import exercises, grading
+from minddim import grading
+from minddim.grading import generator as exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py"))

@@ -65,8 +65,11 @@ def test_wrong_dtype_shape_and_nan_are_reported():
     assert not v.passed and "shape" in v.message
     v = grading.run_check("q_sample", lambda **kw: good(**kw) * float("nan"))
     assert not v.passed and "NaN" in v.message
-    v = grading.run_check("q_posterior", lambda **kw: (good(kw["x0"], kw["t"], kw["schedule"], kw["x_t"]),))
-    assert not v.passed and "tuple" in v.message
+    one = lambda **kw: good(kw["x0"], kw["t"], kw["schedule"], kw["x_t"])    # noqa: E731  (a tensor, not a pair)
+    v = grading.run_check("q_posterior", one)
+    assert not v.passed and "expected a tuple of 2 values, got Tensor" in v.message
+    v = grading.run_check("q_posterior", lambda **kw: (one(**kw),))
+    assert not v.passed and "expected a tuple of 2 values, got tuple" in v.message
 
 
 def test_check_prints_on_success_and_raises_one_line_on_failure(capsys):
@@ -163,7 +166,7 @@ def _reference_code(spec):
 
 
 def _fresh_ladder(name):
-    from minddim import checks
+    from minddim.grading import runner as checks
 
     checks._LAST_FAILURE.pop(name, None)
     checks._RUNG.pop(name, None)
@@ -224,7 +227,7 @@ def test_the_middle_term_reference_is_the_bound_column_and_the_decoder_its_first
     """middle_term(x0, x_t, eps_theta(x_t), t) is md.vlb_terms' column t - 1 for the same draw of x_t, and
     decoder_nll(x0, p_mean, sigma_1^2) its column 0 (8-bit data)."""
     import minddim as md
-    from minddim import answers
+    from minddim.grading.keys import ex02_posterior_and_bound as answers
 
     schedule = md.Schedule.linear()
     model = md.GaussianMixtureDenoiser(*md.toy_mixture("eight_gaussians"), schedule)
@@ -248,7 +251,7 @@ def test_gamma_weight_makes_each_kl_exactly_gamma_times_the_eps_error():
     """KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta) with p_theta's mean from x0_hat(eps_theta) and the same sigma_t
     is gamma_t ||eps - eps_theta||^2; at sigma_t^2 = tilde-beta_t, gamma_t is DDPM eq. 12's weight."""
     import minddim as md
-    from minddim import answers
+    from minddim.grading.keys import ex04_ddim_step as answers
 
     schedule = md.Schedule.linear()
     g = torch.Generator().manual_seed(1)
@@ -270,7 +273,7 @@ def test_gamma_weight_makes_each_kl_exactly_gamma_times_the_eps_error():
 
 def test_least_weighted_t_and_eta_one_variances():
     import minddim as md
-    from minddim import answers
+    from minddim.grading.keys import ex04_ddim_step as answers
 
     schedule = md.Schedule.linear()
     w = answers.bound_eps_weight(schedule)
@@ -285,7 +288,7 @@ def test_the_training_check_times_and_spies():
     training case's budget is stated in the check's label."""
     import time
 
-    from minddim import answers
+    from minddim.grading.keys import ex03_epsilon_loss as answers
 
     for hint, mistake in grading.CHECKS["training_step"].mistakes.items():
         start = time.perf_counter()

@@ -27,7 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minddim import exercises, grading
+from minddim import grading
+from minddim.grading import generator as exercises
 
 try:
     from nbgrader.api import Gradebook

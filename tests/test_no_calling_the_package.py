@@ -1,17 +1,24 @@
-"""An answer that returns the package's own result scores nothing: while the learner's function runs on a check's
-cases, the question's forbidden functions (the minddim function of the same name, the answer key's reference and the
-spec's ``forbidden``) are watched, and a call from the learner's code fails the check with one line.  Calls the
-package makes itself (the reference computed by the check) and allowed package pieces (Schedule's attributes,
-md.ddim_step where the prompt offers it) do not count."""
+"""An answer that calls the package's own answer scores nothing (minddim.grading.watch).
+
+While the check runs the learner's function on a case and compares what it returned, every call of one of the
+question's forbidden functions (the minddim function of the same name, the spec's ``forbidden`` list, the answer
+key's reference) fails the check with one line: made directly, through an import made before, through a helper,
+lazily from a generator, from a thread, or inside another package function the answer calls (the questions forbid only
+functions no honest answer needs).  Calls the check makes itself (the reference, a custom checker's own work) do not
+count, and honest answers built from the package pieces the prompts offer pass.
+"""
 
 import functools
+import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 import minddim as md
-from minddim import checks, grading
+from minddim import grading
 from minddim.diffusion import q_sample as imported_before_the_check
+from minddim.grading import runner, spec, watch
 
 
 def _per(v, x):
@@ -32,12 +39,32 @@ def q_sample_through_a_helper(x0, t, schedule, noise):
     return helper() + 0
 
 
+def q_sample_from_a_thread(x0, t, schedule, noise):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(md.q_sample(x0, t, schedule, noise)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
 def ddim_sample_calls_the_package(model, x_T, schedule, timesteps, eta, generator):
     return md.sample(model, x_T, schedule, timesteps, eta, generator=generator)
 
 
 def uniform_timesteps_calls_the_package(T, S):
     return md.timesteps(T, S, "uniform").tolist()
+
+
+def uniform_timesteps_lazily(T, S):          # a generator: its body runs only when the check reads the result
+    yield from md.timesteps(T, S, "uniform").tolist()
+
+
+def alpha_bars_through_the_schedule(betas):
+    return md.Schedule(betas).alpha_bars
+
+
+def euler_step_through_ddim(x_t, eps, t, t_prev, schedule):
+    return md.ddim_step(x_t, eps, t, t_prev, schedule, 0.0)[0]
 
 
 def cfg_eps_calls_the_package(eps_cond, eps_uncond, w):
@@ -51,15 +78,19 @@ def cfg_eps_calls_the_package(eps_cond, eps_uncond, w):
 
 
 def cfg_tilted_calls_the_key(mean_c, cov_c, mean_u, cov_u, w):
-    from minddim.answers_guidance import cfg_tilted_gaussian
+    from minddim.grading.keys.ex09_guidance import cfg_tilted_gaussian
     return cfg_tilted_gaussian(mean_c, cov_c, mean_u, cov_u, w)
 
 
 CHEATS = [("q_sample", q_sample_calls_the_package, "minddim.q_sample"),
           ("q_sample", q_sample_imported, "minddim.q_sample"),
           ("q_sample", q_sample_through_a_helper, "minddim.q_sample"),
+          ("q_sample", q_sample_from_a_thread, "minddim.q_sample"),
           ("ddim_sample", ddim_sample_calls_the_package, "minddim.sample"),
           ("uniform_timesteps", uniform_timesteps_calls_the_package, "minddim.timesteps"),
+          ("uniform_timesteps", uniform_timesteps_lazily, "minddim.timesteps"),
+          ("alpha_bars", alpha_bars_through_the_schedule, "minddim.schedules.Schedule.__init__"),
+          ("euler_step", euler_step_through_ddim, "minddim.ddim_step"),
           ("cfg_eps", cfg_eps_calls_the_package, "minddim.classifier_free"),
           ("cfg_tilted_gaussian", cfg_tilted_calls_the_key, "the answer key's cfg_tilted_gaussian")]
 
@@ -85,9 +116,13 @@ def test_an_answer_that_calls_the_answer_keys_reference_fails(name):
                          f"write it yourself: no points")
 
 
-def test_the_check_raises_that_line_in_a_notebook():
+def test_the_check_raises_that_line_in_a_notebook_and_the_hint_says_why(capsys):
     with pytest.raises(grading.CheckFailed, match="your answer calls minddim.q_sample"):
         grading.check("q_sample", q_sample_calls_the_package)
+    for _ in range(3):
+        text = grading.hint("q_sample")
+    assert text.startswith("hint 3/3 for q_sample (your last answer): your last answer called minddim.q_sample, "
+                           "the package's own answer, so it was not graded")
 
 
 def test_honest_answers_that_use_allowed_package_pieces_pass():
@@ -110,11 +145,11 @@ def test_honest_answers_that_use_allowed_package_pieces_pass():
         x, tau = x_T, [0] + [int(s) for s in timesteps]
         for t, t_prev in zip(tau[:0:-1], tau[-2::-1]):
             tt = torch.full((x.shape[0],), t)
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if eta else None
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if eta and t_prev > 0 else None
             x, _ = md.ddim_step(x, model(x, tt), tt, torch.full_like(tt, t_prev), schedule, eta, noise)
         return x
     v = grading.run_check("ddim_sample", ddim_sample)
-    assert "calls" not in v.message
+    assert v.passed, v.message
 
 
 @pytest.mark.parametrize("answer, what", [(md.q_sample, "minddim.q_sample"),
@@ -127,18 +162,68 @@ def test_the_package_function_itself_as_the_answer_fails(answer, what):     # q_
     assert not v.passed and v.message.startswith(f"your answer calls {what} (the package's own answer)")
 
 
-def test_the_package_computing_the_reference_does_not_count():
-    # the reference, called by the check (not by learner code), still passes with the watch off (the generic
-    # test_the_reference_passes), and a known mistake, written in the package, still gets its own hint
-    assert grading.run_check("q_sample", grading.CHECKS["q_sample"].reference, _watch=False).passed
-    hint, mistake = next(iter(grading.CHECKS["middle_term"].mistakes.items()))
-    v = grading.run_check("middle_term", mistake)
-    assert not v.passed and hint in v.message
+@pytest.fixture
+def scratch_question():
+    """A question registered for one test only (removed after it)."""
+    names = []
+
+    def make(name, **kw):
+        spec.register(name, **kw)
+        names.append(name)
+    yield make
+    for name in names:
+        del spec.CHECKS[name]
 
 
-def test_every_question_forbids_at_least_its_reference():
+def _posterior_mean(x0, x_t, t, schedule):
+    return md.q_posterior(x0, x_t, t, schedule)[0]
+
+
+def test_calls_the_check_makes_itself_do_not_count_and_calls_inside_the_answer_do(scratch_question):
+    s = md.Schedule.linear(10, 1e-3, 0.3)
+    inputs = {"x0": torch.ones(2, 2), "x_t": torch.zeros(2, 2), "t": torch.tensor([3, 7]), "schedule": s}
+
+    # a checker that calls the forbidden function itself, outside the answer; compiled under a file name in the
+    # package's folder, as the answer key's checkers are
+    source = ("def checker(fn, **kw):\n"
+              "    expected = md.q_posterior(kw['x0'], kw['x_t'], kw['t'], kw['schedule'])[0]\n"
+              "    return None if torch.allclose(fn(**kw), expected) else ('wrong', None)\n")
+    where = {"md": md, "torch": torch}
+    exec(compile(source, str(Path(md.__file__).parent / "grading" / "keys" / "_scratch_checker.py"), "exec"), where)
+    checker = where["checker"]
+    scratch_question("_scratch_posterior_mean", cases=lambda: [spec.Case("one case", inputs)], reference=_posterior_mean,
+                     mistakes={}, checker=checker, forbidden=("diffusion.q_posterior",))
+
+    def honest(x0, x_t, t, schedule):
+        ab, ab_prev, beta = _per(s.alpha_bars[t], x0), _per(s.alpha_bars[t - 1], x0), _per(s.betas[t], x0)
+        return (ab_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - ab_prev) * x_t) / (1 - ab)
+    assert grading.run_check("_scratch_posterior_mean", honest).passed
+
+    def through_p_mean(x0, x_t, t, schedule):    # md.p_mean calls q_posterior internally: counted all the same
+        eps = (x_t - _per(s.alpha_bars[t], x0).sqrt() * x0) / (1 - _per(s.alpha_bars[t], x0)).sqrt()
+        return md.p_mean(x_t, eps, t, schedule)
+    v = grading.run_check("_scratch_posterior_mean", through_p_mean)
+    assert not v.passed and v.message.startswith("your answer calls minddim.q_posterior")
+
+
+def test_every_forbidden_function_is_watched():
     for name in grading.CHECKS:
-        labels = [label for label, _ in checks.forbidden(name)]
-        assert labels[-1] == f"the answer key's reference for {name}"
-    assert "minddim.q_sample" in [label for label, _ in checks.forbidden("q_sample")]
-    assert "minddim.ddim_step" in [label for label, _ in checks.forbidden("ancestral_step")]
+        entries = watch.forbidden(name)
+        w = watch.CallWatch(entries)
+        assert entries[-1][0] == f"the answer key's reference for {name}"
+        for label, f in entries:
+            code = watch._code_of(f)
+            assert code is not None, f"{name}: {label} has no code object the watch can match"
+            assert code in w.codes, f"{name}: {label} is not watched"
+    assert "minddim.q_sample" in [label for label, _ in watch.forbidden("q_sample")]
+    assert "minddim.ddim_step" in [label for label, _ in watch.forbidden("ancestral_step")]
+
+
+def test_the_watch_leaves_no_profile_function_behind():
+    import sys
+
+    before = sys.getprofile(), threading._profile_hook
+    grading.run_check("q_sample", q_sample_calls_the_package)
+    grading.run_check("q_sample", lambda **kw: 1 / 0)
+    assert (sys.getprofile(), threading._profile_hook) == before
+    assert runner._CALLED == "your answer calls "

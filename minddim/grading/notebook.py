@@ -1,13 +1,9 @@
 """The notebook grader: points per question for submitted exercise notebooks.
 
 :func:`grade_notebook` runs a submitted notebook in a fresh kernel, skipping the learner's check cells,
-then runs the package's own check (:mod:`minddim.checks`) for every graded question of the matching
+then runs the package's own check (:mod:`minddim.grading.runner`) for every graded question of the matching
 solution notebook in ``solutions/``; :func:`format_report` turns the reports into a table
 (``python -m minddim grade``).
-
-The exercise checks themselves live in :mod:`minddim.checks`; their public names are re-exported here,
-so notebooks keep calling ``from minddim import grading; grading.check("q_sample", q_sample)``; after a failed
-check, ``grading.hint("q_sample")`` climbs the hint ladder (meaning, equation, the mistake the answer matched).
 """
 
 from __future__ import annotations
@@ -15,10 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checks import CHECKS, Case, CheckFailed, Hint, Spec, Verdict, check, check_json, hint, run_check
-
-__all__ = ["CHECKS", "Case", "CheckFailed", "Hint", "Spec", "Verdict", "check", "check_json", "hint", "run_check",
-           "questions", "grade_notebook", "format_report"]
 
 
 # -- the notebook grader ------------------------------------------------------------------------------------
@@ -72,7 +64,7 @@ def grade_notebook(path, solutions=None, timeout: float = 60.0) -> dict:
     import nbformat
 
     path = Path(path)
-    solutions = Path(solutions) if solutions is not None else Path(__file__).resolve().parents[1] / "solutions"
+    solutions = Path(solutions) if solutions is not None else Path(__file__).resolve().parents[2] / "solutions"
     report = {"notebook": str(path), "assignment": None, "questions": [], "score": 0, "max_score": 0, "errors": []}
     try:
         nb = nbformat.read(path, as_version=4)
@@ -123,7 +115,7 @@ def _run_and_check(nb, names, timeout, errors, cwd) -> dict:
     start = len(work.cells)
     for name in names:
         work.cells.append(nbformat.v4.new_code_cell(
-            f"import minddim.checks as __g\nprint(__g.check_json({name!r}, globals().get({name!r})))"))
+            f"from minddim import grading as __g\nprint(__g.check_json({name!r}, globals().get({name!r})))"))
     # the kernel logs at ERROR and above only: ipykernel's "Kernel is running over TCP without encryption" warning
     # (the kernel listens on localhost, started by this process) would otherwise be printed for every notebook
     client = _CappedClient(work, timeout=timeout, kernel_name="python3", allow_errors=True,

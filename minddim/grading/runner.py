@@ -1,4 +1,4 @@
-"""Exercise checks with one-line feedback (the notebook grader that runs them is :mod:`minddim.grading`).
+"""Running a check: one-line verdicts, the known mistake that reproduces a wrong answer named, the hint ladder.
 
 ``check(name, fn)`` runs the learner's ``fn`` next to the package's reference on random inputs and on edge
 cases (t = 1, t = T, batch size 1, float64, image-shaped x) and answers in one line: what was expected,
@@ -8,29 +8,25 @@ off-by-one, a missing square root, ignoring eta, the score's sign, ...) and, if 
 learner's output, names it.  A failed check raises :class:`CheckFailed`, which IPython renders as that one
 line (no traceback) and which nbgrader counts as a failed test.
 
-The prompts say "do not call the minddim function of the same name", and the check enforces it: an answer that
-is, or calls, one of the question's forbidden functions (the public minddim function of the question's name, the
-answer key's reference, and the question's ``Spec.forbidden``) fails in one line, "your answer calls minddim.q_sample
-(the package's own answer); write it yourself: no points", and the grader gives it no points.  Only calls made by
-the learner's own code count (see :class:`_CallWatch`); the other package functions stay the learner's to use.
+An answer that is, or calls, one of the question's forbidden functions (the package's own answer:
+:mod:`minddim.grading.watch`) fails in one line, "your answer calls minddim.q_sample (the package's own answer);
+write it yourself: no points", whatever it returns, and the grader gives it no points.
 
-The questions themselves (the answer key: for each, a :class:`Spec` of cases, the package's reference and
-the known mistakes, hint -> a function that makes that mistake) live in :mod:`minddim.answers`, one section
-per exercise notebook in ``solutions/`` (exercise 09's in :mod:`minddim.answers_guidance`); importing this module registers them in :data:`CHECKS`.  Notebooks reach these names through :mod:`minddim.grading`, which re-exports
-them (``from minddim import grading; grading.check(...)``).
-
-The graded functions use the package's signatures; ``t`` is always an integer tensor of shape (batch,).
+The questions (:class:`~minddim.grading.spec.Spec`: cases, reference, mistakes) are registered by the answer key,
+:mod:`minddim.grading.keys`, one module per exercise.  Notebooks reach these names through :mod:`minddim.grading`
+(``from minddim import grading; grading.check(...)``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
+
+from .spec import CHECKS, Spec
+from .watch import CallWatch, forbidden
 
 
 BROADCAST_HINT = ("t has shape (batch,): reshape per-sample coefficients to (batch, 1, ..., 1) so they "
@@ -68,36 +64,14 @@ class CheckFailed(AssertionError):
         return [self.verdict.line()]
 
 
-@dataclass
-class Case:
-    label: str
-    inputs: dict
-
-
-@dataclass
-class Spec:
-    cases: Callable[[], list]                 # () -> [Case]
-    reference: Callable                       # (**inputs) -> output
-    mistakes: dict                            # hint -> (**inputs) -> output
-    rtol: float = 1e-5
-    atol: float = 1e-6
-    hints: tuple = ()                         # (what the quantity means, where it is derived): the ladder's rungs 1-2
-    # a custom checker evaluates each case itself instead of comparing fn with the reference:
-    # checker(fn, **inputs) -> None when the case passes, else (problem, hint or None); the problem says
-    # what was expected and what came back, the hint names the mistake it diagnosed (None: none recognized)
-    checker: Callable | None = None
-    # package functions the answer must not call, besides the defaults (the public minddim function of the
-    # question's name, where one exists, and the reference itself): paths below minddim, e.g. "sampling.sample"
-    forbidden: tuple = ()
-
-
-CHECKS: dict[str, Spec] = {}
-
 # the hint ladder's memory, per question, in this kernel: the last failure (case label, problem, the matched
 # mistake's hint or None) and how many rungs of the ladder have been shown since that question last passed (or since
 # the kernel started)
 _LAST_FAILURE: dict[str, tuple] = {}
 _RUNG: dict[str, int] = {}
+
+
+_CALLED = "your answer calls "     # how a refused answer's problem starts (the ladder's rung 3 reads it)
 
 
 # -- running a check ------------------------------------------------------------------------------
@@ -128,16 +102,17 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
         return Verdict(name, False, f"{name} must be a function, got {type(fn).__name__}")
     spec = CHECKS[name]
     cases = spec.cases()
-    watch = _CallWatch(forbidden(name) if _watch else [])
+    watch = CallWatch(forbidden(name) if _watch else [])
     if watch.is_forbidden(fn):        # ``q_sample = md.q_sample``: the check itself would call it
         return _called_the_package(name, 0, cases[0].label if cases else "", watch.is_forbidden(fn))
     for k, case in enumerate(cases):
         if spec.checker is None:
             expected = spec.reference(**_clone(case.inputs))
         try:
-            with watch:
+            with watch:       # on while the answer runs and while what it returned is compared (a generator runs then)
                 if spec.checker is None:
                     got = fn(**_clone(case.inputs))
+                    problem = _compare(expected, got, spec)
                 else:
                     outcome = spec.checker(fn, **_clone(case.inputs))
         except NotImplementedError:
@@ -160,7 +135,6 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
             problem, hint = outcome
             return _failed(name, k, case.label, problem, hint,
                            f"on {case.label}, {problem}. Hint: {hint or 'compare your code with the algorithm, step by step'}")
-        problem = _compare(expected, got, spec)
         if problem is None:
             continue
         for hint, mistake in spec.mistakes.items():
@@ -177,130 +151,9 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
     return Verdict(name, True, f"correct on all {len(cases)} cases ({', '.join(c.label for c in cases)})", len(cases))
 
 
-# -- the package's own answer is not an answer ----------------------------------------------------------------
-# The prompts say "do not call the minddim function of the same name".  While the learner's function runs on a
-# case, the check watches the question's forbidden functions (:func:`forbidden`): a call to one of them counts when
-# the learner's own code made it, i.e. when a frame of code outside the package (and outside Python's and the
-# installed libraries' files) stands between the forbidden call and the check.  The package calling them on the
-# learner's behalf (the reference computed by the check, the custom checker, a package function the learner may use
-# that calls another internally) does not count; nor do calls to allowed package functions (Schedule's
-# attributes, md.ddim_step where the prompt offers it, ...).  Python 3.11 has no sys.monitoring: the watch is a
-# profile function (sys.setprofile) active only while the learner's function runs; it matches code objects, so
-# ``from minddim.diffusion import q_sample`` made before the check is caught as well as ``md.q_sample``.
-def forbidden(name: str) -> list[tuple[str, object]]:
-    """(what to call it in the message, function) for each package function question ``name`` forbids: the public
-    minddim function of the same name (where one exists), the answer key's reference, and ``Spec.forbidden``."""
-    import importlib
-
-    import minddim
-
-    spec = CHECKS[name]
-    out = []
-    if name in getattr(minddim, "_WHERE", {}):
-        out.append((f"minddim.{name}", getattr(minddim, name)))
-    for path in spec.forbidden:
-        obj = minddim
-        for i, part in enumerate(path.split(".")):
-            obj = importlib.import_module(f"minddim.{part}") if i == 0 else getattr(obj, part)
-        short = path.split(".")[-1]
-        if path.startswith("answers"):
-            label = f"the answer key's {short}"
-        else:
-            label = f"minddim.{short}" if short in getattr(minddim, "_WHERE", {}) else f"minddim.{path}"
-        out.append((label, obj))
-    out.append((f"the answer key's reference for {name}", spec.reference))
-    return out
-
-
-def _code_of(f):
-    import inspect
-
-    try:
-        f = inspect.unwrap(f)
-    except ValueError:
-        pass
-    f = getattr(f, "__func__", f)
-    return getattr(f, "__code__", None)
-
-
-def _library_dirs() -> tuple:
-    import site
-    import sysconfig
-
-    dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    try:
-        dirs.update(site.getsitepackages())
-    except AttributeError:  # pragma: no cover - some virtualenvs' site module lack it
-        pass
-    from pathlib import Path
-    dirs.add(str(Path(__file__).resolve().parent))      # the package itself
-    return tuple(sorted(str(Path(d).resolve()) + "/" for d in dirs if d))
-
-
-_LIBRARY_DIRS: tuple | None = None
-
-
-class _CallWatch:
-    """Context manager: records (in ``caught``, the first) a call of a forbidden function made by the learner's code
-    while it is active.  Reusable; ``caught`` stays set once set."""
-
-    def __init__(self, named_functions):
-        self.codes = {}
-        for label, f in named_functions:
-            code = _code_of(f)
-            if code is not None:
-                self.codes.setdefault(code, label)
-        self.caught = None
-        self._files = {}
-
-    def is_forbidden(self, fn):
-        """The label of ``fn`` if it is one of the forbidden functions itself (or a functools.partial of one)."""
-        import functools
-
-        while isinstance(fn, functools.partial):
-            fn = fn.func
-        return self.codes.get(_code_of(fn))
-
-    def _is_learners(self, filename: str) -> bool:
-        known = self._files.get(filename)
-        if known is None:
-            global _LIBRARY_DIRS
-            if _LIBRARY_DIRS is None:
-                _LIBRARY_DIRS = _library_dirs()
-            import os
-
-            path = filename if filename.startswith("<") else os.path.realpath(filename)
-            known = not (path.startswith("<frozen") or path.startswith(_LIBRARY_DIRS))
-            self._files[filename] = known
-        return known
-
-    def _profile(self, frame, event, arg):
-        if event != "call" or self.caught is not None:
-            return
-        label = self.codes.get(frame.f_code)
-        if label is None:
-            return
-        f = frame.f_back
-        while f is not None and f is not self._stop:
-            if self._is_learners(f.f_code.co_filename):
-                self.caught = label
-                return
-            f = f.f_back
-
-    def __enter__(self):
-        self._stop = sys._getframe(1)          # the check's own frame: the walk back ends there
-        self._previous = sys.getprofile()
-        if self.codes:
-            sys.setprofile(self._profile)
-        return self
-
-    def __exit__(self, *exc):
-        sys.setprofile(self._previous)
-        return False
-
-
 def _called_the_package(name, k, label, what) -> Verdict:
-    return _failed(name, k, label, f"your answer calls {what}", None,
+    """The verdict for an answer that called a forbidden function (:mod:`minddim.grading.watch`): no points."""
+    return _failed(name, k, label, _CALLED + what, None,
                    f"your answer calls {what} (the package's own answer); write it yourself: no points")
 
 
@@ -339,6 +192,9 @@ def hint(name: str) -> Hint:
             label, problem, matched = _LAST_FAILURE[name]
             if problem == "not implemented yet":
                 what = "your last answer was not implemented yet (it still raises NotImplementedError)"
+            elif problem.startswith(_CALLED):
+                what = (f"your last answer called {problem[len(_CALLED):]}, the package's own answer, so it was not "
+                        f"graded: compute it yourself from the equation")
             elif matched:
                 what = f"your last answer, on {label}, matched a known mistake: {matched}"
             else:
@@ -421,12 +277,3 @@ def _broadcastable(a, b) -> bool:
         return True
     except RuntimeError:
         return False
-
-
-def _register(name, **kw):
-    """Add a question to :data:`CHECKS` (called by :mod:`minddim.answers`)."""
-    CHECKS[name] = Spec(**kw)
-
-
-from . import answers as _answers  # noqa: E402,F401  (registers every question in CHECKS)
-from . import answers_guidance as _answers_guidance  # noqa: E402,F401  (exercise 09's questions, the same way)

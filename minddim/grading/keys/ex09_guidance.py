@@ -1,9 +1,8 @@
-"""The answer key of exercise 09 (``solutions/09_guidance.py``): conditional generation and guidance.
+"""The answer key of exercise 09: conditional generation and guidance (solutions/09_guidance.py).
 
-Kept apart from :mod:`minddim.answers` (exercises 01-08) only for length; it registers its questions in
-:data:`minddim.checks.CHECKS` the same way, when :mod:`minddim.checks` imports it.  For each question: the inputs it
-is checked on (random and edge cases), the package's reference (:mod:`minddim.guidance`,
-:class:`minddim.analytic.GaussianMixtureDenoiser`) and the mistakes learners really make, each with its hint.
+For each question: the inputs it is checked on (random and edge cases), the package's reference
+(:mod:`minddim.guidance`, :class:`minddim.analytic.GaussianMixtureDenoiser`) and the mistakes learners really make,
+each with its hint (see :mod:`minddim.grading.spec`).
 
 The last question's reference, :func:`cfg_tilted_gaussian`, is the closed form of the target classifier-free
 guidance tilts toward when both the class and the data are Gaussian; tests/test_exercise_09.py checks it against
@@ -16,11 +15,11 @@ import math
 
 import torch
 
-from .analytic import GaussianMixtureDenoiser
-from .checks import Case, _register
-from .data import toy_mixture
-from .guidance import classifier_free
-from .schedules import Schedule
+from ...analytic import GaussianMixtureDenoiser
+from ...data import toy_mixture
+from ...guidance import classifier_free
+from ...schedules import Schedule
+from ..spec import Case, register
 
 LONG = Schedule.linear()
 SHORT = Schedule.linear(10, 1e-3, 0.3)
@@ -70,7 +69,7 @@ def _cfg_cases():
             case("w = 3, image-shaped eps (batch 2, 1x4x4)", (2, 1, 4, 4), torch.float32, 3.0)]
 
 
-_register(
+register(
     "cfg_eps",
     forbidden=("guidance.classifier_free",),
     hints=("classifier-free guidance extrapolates from the unconditional prediction through the conditional one, "
@@ -122,7 +121,7 @@ def _guided_reference(eps, grad_log_p, t, schedule, scale):
     return eps - scale * (1 - _per(schedule.alpha_bars, t, eps)).sqrt() * grad_log_p
 
 
-_register(
+register(
     "classifier_guided_eps",
     forbidden=("guidance.classifier_guidance",),
     hints=("classifier guidance adds the classifier's gradient to the score; in eps units the score is "
@@ -224,7 +223,7 @@ def _posterior_reference(x_t, t, schedule, weights, means, covs):
     return GaussianMixtureDenoiser(weights, means, covs, schedule).log_class_posterior(x_t, t).to(x_t.dtype)
 
 
-_register(
+register(
     "log_class_posterior",
     forbidden=("analytic.GaussianMixtureDenoiser.log_class_posterior",),
     hints=("the exact noise-aware classifier: how responsible each class's noised Gaussian is for x_t, by "
@@ -345,9 +344,9 @@ def _tilt_with(combine="precision", mean="precision_weighted", a=lambda w: 1 + w
     return f
 
 
-_register(
+register(
     "cfg_tilted_gaussian",
-    forbidden=("answers_guidance.cfg_tilted_gaussian",),
+    forbidden=("grading.keys.ex09_guidance.cfg_tilted_gaussian",),
     hints=("the tilted density p(x | y)^(1 + w) p(x)^(-w) of two Gaussians is Gaussian: write its log-density, a "
            "quadratic in x, and read off the precision and the mean",
            "no cell derives it for you: notebook 09, section 3, computes this target numerically on a grid; the "

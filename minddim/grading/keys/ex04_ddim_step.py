@@ -1,0 +1,260 @@
+"""The answer key of exercise 04: DDIM's step, sampler and weights (solutions/04_ddim_step.py).
+
+For each question: the inputs it is checked on, the package's reference and the known mistakes, each with its
+hint (see :mod:`minddim.grading.spec`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ... import sampling
+from ...schedules import Schedule
+from ..spec import Case, register
+from ._cases import LONG, SHORT, _gaussian_model, _per, _randn, _time_cases
+
+
+def _sigma_cases():
+    g = torch.Generator().manual_seed(5)
+    t = torch.randint(2, 1001, (6,), generator=g)
+    tp = (t * torch.rand(6, generator=g)).long()
+    return [Case("random t > t_prev, eta = 0.5", {"schedule": LONG, "t": t, "t_prev": tp, "eta": 0.5}),
+            Case("t_prev = t - 1, eta = 1 (DDPM)", {"schedule": LONG, "t": t, "t_prev": t - 1, "eta": 1.0}),
+            Case("eta = 0", {"schedule": LONG, "t": t, "t_prev": tp, "eta": 0.0}),
+            Case("last step (t_prev = 0), eta = 1", {"schedule": LONG, "t": torch.tensor([1, 20]), "t_prev": torch.tensor([0, 0]), "eta": 1.0}),
+            Case("a short schedule (T = 10), eta = 0.3", {"schedule": SHORT, "t": torch.tensor([10, 7]), "t_prev": torch.tensor([5, 6]), "eta": 0.3})]
+
+
+def _sigma_with(values_fn=lambda s: s.alpha_bars, eta_used=True, sqrt=True):
+    def f(schedule, t, t_prev, eta):
+        ab, abp = values_fn(schedule)[t], values_fn(schedule)[t_prev]
+        s2 = (1 - abp) / (1 - ab) * (1 - ab / abp)
+        return (eta if eta_used else 1.0) * (s2.sqrt() if sqrt else s2)
+    return f
+
+
+register(
+    "ddim_sigma",
+    hints=("sigma_t: the standard deviation of the fresh noise in DDIM's step; eta scales it from 0 (deterministic) to DDPM's",
+           "notebook 04, section 3 (The generative process, and eta); DDIM eq. 16, from q_sigma's variance in eq. 7"),
+    cases=_sigma_cases,
+    reference=lambda schedule, t, t_prev, eta: sampling.ddim_sigma(schedule, t, t_prev, eta),
+    mistakes={
+        "you ignored eta: sigma is eta times the DDPM-like value (eta = 0 must give 0)": _sigma_with(eta_used=False),
+        "missing square roots: eq. 16 is eta * sqrt(...) * sqrt(...), a standard deviation": _sigma_with(sqrt=False),
+        "DDIM's alpha_t is DDPM's alpha-bar_t: use schedule.alpha_bars, not schedule.alphas":
+            _sigma_with(values_fn=lambda s: s.alphas),
+    }, rtol=1e-6, atol=1e-9)
+
+
+def _ddim_step_inputs(s, t, shape, dtype, g):
+    tp = (t * 0.6).long()
+    return {"x_t": _randn(shape, dtype, g), "eps": _randn(shape, dtype, g), "t": t, "t_prev": tp, "schedule": s,
+            "eta": 0.5, "noise": _randn(shape, dtype, g)}
+
+
+def _ddim_step_with(eta_used=True, sigma_in_direction=True, std=True):
+    def f(x_t, eps, t, t_prev, schedule, eta, noise):
+        ab, abp = _per(schedule.alpha_bars, t, x_t), _per(schedule.alpha_bars, t_prev, x_t)
+        sigma = _per(sampling.ddim_sigma(schedule, t, t_prev, eta if eta_used else 0.0), torch.arange(len(t)), x_t)
+        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        direction = (1 - abp - (sigma**2 if sigma_in_direction else 0)).sqrt() * eps
+        return abp.sqrt() * x0 + direction + (sigma if std else sigma**2) * noise
+    return f
+
+
+register(
+    "ddim_step",
+    hints=("DDIM's reverse step: predict x_0, point back toward x_t with the rest of the noise budget, add sigma-scaled noise",
+           'notebook 04, section 3; DDIM eq. 12'),
+    cases=lambda: _time_cases(_ddim_step_inputs),
+    reference=lambda x_t, eps, t, t_prev, schedule, eta, noise: sampling.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0],
+    mistakes={
+        "you ignored eta: with eta > 0 the step adds sigma * noise (and shrinks the direction term)":
+            _ddim_step_with(eta_used=False),
+        "the direction term is sqrt(1 - alpha-bar_prev - sigma^2) * eps: you left out sigma^2":
+            _ddim_step_with(sigma_in_direction=False),
+        "the noise is scaled by sigma^2; it needs the standard deviation sigma": _ddim_step_with(std=False),
+    })
+
+
+def _sampler_cases():
+    g = torch.Generator().manual_seed(11)
+    return [Case("eta = 0, S = 10 (exact Gaussian model)",
+                 {"model": _gaussian_model(LONG), "x_T": _randn((6, 2), torch.float64, g), "schedule": LONG,
+                  "timesteps": sampling.timesteps(1000, 10), "eta": 0.0, "generator": None}),
+            Case("eta = 0, quadratic S = 7, batch 1",
+                 {"model": _gaussian_model(LONG), "x_T": _randn((1, 2), torch.float64, g), "schedule": LONG,
+                  "timesteps": sampling.timesteps(1000, 7, "quadratic"), "eta": 0.0, "generator": None}),
+            Case("eta = 1 with a seeded generator",
+                 {"model": _gaussian_model(SHORT), "x_T": _randn((4, 2), torch.float64, g), "schedule": SHORT,
+                  "timesteps": torch.tensor([2, 5, 10]), "eta": 1.0, "generator": "seed:3"})]
+
+
+def _sample_with(last_step=True, eta_used=True):
+    def f(model, x_T, schedule, timesteps, eta, generator):
+        walk = timesteps.tolist()[::-1] + ([0] if last_step else [])
+        x = x_T
+        for t, tp in zip(walk[:-1], walk[1:]):
+            x, _ = sampling.ddim_step(x, model(x, torch.full((x.shape[0],), t)), t, tp, schedule,
+                                      eta if eta_used else 0.0, generator=generator)
+        return x
+    return f
+
+
+register(
+    "ddim_sample",
+    forbidden=("sampling.sample", "sampling.ddim", "sampling.ddpm"),
+    hints=('the whole sampler: walk the subsequence tau from its end down to x_0, one DDIM step at a time',
+           'notebook 04, section 3 and notebook 05, section 1; DDIM eq. 12 over tau (sec. 4.2)'),
+    cases=_sampler_cases,
+    reference=lambda model, x_T, schedule, timesteps, eta, generator: sampling.sample(
+        model, x_T, schedule, timesteps, eta, generator=generator),
+    mistakes={
+        "the last step must go from tau_1 to 0 (x_0); your loop stops at x_{tau_1}": _sample_with(last_step=False),
+        "you ignored eta: pass it to every step": _sample_with(eta_used=False),
+    }, rtol=1e-6, atol=1e-8)
+
+
+# derivations answered as functions and numbers (notebook 04, section 4 and DDPM eq. 12)
+COSINE = Schedule.cosine(100)
+
+
+def _schedule_cases():
+    return [Case("the DDPM linear schedule (T = 1000)", {"schedule": LONG}),
+            Case("a short schedule (T = 10)", {"schedule": SHORT}),
+            Case("a cosine schedule (T = 100)", {"schedule": COSINE})]
+
+
+def eta_one_variances(schedule):
+    """(sigma_t^2 from DDIM eq. 16 with eta = 1 and t_prev = t - 1, tilde-beta_t from DDPM eq. 7), t = 1..T."""
+    t = torch.arange(1, schedule.T + 1)
+    return sampling.ddim_sigma(schedule, t, t - 1, 1.0) ** 2, schedule.beta_tildes[1:]
+
+
+def _eta_one_with(square=True, eta=1.0, off_by_one=False, include_zero=False):
+    def f(schedule):
+        t = torch.arange(1, schedule.T + 1)
+        s = sampling.ddim_sigma(schedule, t, t - 1, eta)
+        ab = schedule.alpha_bars
+        bt = (1 - ab[t if off_by_one else t - 1]) / (1 - ab[t]) * schedule.betas[t]
+        if include_zero:
+            return torch.cat([s.new_zeros(1), s**2]), torch.cat([bt.new_zeros(1), bt])
+        return (s**2 if square else s), bt
+    return f
+
+
+register(
+    "eta_one_variances",
+    hints=("with eta = 1 and unit strides, DDIM's noise variance sigma_t^2 should be exactly DDPM's posterior "
+           "variance tilde-beta_t: the generative process is DDPM's",
+           "notebook 04, sections 1 and 3 (the family q_sigma; eta); DDIM eq. 16 against DDPM eq. 7"),
+    cases=_schedule_cases,
+    reference=eta_one_variances,
+    mistakes={
+        "sigma_t is a standard deviation: return its square, the variance sigma_t^2": _eta_one_with(square=False),
+        "use eta = 1 (DDPM's stochasticity), not eta = 0": _eta_one_with(eta=0.0),
+        "tilde-beta_t has alpha-bar_{t-1} in its numerator (1 - alpha-bar_{t-1}), not alpha-bar_t: that gives beta_t":
+            _eta_one_with(off_by_one=True),
+        "return t = 1..T only (T values): t = 0 has no step before it": _eta_one_with(include_zero=True),
+    }, rtol=1e-6, atol=1e-12)
+
+
+def _gamma_cases():
+    g = torch.Generator().manual_seed(2034)
+    out = []
+    for label, s, eta, t in (("random t >= 2, eta = 0.5", LONG, 0.5, torch.randint(2, LONG.T + 1, (6,), generator=g)),
+                             ("eta = 1 (DDPM's posterior variance)", LONG, 1.0, torch.tensor([2, 10, 300, 1000])),
+                             ("t = 2 and t = T, eta = 0.2", LONG, 0.2, torch.tensor([2, LONG.T])),
+                             ("a short schedule (T = 10), eta = 0.8", SHORT, 0.8, torch.arange(2, 11)),
+                             ("a cosine schedule (T = 100), eta = 0.6", COSINE, 0.6, torch.tensor([2, 50, 99]))):
+        out.append(Case(label, {"t": t, "schedule": s, "sigma": sampling.ddim_sigma(s, t, t - 1, eta)}))
+    return out
+
+
+def gamma_weight(t, schedule, sigma):
+    """DDIM Theorem 1's weight for t >= 2, derived here (app. B's proof writes 1/(2 d sigma_t^2 alpha_t) instead):
+    KL(q_sigma(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) =
+    gamma_t ||eps - eps_theta(x_t, t)||^2 for p_theta's step with the same sigma_t and x_0 replaced by its eps
+    estimate, so J_sigma = L_gamma + C.  gamma_t = (sqrt(ab_{t-1} (1 - ab_t) / ab_t) - sqrt(1 - ab_{t-1} - sigma_t^2))^2
+    / (2 sigma_t^2); with sigma_t^2 = tilde-beta_t it is DDPM eq. 12's beta_t^2 / (2 sigma_t^2 alpha_t (1 - ab_t))."""
+    ab, ab_prev = schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
+    sigma2 = sigma.to(ab.dtype) ** 2
+    coef = (ab_prev * (1 - ab) / ab).sqrt() - (1 - ab_prev - sigma2).clamp(min=0).sqrt()
+    return coef**2 / (2 * sigma2)
+
+
+def _gamma_with(half=True, square_sigma=True, ddpm_form=False, values_fn=lambda s: s.alpha_bars):
+    def f(t, schedule, sigma):
+        ab, ab_prev = values_fn(schedule)[t], values_fn(schedule)[t - 1]
+        s2 = sigma.to(ab.dtype) ** (2 if square_sigma else 1)
+        if ddpm_form:
+            beta, alpha = schedule.betas[t], schedule.alphas[t]
+            return beta**2 / (2 * s2 * alpha * (1 - schedule.alpha_bars[t]))
+        coef = (ab_prev * (1 - ab) / ab).sqrt() - (1 - ab_prev - sigma.to(ab.dtype) ** 2).clamp(min=0).sqrt()
+        return coef**2 / ((2 if half else 1) * s2)
+    return f
+
+
+register(
+    "gamma_weight",
+    hints=("gamma_t: how much DDIM's objective J_sigma weighs the eps error at time t; it depends on sigma_t, and "
+           "for every sigma the minimizer is the same eps model (Theorem 1)",
+           "notebook 04, section 4 (Theorem 1: one model for all eta); DDIM Theorem 1 and its proof in app. B, "
+           "with DDIM eq. 7's mean"),
+    cases=_gamma_cases,
+    reference=gamma_weight,
+    mistakes={
+        "the weight of DDPM eq. 12's form is J_sigma's only for sigma_t^2 = tilde-beta_t: for other sigma_t the mean "
+        "of q_sigma (DDIM eq. 7) puts sqrt(1 - alpha-bar_{t-1} - sigma_t^2) in front of the direction to x_t": _gamma_with(ddpm_form=True),
+        "the Gaussian KL with equal variances is ||mean difference||^2 / (2 sigma_t^2): missing factor 1/2":
+            _gamma_with(half=False),
+        "divide by the variance sigma_t^2, not the standard deviation sigma_t": _gamma_with(square_sigma=False),
+        "that is the weight of DDIM's appendix B, 1 / (2 sigma_t^2 alpha-bar_t) (per dimension): a positive weight that "
+        "proves the theorem, not the exact one; the exact gamma_t keeps the squared coefficient of x_0 - x0_hat":
+            lambda t, schedule, sigma: 1 / (2 * sigma.to(torch.float64) ** 2 * schedule.alpha_bars[t]),
+        "DDIM's alpha_t is DDPM's alpha-bar_t: use schedule.alpha_bars, not schedule.alphas":
+            _gamma_with(values_fn=lambda s: s.alphas),
+    }, rtol=1e-6, atol=1e-12)
+
+
+def bound_eps_weight(schedule):
+    """DDPM eq. 12's weight on ||eps - eps_theta||^2 with sigma_t^2 = beta_t, for t = 0..T (inf at t = 0):
+    beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha-bar_t)) = beta_t / (2 alpha_t (1 - alpha-bar_t))."""
+    w = schedule.betas / (2 * schedule.alphas * (1 - schedule.alpha_bars))
+    w[0] = float("inf")
+    return w
+
+
+def least_weighted_t(schedule):
+    """The t in 1..T at which DDPM eq. 12's weight (sigma_t^2 = beta_t) is smallest."""
+    return int(torch.argmin(bound_eps_weight(schedule)[1:])) + 1
+
+
+def _least_with(zero_based=False, argmax=False, beta_tilde=False, alpha_bar=False):
+    def f(schedule):
+        beta = schedule.betas[1:]
+        s2 = schedule.beta_tildes[1:].clamp(min=1e-30) if beta_tilde else beta
+        a = (schedule.alpha_bars if alpha_bar else schedule.alphas)[1:]
+        w = beta**2 / (2 * s2 * a * (1 - schedule.alpha_bars[1:]))
+        k = int(torch.argmax(w) if argmax else torch.argmin(w))
+        return k if zero_based else k + 1
+    return f
+
+
+register(
+    "least_weighted_t",
+    hints=("the bound weighs the eps error at each t; L_simple drops the weights, so it puts relatively more effort "
+           "where the bound's weight is smallest",
+           "notebook 03, section 1; DDPM eq. 12 with sigma_t^2 = beta_t "
+           "and sec. 3.4 (L_simple as a reweighted bound)"),
+    cases=_schedule_cases,
+    reference=least_weighted_t,
+    mistakes={
+        "0-based: t runs 1..T; the index into betas[1:] is t - 1": _least_with(zero_based=True),
+        "that is where the weight is largest: the question asks for the smallest": _least_with(argmax=True),
+        "sigma_t^2 = beta_t here (DDPM's first choice), not tilde-beta_t": _least_with(beta_tilde=True),
+        "eq. 12 has alpha_t = 1 - beta_t (one step) in the denominator, beside 1 - alpha-bar_t": _least_with(alpha_bar=True),
+    })
+
+

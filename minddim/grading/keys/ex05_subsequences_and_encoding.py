@@ -1,0 +1,86 @@
+"""The answer key of exercise 05: subsequences and encoding (solutions/05_subsequences_and_encoding.py).
+
+For each question: the inputs it is checked on, the package's reference and the known mistakes, each with its
+hint (see :mod:`minddim.grading.spec`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ... import sampling
+from ..spec import Case, register
+from ._cases import LONG, _gaussian_model, _randn
+
+
+register(
+    "uniform_timesteps",
+    forbidden=("sampling.timesteps",),
+    hints=('tau: S evenly spread times in 1..T at which the fast sampler evaluates the model',
+           'notebook 05, section 1 (Subsequences tau); DDIM sec. 4.2 and app. D.2'),
+    cases=lambda: [Case(f"T = {T}, S = {S}", {"T": T, "S": S}) for T, S in ((1000, 10), (1000, 50), (1000, 30), (10, 10), (7, 1))],
+    reference=lambda T, S: sampling.timesteps(T, S, "uniform").tolist(),
+    mistakes={
+        "0-based: this course's time runs 1..T, so add one to floor((i - 1) T / S) (the official code's "
+        "range(0, T, T // S) when S divides T)":
+            lambda T, S: [(i * T) // S for i in range(S)],
+        "return tau in increasing order (tau_1 < ... < tau_S); the sampler walks it backwards":
+            lambda T, S: [(i * T) // S + 1 for i in range(S)][::-1],
+        "range(1, T + 1, T // S) has more than S entries when S does not divide T: use floor((i - 1) T / S) + 1":
+            lambda T, S: list(range(1, T + 1, T // S)),
+    })
+
+
+def _slerp_cases():
+    g = torch.Generator().manual_seed(9)
+    return [Case("w = 0.3, batch 3 of 16-dim latents", {"z0": _randn((3, 16), torch.float32, g), "z1": _randn((3, 16), torch.float32, g), "w": 0.3}),
+            Case("w = 0", {"z0": _randn((2, 4), torch.float64, g), "z1": _randn((2, 4), torch.float64, g), "w": 0.0}),
+            Case("w = 1, images (batch 2, 1x4x4)", {"z0": _randn((2, 1, 4, 4), torch.float32, g), "z1": _randn((2, 1, 4, 4), torch.float32, g), "w": 1.0}),
+            Case("orthogonal unit vectors, w = 0.5", {"z0": torch.tensor([[1.0, 0.0]]), "z1": torch.tensor([[0.0, 1.0]]), "w": 0.5})]
+
+
+register(
+    "slerp",
+    hints=('interpolation between two Gaussian latents that keeps their norm: along the great circle, not the chord',
+           'notebook 05, section 3 (Interpolation); DDIM sec. 5.3 and app. D.5, eq. 67'),
+    cases=_slerp_cases,
+    reference=lambda z0, z1, w: sampling.slerp(z0, z1, w),
+    mistakes={
+        "that is linear interpolation (1 - w) z0 + w z1; slerp follows the great circle, weights sin((1 - w) theta) / sin(theta)":
+            lambda z0, z1, w: (1 - w) * z0 + w * z1,
+    })
+
+
+def _encode_cases():
+    g = torch.Generator().manual_seed(13)
+    return [Case(f"S = {S} (exact Gaussian model)", {"model": _gaussian_model(LONG), "x0": _randn((5, 2), torch.float64, g),
+                                                      "schedule": LONG, "timesteps": sampling.timesteps(1000, S)})
+            for S in (5, 20)]
+
+
+def _encode_with(eval_at="prev"):
+    def f(model, x0, schedule, timesteps):
+        tau = timesteps.tolist()
+        walk = [0] + tau
+        x, ab = x0, schedule.alpha_bars
+        for tp, t in zip(walk[:-1], walk[1:]):
+            te = t if eval_at == "next" else (tp if tp > 0 else tau[0])
+            eps = model(x, torch.full((x.shape[0],), te))
+            x0_hat = (x - (1 - ab[tp]).sqrt() * eps) / ab[tp].sqrt()
+            x = ab[t].sqrt() * x0_hat + (1 - ab[t]).sqrt() * eps
+        return x
+    return f
+
+
+register(
+    "encode",
+    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_T that decodes to it",
+           'notebook 05, section 3 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
+    cases=_encode_cases,
+    reference=lambda model, x0, schedule, timesteps: sampling.encode(model, x0, schedule, timesteps),
+    mistakes={
+        "evaluate the model where you are (x at t_prev, time t_prev) before stepping to t: explicit Euler; "
+        "only the first step, from t = 0, uses tau_1": _encode_with("next"),
+    }, rtol=1e-6, atol=1e-8)
+
+

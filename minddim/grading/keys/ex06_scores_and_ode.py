@@ -1,0 +1,194 @@
+"""The answer key of exercise 06: scores, Langevin dynamics and the probability-flow ODE (solutions/06_scores_and_ode.py).
+
+For each question: the inputs it is checked on, the package's reference and the known mistakes, each with its
+hint (see :mod:`minddim.grading.spec`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ... import sampling
+from ...analytic import GaussianMixtureDenoiser
+from ...data import toy_mixture
+from ...score import euler_step, langevin_step, score_from_eps
+from ..spec import Case, register
+from ._cases import LONG, SHORT, _per, _randn, _time_cases, _wavy_model
+
+
+def _score_inputs(s, t, shape, dtype, g):
+    return {"eps": _randn(shape, dtype, g), "t": t, "schedule": s}
+
+
+def _score_with(values_fn=lambda s: s.alpha_bars, sign=-1.0, sqrt=True, divide=True):
+    def f(eps, t, schedule):
+        v = 1 - _per(values_fn(schedule), t, eps)
+        scale = v.sqrt() if sqrt else v
+        return sign * (eps / scale if divide else eps * scale)
+    return f
+
+
+register(
+    "score_from_eps",
+    hints=('the score grad log q_t(x_t) points toward more likely x_t; the noise prediction points the other way, rescaled',
+           'notebook 06, section 1 (The score of q(x_t)); DDPM sec. 3.2 / Song & Ermon'),
+    cases=lambda: _time_cases(_score_inputs),
+    reference=lambda eps, t, schedule: score_from_eps(eps, t, schedule),
+    mistakes={
+        "the sign: the score points away from the noise, grad log q_t(x_t) = -eps / sqrt(1 - alpha-bar_t)":
+            _score_with(sign=1.0),
+        "missing square root: divide eps by the standard deviation sqrt(1 - alpha-bar_t), not the variance "
+        "1 - alpha-bar_t": _score_with(sqrt=False),
+        "divide by sqrt(1 - alpha-bar_t), do not multiply: -sqrt(1 - alpha-bar_t) * score is the way back to eps":
+            _score_with(divide=False),
+        "you used alpha_t where alpha-bar_t belongs: x_t carries noise of variance 1 - alpha-bar_t (schedule.alpha_bars)":
+            _score_with(values_fn=lambda s: s.alphas),
+    },
+    # at t = 1, 1 - alpha-bar_1 = beta_1 = 1e-4 loses up to ~3e-4 (relative, before the square root: float32's
+    # half-spacing 3e-8 near 1 over 1e-4; about half that after it) when
+    # alpha-bar is cast to float32 first, as the package does; computing it in float64 is just as right
+    rtol=2e-3, atol=1e-5)
+
+
+def _langevin_cases():
+    g = torch.Generator().manual_seed(2025)
+
+    def case(label, shape, dtype, step_size):
+        return Case(label, {"x": _randn(shape, dtype, g), "score": _randn(shape, dtype, g), "step_size": step_size,
+                            "noise": _randn(shape, dtype, g)})
+    return [case("batch 5 of 2-D points, step size 0.1", (5, 2), torch.float32, 0.1),
+            case("float64, step size 0.01", (4, 3), torch.float64, 0.01),
+            case("batch size 1, step size 0.5", (1, 2), torch.float32, 0.5),
+            case("image-shaped x (batch 2, 1x4x4), step size 2e-4", (2, 1, 4, 4), torch.float32, 2e-4),
+            case("a large step size (3.0)", (3, 2), torch.float64, 3.0)]
+
+
+def _langevin_with(drift=0.5, noise_scale=lambda d: math.sqrt(d)):
+    def f(x, score, step_size, noise):
+        return x + drift * step_size * score + noise_scale(step_size) * noise
+    return f
+
+
+register(
+    "langevin_step",
+    hints=('one step of Langevin dynamics: a drift up the log-density plus noise, which samples the density in the limit',
+           'notebook 06, section 4 (Langevin dynamics); Song & Ermon 2019, eq. 4'),
+    cases=_langevin_cases,
+    reference=lambda x, score, step_size, noise: langevin_step(x, score, step_size, noise),
+    mistakes={
+        "missing 1/2: the drift is step_size / 2 * score (Song & Ermon eq. 4), the noise sqrt(step_size) * noise":
+            _langevin_with(drift=1.0),
+        "the 1/2 twice: the drift is step_size / 2 * score, not step_size / 4 * score": _langevin_with(drift=0.25),
+        "the noise is scaled by step_size; it needs the standard deviation sqrt(step_size) (variance step_size)":
+            _langevin_with(noise_scale=lambda d: d),
+        "the 1/2 belongs to the drift only: the noise is sqrt(step_size) * noise, not sqrt(step_size / 2) * noise":
+            _langevin_with(noise_scale=lambda d: math.sqrt(d / 2)),
+        "the sign: Langevin dynamics climbs the log-density, x + step_size / 2 * score": _langevin_with(drift=-0.5),
+    }, rtol=1e-6, atol=1e-7)
+
+
+def _euler_inputs(s, t, shape, dtype, g):
+    return {"x_t": _randn(shape, dtype, g), "eps": _randn(shape, dtype, g), "t": t, "t_prev": (t * 0.6).long(),
+            "schedule": s}
+
+
+def _euler_with(values_fn=lambda s: s.alpha_bars, sigma_fn=lambda ab: ((1 - ab) / ab).sqrt(), to_xbar=True,
+                back_to_x=True, direction=1.0):
+    def f(x_t, eps, t, t_prev, schedule):
+        ab, abp = _per(values_fn(schedule), t, x_t), _per(values_fn(schedule), t_prev, x_t)
+        xbar = x_t / ab.sqrt() if to_xbar else x_t * ab.sqrt()
+        xbar_prev = xbar + direction * (sigma_fn(abp) - sigma_fn(ab)) * eps
+        return xbar_prev * abp.sqrt() if back_to_x else xbar_prev
+    return f
+
+
+register(
+    "euler_step",
+    hints=("DDIM's deterministic step seen as Euler's method on an ODE in rescaled variables x-bar and sigma",
+           'notebook 06, section 6 (The probability-flow ODE); DDIM eqs. 13-14'),
+    cases=lambda: _time_cases(_euler_inputs),
+    reference=lambda x_t, eps, t, t_prev, schedule: euler_step(x_t, eps, t, t_prev, schedule),
+    forbidden=("sampling.ddim_step",),      # algebraically the same step (eta = 0): the package's answer again
+    mistakes={
+        "sigma^2 for sigma: DDIM's ODE variable is sigma = sqrt((1 - alpha-bar) / alpha-bar), a square root":
+            _euler_with(sigma_fn=lambda ab: (1 - ab) / ab),
+        "sigma in eq. 14 is sqrt((1 - alpha-bar) / alpha-bar), not DDPM's noise scale sqrt(1 - alpha-bar)":
+            _euler_with(sigma_fn=lambda ab: (1 - ab).sqrt()),
+        "you returned x-bar_prev: map back to x with x_prev = sqrt(alpha-bar_prev) * x-bar_prev":
+            _euler_with(back_to_x=False),
+        "x-bar = x / sqrt(alpha-bar): divide x_t by sqrt(alpha-bar_t), do not multiply":
+            _euler_with(to_xbar=False),
+        "the step goes from sigma_t down to sigma_prev: add (sigma_prev - sigma_t) * eps, with sigma_prev - sigma_t < 0":
+            _euler_with(direction=-1.0),
+        "DDIM's alpha is DDPM's alpha-bar: use schedule.alpha_bars, not schedule.alphas":
+            _euler_with(values_fn=lambda s: s.alphas),
+    },
+    # the step's float32 rounding depends on the order of operations (x-bar form, DDIM's eq. 12 form, float64
+    # coefficients): they differ by rounding only, far below rtol; every listed mistake is off by far more
+    rtol=1e-4, atol=1e-6)
+
+
+def _mixture_model(schedule):
+    return GaussianMixtureDenoiser(*toy_mixture("eight_gaussians"), schedule)
+
+
+def _heun_cases():
+    g = torch.Generator().manual_seed(2026)
+    t = torch.randint(2, LONG.T + 1, (5,), generator=g)
+
+    def case(label, model, schedule, t, t_prev, shape, dtype):
+        return Case(label, {"model": model, "x_t": _randn(shape, dtype, g), "t": t, "t_prev": t_prev,
+                            "schedule": schedule})
+    return [case("random t > t_prev, batch 5 (exact eight-Gaussians model)", _mixture_model(LONG), LONG, t,
+                 (t * 0.6).long().clamp(min=1), (5, 2), torch.float32),
+            case("t_prev = t - 1, float64", _mixture_model(LONG), LONG, t, t - 1, (5, 2), torch.float64),
+            case("t = T", _mixture_model(LONG), LONG, torch.full((3,), LONG.T), torch.full((3,), 600), (3, 2), torch.float32),
+            case("t = 2, t_prev = 1", _mixture_model(LONG), LONG, torch.full((3,), 2), torch.ones(3, dtype=torch.long),
+                 (3, 2), torch.float32),
+            case("batch size 1", _mixture_model(LONG), LONG, torch.tensor([500]), torch.tensor([100]), (1, 2), torch.float32),
+            case("image-shaped x (batch 2, 1x4x4), a nonlinear toy model", _wavy_model, LONG, torch.tensor([900, 40]),
+                 torch.tensor([700, 20]), (2, 1, 4, 4), torch.float32),
+            case("a short schedule (T = 10), t = T", _mixture_model(SHORT), SHORT, torch.full((2,), SHORT.T),
+                 torch.full((2,), 5), (2, 2), torch.float64)]
+
+
+def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=True, restart_at_x_t=True,
+               correct=True):
+    def f(model, x_t, t, t_prev, schedule):
+        eps = model(x_t, t)
+        x_euler = euler_step(x_t, eps, t, t_prev, schedule)
+        if not correct:
+            return x_euler
+        eps_prime = model(x_euler if at_euler_point else x_t, t_prev if at_t_prev else t)
+        slope = average * ((eps if first_slope else 0 * eps) + eps_prime)
+        return euler_step(x_t if restart_at_x_t else x_euler, slope, t, t_prev, schedule)
+    return f
+
+
+register(
+    "heun_step",
+    forbidden=("sampling.heun",),
+    hints=('a second-order ODE step: an Euler trial step, then the step retaken with the mean of both slopes',
+           "notebook 06, section 6; DDIM eq. 14 with Heun's method"),
+    cases=_heun_cases,
+    reference=lambda model, x_t, t, t_prev, schedule: sampling.heun_step(model, x_t, t, t_prev, schedule)[0],
+    mistakes={
+        "that is the Euler (DDIM) step alone: use it as the predictor, then retake the step with the mean slope":
+            _heun_with(correct=False),
+        "evaluate the second slope at the point the Euler step reaches, model(x', t_prev), not at x_t":
+            _heun_with(at_euler_point=False),
+        "the second slope belongs to time t_prev, where the Euler step lands: model(x', t_prev), not model(x', t)":
+            _heun_with(at_t_prev=False),
+        "Heun's step uses the mean of both slopes, (eps_t + eps') / 2; you used eps' alone":
+            _heun_with(average=1.0, first_slope=False),
+        "the mean of the two slopes is (eps_t + eps') / 2; you used their sum":
+            _heun_with(average=1.0),
+        "retake the step from x_t (with the mean slope), not from the Euler point x'":
+            _heun_with(restart_at_x_t=False),
+    },
+    # the exact model computes in float64 and returns float32: rounding of the step's order of operations only
+    rtol=1e-4, atol=1e-6)
+
+
