@@ -6,9 +6,13 @@ hint (see :mod:`minddim.grading.spec`).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ... import bound, sampling
+from ...analytic import GaussianDenoiser
+from ...schedules import Schedule
 from ..spec import Case, register
 from ._cases import LONG, SHORT, _gaussian_model, _per, _randn, _wavy_model
 
@@ -181,4 +185,292 @@ register(
             _inpaint_step_with(same_noise=True),
     },
     # the exact model computes in float64 and returns float32: rounding of the step's order of operations only
+    rtol=1e-4, atol=1e-6)
+
+
+# -- (d) RePaint's jump back up: q(x_{t_up} | x_t) ------------------------------------------------------------
+def _jump_cases():
+    g = torch.Generator().manual_seed(2034)
+
+    def case(label, schedule, t, t_up, shape, dtype):
+        return Case(label, {"x_t": _randn(shape, dtype, g), "t": t, "t_up": t_up, "schedule": schedule,
+                            "noise": _randn(shape, dtype, g)})
+    t = torch.randint(0, 800, (5,), generator=g)
+    return [case("random t < t_up, jumps of 2 to 200 steps, batch 5", LONG, t,
+                 t + torch.tensor([2, 10, 50, 120, 200]), (5, 2), torch.float32),
+            case("RePaint's jumps on a subsequence of 25 steps (t_up - t = 40)", LONG, torch.tensor([40, 360, 680]),
+                 torch.tensor([80, 400, 720]), (3, 2), torch.float32),
+            case("from t = 0 (x_t is the data) up to 10, 300, 1000", LONG, torch.zeros(3, dtype=torch.long),
+                 torch.tensor([10, 300, 1000]), (3, 2), torch.float32),
+            case("up to t_up = T, batch size 1", LONG, torch.tensor([900]), torch.tensor([1000]), (1, 2),
+                 torch.float32),
+            case("float64, jumps of 1 and 5", LONG, torch.tensor([1, 500, 995, 7]), torch.tensor([2, 501, 1000, 12]),
+                 (4, 3), torch.float64),
+            case("image-shaped x (batch 2, 1x4x4)", LONG, torch.tensor([100, 600]), torch.tensor([300, 700]),
+                 (2, 1, 4, 4), torch.float32),
+            case("a short schedule (T = 10), from t = 3 and 6 to T", SHORT, torch.tensor([3, 6]),
+                 torch.tensor([10, 10]), (2, 2), torch.float32)]
+
+
+def _rows(values, x):
+    """Per-row values (B,), computed in float64, cast to x's dtype and reshaped to broadcast against x."""
+    return values.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def _alpha_product(schedule, first, last, x):
+    """prod_{s = first}^{last} alpha_s per row, written as a learner writes it (a product of schedule.alphas; an empty
+    range gives 1), reshaped to broadcast against x."""
+    alphas = schedule.alphas
+    return _rows(torch.stack([alphas[int(a):int(b) + 1].prod() for a, b in zip(first.tolist(), last.tolist())]), x)
+
+
+def _jump_with(ratio="right", sqrt_var=True, sqrt_mean=True, var="one_minus_ratio"):
+    def f(x_t, t, t_up, schedule, noise):
+        ab = schedule.alpha_bars
+        if ratio == "right":
+            r = _rows(ab[t_up] / ab[t], x_t)
+        elif ratio == "from_x0":
+            r = _rows(ab[t_up], x_t)
+        elif ratio == "inverted":
+            r = _rows(ab[t] / ab[t_up], x_t)
+        elif ratio == "one_step":
+            r = _rows(schedule.alphas[t_up], x_t)
+        elif ratio == "from_t":                            # alpha_t .. alpha_{t_up}: one factor too many
+            r = _alpha_product(schedule, t, t_up, x_t)
+        elif ratio == "shifted":                           # alpha_t .. alpha_{t_up - 1}
+            r = _alpha_product(schedule, t, t_up - 1, x_t)
+        if var == "sum_of_betas":
+            v = torch.stack([schedule.betas[int(a) + 1:int(b) + 1].sum() for a, b in zip(t.tolist(), t_up.tolist())])
+            v = v.to(x_t.dtype).reshape(r.shape)
+        else:
+            v = 1 - r
+        return (r.sqrt() if sqrt_mean else r) * x_t + (v.sqrt() if sqrt_var else v) * noise
+    return f
+
+
+def _jump_reference(x_t, t, t_up, schedule, noise):
+    """RePaint's jump back (Lugmayr et al. 2022, sec. 4.2: t_up - t forward steps of DDPM eq. 2 in one draw):
+    q(x_{t_up} | x_t) = N(sqrt(alpha-bar_{t_up} / alpha-bar_t) x_t, (1 - alpha-bar_{t_up} / alpha-bar_t) I)."""
+    r = _rows(schedule.alpha_bars[t_up] / schedule.alpha_bars[t], x_t)
+    return r.sqrt() * x_t + (1 - r).sqrt() * noise
+
+
+_JUMP_MISTAKES = {
+    "that is q(x_{t_up} | x_0): it treats x_t as the data; x_t already holds the noise of steps 1..t, so only the "
+    "steps t+1..t_up are still to take (their alphas' product)":
+        _jump_with(ratio="from_x0"),
+    "the ratio is upside down: going up, the signal shrinks, so its factor alpha-bar_{t_up} / alpha-bar_t is below 1 "
+    "(with alpha-bar_t / alpha-bar_{t_up} > 1 the variance 1 - ratio is negative and its square root NaN)":
+        _jump_with(ratio="inverted"),
+    "that is a single forward step (DDPM eq. 2, RePaint's eq. 1) at t_up; a jump of several steps composes all of "
+    "them, t+1..t_up":
+        _jump_with(ratio="one_step"),
+    "one factor too many: x_t has already taken the step into time t, so the jump multiplies alpha_{t+1} ... "
+    "alpha_{t_up}, not from alpha_t":
+        _jump_with(ratio="from_t"),
+    "off by one: the jump's steps are t+1..t_up (alpha-bar_{t_up} / alpha-bar_t), not t..t_up-1":
+        _jump_with(ratio="shifted"),
+    "the noise is scaled by a standard deviation: sqrt(1 - ratio) times noise, not the variance 1 - ratio":
+        _jump_with(sqrt_var=False),
+    "the mean's factor is the square root of the ratio of alpha-bars (each step scales by sqrt(alpha_s)), not the "
+    "ratio itself":
+        _jump_with(sqrt_mean=False),
+    "the steps' variances do not simply add: each later step scales the noise already there by sqrt(alpha_s), so "
+    "the variance is 1 - (the product of the alphas), not the sum of the betas":
+        _jump_with(var="sum_of_betas"),
+}
+
+
+def _jump_checker(fn, **inputs):
+    """Compare with the reference as the runner does, and name a mistake also where it gives NaN (the inverted
+    ratio's square root of a negative variance): NaN in the same places and the same finite values elsewhere."""
+    from ..runner import _compare, _fmt
+    from ..spec import CHECKS
+
+    spec = CHECKS["repaint_jump"]
+    expected = _jump_reference(**inputs)
+    got = fn(**inputs)
+    problem = _compare(expected, got, spec)
+    if problem is None:
+        return None
+    if problem.startswith("got NaN"):
+        problem = f"expected {_fmt(expected)}, {problem}"
+    for hint, mistake in _JUMP_MISTAKES.items():
+        wrong = mistake(**inputs)
+        if _compare(wrong, got, spec) is None or (
+                isinstance(got, torch.Tensor) and got.shape == wrong.shape and got.dtype == wrong.dtype
+                and bool(wrong.isnan().any())
+                and torch.allclose(got, wrong, rtol=spec.rtol, atol=spec.atol, equal_nan=True)):
+            return problem, hint
+    return problem, None
+
+
+register(
+    "repaint_jump",
+    forbidden=("sampling.inpaint", "diffusion.q_step"),
+    hints=("RePaint's jump back up the chain: the forward process's steps t+1, ..., t_up taken from x_t in one "
+           "draw, the law q(x_{t_up} | x_t)",
+           "RePaint (Lugmayr et al. 2022) sec. 4.2 takes them one at a time with DDPM eq. 2 (its eq. 1); compose "
+           "them as DDPM does from x_0 to get eq. 4 (notebook 01): a Gaussian step of a Gaussian is Gaussian, "
+           "means scale and variances add after scaling"),
+    cases=_jump_cases,
+    reference=_jump_reference,
+    checker=_jump_checker,
+    mistakes=_JUMP_MISTAKES,
+    rtol=1e-5, atol=1e-6)
+
+
+# -- (e) a measurement: when is the picture sharp, and how much of the code is still to come? --------------------
+GRAY = 127.5              # data in [-1, 1]: one gray level of [0, 255] is 1 / 127.5
+
+
+def four_pixel_measurement():
+    """The measurement of question 5: the exact model of 2x2 Gaussian images (4 pixels, neighbours correlated,
+    quantized to the 256 gray levels), six images, one noise per image, and the bound's terms from
+    :func:`minddim.bound.vlb_terms` (the exact model; its own draws).  Returns (model, x0, noise, terms); the solution
+    notebook builds the same with the same code.  Cached: the terms take T model evaluations."""
+    return _four_pixel_measurement()
+
+
+@functools.lru_cache(maxsize=1)
+def _four_pixel_measurement():
+    cov = 0.16 * torch.tensor([[1.0, 0.7, 0.7, 0.5], [0.7, 1.0, 0.5, 0.7], [0.7, 0.5, 1.0, 0.7],
+                               [0.5, 0.7, 0.7, 1.0]], dtype=torch.float64)
+    model = GaussianDenoiser(torch.zeros(4), cov, LONG)
+    g = torch.Generator().manual_seed(8)
+    x0 = model.sample_data(6, g, dtype=torch.float64).clamp(-1, 1)
+    x0 = ((x0 + 1) * GRAY).round() / GRAY - 1                        # on the 256 gray levels
+    noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    terms = bound.vlb_terms(model, x0, LONG, generator=g)             # (6, T + 1) nats
+    return model, x0, noise, terms
+
+
+class _Detour:
+    """The exact model with a detour: for t in [low, high] its x0_hat is off by ``shift`` (model units) in every
+    pixel, so the distortion goes up there and down again below (x0_hat stays sharp only from low - 1 on)."""
+
+    def __init__(self, model, schedule, low, high, shift):
+        self.model, self.schedule, self.low, self.high, self.shift = model, schedule, low, high, shift
+
+    def __call__(self, x_t, t):
+        eps = self.model(x_t, t)
+        ab = self.schedule.alpha_bars[t].to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
+        on = ((t >= self.low) & (t <= self.high)).to(x_t.dtype).reshape(ab.shape)
+        return eps - on * self.shift * (ab / (1 - ab)).sqrt()         # x0_hat + shift where on
+
+
+class _Images:
+    """The exact model of D-pixel vectors applied to images (B, 1, H, W) with H W = D."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x_t, t):
+        return self.model(x_t.flatten(1), t).reshape(x_t.shape)
+
+
+def _sharp_cases():
+    model, x0, noise, terms = four_pixel_measurement()
+    g = torch.Generator().manual_seed(2035)
+    small = Schedule.linear(10, 1e-3, 0.3)
+    model10 = GaussianDenoiser(torch.zeros(4), 0.16 * torch.eye(4, dtype=torch.float64), small)
+    x10 = model10.sample_data(4, g, dtype=torch.float64).clamp(-1, 1).reshape(4, 1, 2, 2).float()
+    rand_terms = lambda B, T: 0.1 + torch.rand(B, T + 1, generator=g, dtype=torch.float64)  # noqa: E731
+
+    def case(label, model, x0, noise, terms, schedule, level):
+        return Case(label, {"model": model, "x0": x0, "noise": noise, "terms": terms, "schedule": schedule,
+                            "level": level})
+    return [case("the exact model of 2x2 Gaussian images, 6 images, level = 6 gray levels", model, x0, noise, terms,
+                 LONG, 6.0),
+            case("the same images, level = 2 gray levels (the measurement)",
+                 model, x0, noise, terms, LONG, 2.0),
+            case("the same images, level = 1 gray level (some never get there: t* = 0)", model, x0, noise, terms,
+                 LONG, 1.0),
+            case("a model whose x0_hat is off by 12 gray levels at t = 3, 4 only, level = 6", _Detour(model, LONG, 3, 4,
+                 12 / GRAY), x0, noise, terms, LONG, 6.0),
+            case("image-shaped x0 (batch 4, 1x2x2), float32, a short schedule (T = 10), level = 20",
+                 _Images(model10), x10, torch.randn(x10.shape, generator=g), rand_terms(4, 10).float(), small, 20.0)]
+
+
+def _distortion(model, x0, noise, schedule, scale=GRAY, squared=False, pooled=False):
+    """(B, T) RMSE of x0_hat (DDPM eq. 15) against x0 at t = 1..T on the [0, 255] scale, x_t = sqrt(alpha-bar_t) x0 +
+    sqrt(1 - alpha-bar_t) noise (the same noise at every t); one batched model call over all t.  ``scale``,
+    ``squared`` (the mean square) and ``pooled`` (over the whole batch) make the listed mistakes."""
+    B, T = x0.shape[0], schedule.T
+    ab = schedule.alpha_bars[1:].to(x0.dtype).reshape(T, 1, *([1] * (x0.dim() - 1)))   # (T, 1, ...)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise                                    # (T, B, ...)
+    t = torch.arange(1, T + 1).repeat_interleave(B)
+    with torch.no_grad():
+        eps = model(x_t.flatten(0, 1), t).reshape(x_t.shape)
+    x0_hat = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    sq = ((x0_hat - x0) * scale).square().flatten(2)                                  # (T, B, pixels)
+    msd = sq.mean((1, 2))[:, None].expand(T, B) if pooled else sq.mean(2)
+    return (msd if squared else msd.sqrt()).T                                           # (B, T)
+
+
+def _sharp_with(stays=True, from_top=True, sent=False, include_t=False, off=0, **kw):
+    def f(model, x0, noise, terms, schedule, level):
+        D = _distortion(model, x0, noise, schedule, **kw)                               # (B, T): column t - 1 is t
+        below = D < level
+        T = schedule.T
+        if not from_top:                        # the smallest t >= 1 under the level
+            t_star = torch.where(below.any(1), below.int().argmax(1) + 1, torch.zeros_like(below[:, 0], dtype=torch.long))
+        elif stays:                             # the largest t with every s <= t under the level
+            t_star = below.int().cumprod(1).sum(1)
+        else:                                   # the largest t under the level (the first one met coming down)
+            t_star = torch.where(below.any(1), T - below.flip(1).int().argmax(1), torch.zeros_like(below[:, 0], dtype=torch.long))
+        t_star = (t_star + off).clamp(0, T).long()
+        total = terms.sum(-1)
+        k = torch.arange(T + 1)
+        left = (terms * (k[None, :] < (t_star[:, None] + (1 if include_t else 0)))).sum(-1)
+        share = 1 - left / total if sent else left / total
+        return t_star, share.to(terms.dtype)
+    return f
+
+
+def _sharp_reference(model, x0, noise, terms, schedule, level):
+    """(t*, share) per image: t* the largest t such that the RMSE of x0_hat at every s = 1..t is under ``level`` gray
+    levels (0 if it is not at t = 1), and share = (L_0 + ... + L_{t*-1}) / (L_0 + ... + L_T) = 1 - R(t*) / R(0),
+    what is still to send once x_{t*} is decoded."""
+    D = _distortion(model, x0, noise, schedule)                                         # (B, T)
+    t_star = (D < level).long().cumprod(1).sum(1)                                       # the run from t = 1 up
+    rate = bound.progressive_rate(terms)
+    return t_star, (1 - rate.gather(-1, t_star[:, None])[:, 0] / rate[:, 0]).to(terms.dtype)
+
+
+register(
+    "bits_left_when_sharp",
+    forbidden=("bound.progressive_distortion",),
+    hints=("decoding runs from x_T down to x_0; the receiver's picture x0_hat is 'sharp' from the first moment it "
+           "comes within the level and stays there; what is still to come then is the part of the bound not yet "
+           "received",
+           "notebook 08, section 1 (the rate R(t) and the distortion, and the table of when the picture is within 2 "
+           "gray levels); DDPM sec. 4.3 and eq. 15 for x0_hat; your progressive_rate of question 2"),
+    cases=_sharp_cases,
+    reference=_sharp_reference,
+    mistakes={
+        "that is the share already sent, R(t*) / R(0); the question asks for what is still to come: 1 minus it":
+            _sharp_with(sent=True),
+        "off by one: once x_{t*} is decoded the receiver holds L_T, ..., L_{t*} (R(t*)); what is still to come is "
+        "L_{t*-1}, ..., L_0, without L_{t*}":
+            _sharp_with(include_t=True),
+        "decoding runs from t = T down to 0: the earliest point of the decoding is the largest t, not the smallest":
+            _sharp_with(from_top=False),
+        "the picture must stay within the level from t* down to t = 1; you took the first t under the level coming "
+        "down, though it goes above it again later":
+            _sharp_with(stays=False),
+        "off by one: t* is the last t (coming down) from which every distortion is under the level, not the t "
+        "before it":
+            _sharp_with(off=1),
+        "units: data in [-1, 1] spans the 256 gray levels [0, 255], so one gray level is 1 / 127.5 in model units: "
+        "multiply the RMSE by 127.5, not 255":
+            _sharp_with(scale=255.0),
+        "units: the RMSE is in model units ([-1, 1]); convert it to gray levels of [0, 255] (times 127.5) before "
+        "comparing with the level":
+            _sharp_with(scale=1.0),
+        "that is the mean squared error; the distortion is its square root (RMSE)":
+            _sharp_with(squared=True),
+        "each image has its own t* and share: the RMSE of one image (over its pixels), not over the whole batch":
+            _sharp_with(pooled=True),
+    },
     rtol=1e-4, atol=1e-6)
