@@ -36,8 +36,8 @@ def test_the_questions_are_registered_with_the_solution_notebooks_points():
     from pathlib import Path
 
     sol = Path(__file__).resolve().parents[1] / "solutions" / "09_guidance.py"
-    assert grading.questions(sol) == [("cfg_eps", 1), ("classifier_guided_eps", 2), ("log_class_posterior", 2),
-                                      ("cfg_tilted_gaussian", 2)]
+    assert grading.questions(sol) == [("cfg_eps", 1), ("classifier_guided_eps", 1), ("log_class_posterior", 1),
+                                      ("cfg_tilted_gaussian", 3)]
     assert all(name in grading.CHECKS for name in QUESTIONS)
 
 

@@ -228,8 +228,8 @@ register(
     forbidden=("analytic.GaussianMixtureDenoiser.log_class_posterior",),
     hints=("the exact noise-aware classifier: how responsible each class's noised Gaussian is for x_t, by "
            "Bayes' rule over the classes",
-           "notebook 09 (the class posterior p(y | x_t) against t); q(x_t | x_0) of DDPM eq. 4 applied to each "
-           "component"),
+           "notebook 09, section 1 (Bayes' rule for p(y | x_t)); notebook 06, section 2 (each component noised by "
+           "q(x_t | x_0) of DDPM eq. 4, and the responsibilities r_k(x_t))"),
     cases=_posterior_cases,
     reference=_posterior_reference,
     mistakes={
