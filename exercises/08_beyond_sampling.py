@@ -18,10 +18,13 @@
 #
 # Implement three pieces of notebook `08_beyond_sampling`: the replacement step that turns an unconditional
 # model into an inpainter, the rate of DDPM's progressive code from the terms of the bound, and one full step of
-# inpainting (DDIM's step, then the replacement).
+# inpainting (DDIM's step, then the replacement). Then two that no cell of the notebook writes down: RePaint's jump
+# back up the chain, which `md.inpaint` takes but the notebook never derives (a derivation), and when the progressive
+# code's picture is sharp on a small exact model, with the share of the code still to come then (a measurement).
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with $\bar\alpha_0 = 1$), and DDIM's
-# $\alpha_t$ is DDPM's $\bar\alpha_t$. `t` and `t_prev` are integer tensors of shape `(batch,)` with
-# $0 \le t_\text{prev} < t$.
+# $\alpha_t$ is DDPM's $\bar\alpha_t$. `t`, `t_prev` and `t_up` are integer tensors of shape `(batch,)`.
+# Do not call the minddim function of the same name (or a package function that computes the same thing): the
+# check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -36,7 +39,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `replace_known` 2, `progressive_rate` 2, `inpaint_step` 1.
+# Points: `replace_known` 1, `progressive_rate` 1, `inpaint_step` 1, `repaint_jump` 2, `bits_left_when_sharp` 3.
 
 # %%
 import torch
@@ -50,18 +53,19 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 # **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 4; Song et al. 2021,
 # app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
 # ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
-# reached $x'_{t_\text{prev}}$ (`x_prev`); use the given standard normal `noise` for the draw the step needs.
+# reached $x'_{t_\text{prev}}$ (`x_prev`), $0 \le t_\text{prev} < t$; apply the replacement step to it. Use the given
+# standard normal `noise` for the draw the step needs.
 # `mask` is a bool or 0/1 tensor that broadcasts against `x0` (one `(1, 1, 28, 28)` mask may serve a whole batch of
 # images): `torch.where(mask.bool(), a, b)` handles both. Return a tensor shaped like `x0`, in its dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "replace_known", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def replace_known(x_prev, x0, mask, t, t_prev, schedule, noise):
-    """x_{t_prev} after the replacement: x_prev where mask is 0, the known pixels brought to time t_prev where it is 1."""
+    """x_prev after the replacement step of inpainting: the unknown pixels (mask 0) kept, the known ones (mask 1) replaced."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_replace_known", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_replace_known", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("replace_known", replace_known)
 
 # %% [markdown]
@@ -79,14 +83,14 @@ def progressive_rate(terms):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_progressive_rate", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_progressive_rate", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("progressive_rate", progressive_rate)
 
 # %% [markdown]
-# **3.** One step of inpainting with an unconditional eps-model from $t$ to $t_\text{prev}$ (notebook
-# `08_beyond_sampling`, section 4): the model's noise estimate on the whole of $x_t$, DDIM's step (DDIM
-# eq. 12; `md.ddim_step(x_t, eps, t, t_prev, schedule, eta, noise)[0]`, your `ddim_step` of exercise 04) with `eta`
-# and the step's standard normal `noise`, and your `replace_known` with its own standard normal draw `noise_known`.
+# **3.** One step of inpainting with an unconditional eps-model `model(x_t, t)` from $t$ to $t_\text{prev}$
+# ($0 \le t_\text{prev} < t$), as `md.inpaint` takes it (notebook `08_beyond_sampling`, section 4): DDIM's step
+# (eq. 12, with `eta` and the standard normal `noise` for the step's draw; `md.ddim_step` and your exercise-04 answer
+# are allowed), then the replacement step of question 1, whose draw uses the standard normal `noise_known`.
 #
 # `md.inpaint` repeats this step from $\tau_S$ down to 0 (with $\eta = 1$ over all $T$ steps it is DDPM's sampler
 # with replacement); RePaint (Lugmayr et al. 2022) also walks back up with the forward process now and then, so
@@ -101,3 +105,69 @@ def inpaint_step(model, x_t, x0, mask, t, t_prev, schedule, eta, noise, noise_kn
 
 # %% nbgrader={"grade": true, "grade_id": "check_inpaint_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("inpaint_step", inpaint_step)
+
+# %% [markdown]
+# **4.** RePaint's jump back up (a derivation: no cell of notebook `08_beyond_sampling` writes it down). To resample,
+# RePaint (Lugmayr et al. 2022, sec. 4.2) takes $x_t$ back up to a later time $t_\text{up} > t$ with the forward
+# process, one step of DDPM eq. 2 (its eq. 1) at a time, $j = t_\text{up} - t$ of them, and then walks down again;
+# `md.inpaint` jumps the $j$ steps in one draw, between two times of the sampler's subsequence. Derive the law
+# $q(x_{t_\text{up}} \mid x_t)$ of the forward process (compose its steps as DDPM composes the steps from $x_0$ into
+# eq. 4, notebook `01_forward_process`) and return one draw of it from `x_t`, with the given standard normal `noise`
+# (shaped like `x_t`): a tensor shaped like `x_t`, in its dtype. Each row has its own $0 \le t < t_\text{up} \le T$.
+
+# %% nbgrader={"grade": false, "grade_id": "repaint_jump", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def repaint_jump(x_t, t, t_up, schedule, noise):
+    """A draw of x_{t_up} ~ q(x_{t_up} | x_t), the forward process from time t up to time t_up."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_repaint_jump", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("repaint_jump", repaint_jump)
+
+# %% [markdown]
+# **5.** When is the receiver's picture sharp, and how much of the code is still to come then? (A measurement.
+# Notebook `08_beyond_sampling`, section 1, measures it for MNIST digits and a trained U-Net; here you measure it
+# for an exact model.) In DDPM's progressive code (sec. 4.3) the receiver decodes $x_T, x_{T-1}, \dots, x_0$; holding
+# $x_t$ it shows $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t))/\sqrt{\bar\alpha_t}$ (DDPM
+# eq. 15, unclipped). For each image of `x0` (batch first, any shape; pixels in $[-1, 1]$), take
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ with the given `noise` as $\epsilon$ (the same at
+# every $t$), and measure the distortion $D(t)$, the RMSE of $\hat x_0$ against $x_0$ over the image's pixels in gray
+# levels of $[0, 255]$, for $t = 1, \dots, T$. Return `(t_star, share)`, both of shape `(batch,)`:
+#
+# - `t_star` (`torch.long`): the earliest point $t^*$ of the decoding from which $\hat x_0$ stays within `level`
+#   gray levels ($D < $ `level`) down to $t = 1$; 0 if it is not within the level even at $t = 1$;
+# - `share` (in the dtype of `terms`): the fraction of the image's codelength, the bound, still to be sent once
+#   $x_{t^*}$ is decoded. `terms` holds the bound's terms $L_0, \dots, L_T$ of each image, shape `(batch, T + 1)`,
+#   as `md.vlb_terms` returns them.
+#
+# `model(x_t, t)` takes a batch of any size with one time per row, so all $T$ times can go in one call. Your
+# `progressive_rate` of question 2 (or `md.progressive_rate`) is allowed; `md.progressive_distortion` is not (it
+# averages over the batch and draws its own noise).
+#
+# The cell below builds the first cases of the check: the exact model (`md.GaussianDenoiser`) of 2x2 Gaussian images
+# (4 pixels, neighbours correlated, quantized to the 256 gray levels), six images, their noise and their terms. Once
+# your function passes, run it on them with `level = 2.0` and answer: from which $t$ is this model's picture within
+# two gray levels, and what share of its code is still to come then? On MNIST (notebook 08) the picture was sharp from
+# $t = 10$ (median) with 75.8% of the code to come: is this model's picture sharp earlier or later in the decoding,
+# and is more or less of its code still to come?
+
+# %%
+cov4 = 0.16 * torch.tensor([[1.0, 0.7, 0.7, 0.5], [0.7, 1.0, 0.5, 0.7], [0.7, 0.5, 1.0, 0.7],
+                            [0.5, 0.7, 0.7, 1.0]], dtype=torch.float64)
+gauss4 = md.GaussianDenoiser(torch.zeros(4), cov4, schedule)       # the exact eps-model of N(0, cov4)
+g4 = torch.Generator().manual_seed(8)
+x4 = gauss4.sample_data(6, g4, dtype=torch.float64).clamp(-1, 1)
+x4 = ((x4 + 1) * 127.5).round() / 127.5 - 1                        # six 2x2 images (rows of 4 pixels), on the gray levels
+noise4 = torch.randn(x4.shape, generator=g4, dtype=torch.float64)
+terms4 = md.vlb_terms(gauss4, x4, schedule, generator=g4)            # (6, T + 1) nats: column k is L_k
+
+# %% nbgrader={"grade": false, "grade_id": "bits_left_when_sharp", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bits_left_when_sharp(model, x0, noise, terms, schedule, level):
+    """(t_star, share) per image: from when x0_hat is within `level` gray levels, and the share of the code still to come then."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_bits_left_when_sharp", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("bits_left_when_sharp", bits_left_when_sharp)

@@ -32,8 +32,8 @@
 # **Time:** about 45 min to solve (estimate); every check runs in well under a second.
 #
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with $\bar\alpha_0 = 1$), and `t` is an
-# integer tensor of shape `(batch,)`. Do not call the `minddim` function that computes the same quantity
-# (`md.classifier_free`, `md.classifier_guidance`, `GaussianMixtureDenoiser.log_class_posterior`).
+# integer tensor of shape `(batch,)`. Do not call the minddim function of the same name (or a package function that
+# computes the same thing): the check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -48,7 +48,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `cfg_eps` 1, `classifier_guided_eps` 2, `log_class_posterior` 2, `cfg_tilted_gaussian` 2.
+# Points: `cfg_eps` 1, `classifier_guided_eps` 1, `log_class_posterior` 1, `cfg_tilted_gaussian` 3.
 
 # %%
 import torch
@@ -62,16 +62,15 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.alpha_bars[t] is 
 # **1.** Classifier-free guidance (Ho & Salimans 2022, sec. 3.2, eq. 6; notebook `09_guidance`). One network
 # predicts the noise both with the class, $\epsilon_\theta(x_t, t, y)$ (`eps_cond`), and without it, with the null
 # label, $\epsilon_\theta(x_t, t, \varnothing)$ (`eps_uncond`). Return the guided prediction
-# $\tilde\epsilon(x_t, t)$ at guidance weight `w` (a Python number): $w = 0$ must give the conditional prediction,
-# $w = -1$ the unconditional one, $w > 0$ guides. Mind the convention: diffusers' pipelines take a
-# `guidance_scale` $s$ which is $1 + w$ here.
+# $\tilde\epsilon(x_t, t)$ at Ho & Salimans' guidance weight `w` (a Python number), as notebook `09_guidance`,
+# section 3, writes it.
 #
 # `md.classifier_free(model, y, w)` wraps this combination around a class-conditional model, evaluating both
 # predictions in one batched call, and returns an eps-model `(x_t, t)` for any sampler.
 
 # %% nbgrader={"grade": false, "grade_id": "cfg_eps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def cfg_eps(eps_cond, eps_uncond, w):
-    """eps_tilde = the classifier-free guided noise prediction at weight w (Ho & Salimans' w, not diffusers' scale)."""
+    """eps_tilde = the classifier-free guided noise prediction at Ho & Salimans' weight w."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -83,10 +82,9 @@ grading.check("cfg_eps", cfg_eps)
 # **2.** Classifier guidance (Dhariwal & Nichol 2021, sec. 4.2, eq. 14, with their gradient scale $s$ of
 # sec. 4.3; notebook `09_guidance`). An unconditional model predicts `eps` $= \epsilon_\theta(x_t, t)$; a
 # noise-aware classifier gives `grad_log_p` $= \nabla_{x_t} \log p_\phi(y \mid x_t)$. Return the guided noise
-# prediction $\hat\epsilon(x_t, t)$ for the scale `scale` $= s$, the prediction whose score
-# ($-\hat\epsilon / \sqrt{1 - \bar\alpha_t}$, exercise 06) is the model's score plus $s$ times the classifier's
-# gradient. Shapes as in exercise 01: reshape per-sample coefficients to broadcast over `eps`; return a tensor shaped
-# like `eps`, in its dtype.
+# prediction $\hat\epsilon(x_t, t)$ for the scale `scale` $= s$ (notebook `09_guidance`, section 2). Shapes as in
+# exercise 01: reshape per-sample coefficients to broadcast over `eps`; return a tensor shaped like `eps`, in its
+# dtype.
 
 # %% nbgrader={"grade": false, "grade_id": "classifier_guided_eps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def classifier_guided_eps(eps, grad_log_p, t, schedule, scale):
@@ -95,7 +93,7 @@ def classifier_guided_eps(eps, grad_log_p, t, schedule, scale):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_classifier_guided_eps", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_classifier_guided_eps", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("classifier_guided_eps", classifier_guided_eps)
 
 # %% [markdown]
@@ -117,7 +115,7 @@ def log_class_posterior(x_t, t, schedule, weights, means, covs):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_log_class_posterior", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_log_class_posterior", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("log_class_posterior", log_class_posterior)
 
 # %% [markdown]
@@ -145,5 +143,5 @@ def cfg_tilted_gaussian(mean_c, cov_c, mean_u, cov_u, w):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_cfg_tilted_gaussian", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_cfg_tilted_gaussian", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 grading.check("cfg_tilted_gaussian", cfg_tilted_gaussian)
