@@ -17,7 +17,9 @@
 # # Exercise 03 · The epsilon loss and ancestral sampling
 #
 # Implement the training loss, DDPM's training step, and one reverse step from notebook `03_epsilon_loss`.
-# Conventions as in exercise 01. A model is a callable `model(x_t, t) -> eps_hat`.
+# Conventions as in exercise 01. A model is a callable `model(x_t, t) -> eps_hat`. The last question asks for a
+# quantity that no cell of the notebook prints: derive it. Do not call the minddim function of the same name (or a
+# package function that computes the same thing): the check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -32,7 +34,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `epsilon_loss` 2, `training_step` 3, `p_mean` 1, `ancestral_step` 2.
+# Points: `epsilon_loss` 1, `training_step` 3, `p_mean` 1, `ancestral_step` 1, `eps_loss_floor` 3.
 
 # %%
 import math
@@ -45,8 +47,8 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** $L_\text{simple}$ for given `t` and `noise` (notebook 03, section 1; DDPM eq. 14): the mean over all
-# elements, a scalar tensor.
+# **1.** $L_\text{simple}$ for given `t` and `noise` (notebook 03, section 1; DDPM eq. 14), reduced to a scalar
+# tensor as the notebook's inline version reduces it.
 
 # %% nbgrader={"grade": false, "grade_id": "epsilon_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def epsilon_loss(model, x0, t, noise, schedule):
@@ -58,7 +60,7 @@ def epsilon_loss(model, x0, t, noise, schedule):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_epsilon_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_epsilon_loss", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("epsilon_loss", epsilon_loss)
 
 # %% [markdown]
@@ -108,8 +110,8 @@ def p_mean(x_t, eps, t, schedule):
 grading.check("p_mean", p_mean)
 
 # %% [markdown]
-# **4.** One ancestral step with $\sigma_t^2 = \tilde\beta_t$ (`schedule.beta_tildes[t]`) and the given `z`
-# (notebook 03, section 4; DDPM Algorithm 2).
+# **4.** One ancestral step with DDPM's $\sigma_t^2 = \tilde\beta_t$ (`schedule.beta_tildes`) and the given `z`
+# (notebook 03, section 4; DDPM Algorithm 2). You may use your `p_mean`.
 
 # %% nbgrader={"grade": false, "grade_id": "ancestral_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ancestral_step(x_t, eps, t, schedule, z):
@@ -120,5 +122,44 @@ def ancestral_step(x_t, eps, t, schedule, z):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_ancestral_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_ancestral_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("ancestral_step", ancestral_step)
+
+
+# %% [markdown]
+# **5.** The floor of section 2, in closed form. For Gaussian data $x_0 \sim \mathcal N(\mu, \Sigma)$ in $d$
+# dimensions, the exact model $\epsilon^*(x_t, t) = \mathbb E[\epsilon\mid x_t]$ (`md.GaussianDenoiser`) reaches the
+# smallest expected $L_\text{simple}$ at each $t$, and no network can go below it. Derive that floor, reduced over the
+# elements as your `epsilon_loss` reduces them, and return it for each entry of `t` (shape `(batch,)`, float64). It
+# depends on $\Sigma$ and $\bar\alpha_t$ only. No cell of the notebook prints it: the notebook measures the floor of the
+# eight-Gaussian mixture by Monte Carlo. The check compares with the exact value (relative tolerance $10^{-6}$), so a
+# Monte Carlo estimate will not pass; the cell after the check compares your formula with one.
+
+# %% nbgrader={"grade": false, "grade_id": "eps_loss_floor", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def eps_loss_floor(t, schedule, cov):
+    """The smallest expected L_simple at each t for data N(mu, cov); shape (batch,), float64."""
+    ### BEGIN SOLUTION
+    lam = torch.linalg.eigvalsh(cov.double())          # Cov(eps | x_t) is diagonal in cov's eigenvectors
+    ab = schedule.alpha_bars[t].double()[:, None]
+    return (ab * lam / (ab * lam + 1 - ab)).mean(-1)     # per eigenvalue 1 - (1 - ab) / (ab lam + 1 - ab)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_eps_loss_floor", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("eps_loss_floor", eps_loss_floor)
+
+# %% [markdown]
+# Your formula against a Monte Carlo estimate of $L_\text{simple}$ with the exact model, for `md.toy_mixture("gaussian")`
+# (eigenvalues 0.2 and 1.8), 100,000 draws per $t$ (standard error about 0.003 or less). Why is the floor near 1 at
+# $t = 1$ and near 0 at $t = T$?
+
+# %%
+_, means, covs = md.toy_mixture("gaussian")
+exact = md.GaussianDenoiser(means[0], covs[0], schedule)
+g = torch.Generator().manual_seed(0)
+for t_ in (1, 100, 300, 600, 1000):
+    x0 = exact.sample_data(100_000, g, dtype=torch.float64)
+    t_batch = torch.full((100_000,), t_)
+    mc = md.epsilon_loss(exact, x0, schedule, t=t_batch, noise=torch.randn(x0.shape, generator=g, dtype=torch.float64))
+    print(f"t = {t_:4d}: closed form {eps_loss_floor(torch.tensor([t_]), schedule, covs[0]).item():.3f}, "
+          f"Monte Carlo {mc.item():.3f}")

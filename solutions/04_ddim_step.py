@@ -16,10 +16,12 @@
 # %% [markdown]
 # # Exercise 04 · DDIM's sigma, step and sampler
 #
-# Implement the generalized step of notebook `04_non_markovian_forward` and answer three questions about it
-# with functions (checked on numbers, on several schedules). Remember: DDIM's $\alpha_t$ is
-# DDPM's $\bar\alpha_t$ (`schedule.alpha_bars`). `t` and `t_prev` are integer tensors of shape `(batch,)`
-# with $0 \le t_\text{prev} < t$.
+# Implement the generalized step of notebook `04_non_markovian_forward` and its sampler, and answer four questions
+# about them with functions (checked on numbers, on several schedules); the last asks for a quantity that no cell of
+# the notebooks prints: derive it. Remember: DDIM's $\alpha_t$ is DDPM's $\bar\alpha_t$ (`schedule.alpha_bars`). `t`
+# and `t_prev` are integer tensors of shape `(batch,)` with $0 \le t_\text{prev} < t$. Do not call the minddim
+# function of the same name (or a package function that computes the same thing): the check refuses such an answer,
+# with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -34,8 +36,8 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `ddim_sigma` 1, `ddim_step` 2, `ddim_sample` 2, `eta_one_variances` 1, `gamma_weight` 2,
-# `least_weighted_t` 1.
+# Points: `ddim_sigma` 1, `ddim_step` 1, `ddim_sample` 1, `eta_one_variances` 1, `gamma_weight` 1,
+# `least_weighted_t` 1, `ddim_output_variance` 3.
 
 # %%
 import math
@@ -48,9 +50,8 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** $\sigma(\eta)$ for the step $t \to t_\text{prev}$, from your own derivation (notebook 04, section 3; DDIM
-# eq. 16: $\eta = 1$ gives the posterior variance of the Markov chain that jumps $t \to t_\text{prev}$, DDPM's eq. 7
-# when $t_\text{prev} = t - 1$; $\eta = 0$ makes the step deterministic). One value per entry of `t`, float64 like the schedule.
+# **1.** $\sigma_t(\eta)$ for the step $t \to t_\text{prev}$ (notebook 04, section 3; DDIM eq. 16, read with
+# $t_\text{prev}$ in place of $t - 1$). One value per entry of `t`, float64 like the schedule.
 
 # %% nbgrader={"grade": false, "grade_id": "ddim_sigma", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ddim_sigma(schedule, t, t_prev, eta):
@@ -81,14 +82,14 @@ def ddim_step(x_t, eps, t, t_prev, schedule, eta, noise):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_ddim_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_ddim_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("ddim_step", ddim_step)
 
 # %% [markdown]
-# **3.** The sampler: walk $\tau_S \to \dots \to \tau_1 \to 0$ with your `ddim_step`. `timesteps` is the
-# increasing tensor $\tau_1 < \dots < \tau_S$. Call the model with `t` of shape `(batch,)`. For the noise,
-# draw `torch.randn(x.shape, generator=generator, dtype=x.dtype)` at every step, in that order (the
-# check compares with a seeded generator).
+# **3.** The sampler of notebook 05, section 1: from `x_T`, given at $\tau_S$, to $x_0$ with your `ddim_step` over
+# the subsequence `timesteps`, the increasing tensor $\tau_1 < \dots < \tau_S$. Call the model with `t` of shape
+# `(batch,)`. For the noise, draw `torch.randn(x.shape, generator=generator, dtype=x.dtype)` once per step, in the
+# order of the steps (the check compares with a seeded generator).
 
 # %% nbgrader={"grade": false, "grade_id": "ddim_sample", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ddim_sample(model, x_T, schedule, timesteps, eta, generator):
@@ -105,7 +106,7 @@ def ddim_sample(model, x_T, schedule, timesteps, eta, generator):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_ddim_sample", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_ddim_sample", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("ddim_sample", ddim_sample)
 
 # %% [markdown]
@@ -151,7 +152,7 @@ def gamma_weight(t, schedule, sigma):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_gamma_weight", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_gamma_weight", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("gamma_weight", gamma_weight)
 
 
@@ -175,3 +176,53 @@ def least_weighted_t(schedule):
 
 # %% nbgrader={"grade": true, "grade_id": "check_least_weighted_t", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("least_weighted_t", least_weighted_t)
+
+
+# %% [markdown]
+# **7.** How much of the data's spread does the sampler keep? Take 1-D data $x_0 \sim \mathcal N(m, \lambda)$ and the
+# exact model $\epsilon^*(x_t, t) = \mathbb E[\epsilon\mid x_t]$ (`md.GaussianDenoiser(torch.tensor([m]),
+# torch.tensor([[lam]]), schedule)`; notebook 05, Going further C: for Gaussian data it is affine in $x_t$). Run the
+# sampler of question 3 from $x_T \sim \mathcal N(0, 1)$, given at $\tau_S$, over `timesteps` with this `eta`.
+# Return the variance of its output $x_0$, exactly (a float): derive how one step of DDIM eq. 12 acts on the
+# variance, then follow it along the walk. It does not depend on $m$. No cell of the notebooks prints it; the check
+# compares with the exact value (relative tolerance $10^{-6}$), so a Monte Carlo estimate will not pass, but it is a
+# good test of your formula (your `ddim_sample` with 100,000 draws gives the variance to about 0.5%). You may use
+# your `ddim_sigma`.
+
+# %% nbgrader={"grade": false, "grade_id": "ddim_output_variance", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def ddim_output_variance(schedule, timesteps, eta, lam):
+    """Var[x_0] of the sampler with the exact model for data N(m, lam) in 1-D and x_T ~ N(0, 1); a float."""
+    ### BEGIN SOLUTION
+    walk = timesteps.tolist()[::-1] + [0]
+    var = 1.0                                               # x_T ~ N(0, 1), given at tau_S
+    for t, t_prev in zip(walk[:-1], walk[1:]):
+        ab, ab_prev = schedule.alpha_bars[t].item(), schedule.alpha_bars[t_prev].item()
+        s2 = ddim_sigma(schedule, torch.tensor([t]), torch.tensor([t_prev]), eta).item() ** 2
+        v = ab * lam + 1 - ab                               # Var[x_t] under the data
+        # E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) m) / v, so x0_hat = m + sqrt(ab) lam (x_t - sqrt(ab) m) / v and
+        # eq. 12 is x_prev = a x_t + const + sigma z, with z independent of x_t
+        a = (math.sqrt(ab_prev * ab) * lam + math.sqrt(max(1 - ab_prev - s2, 0.0) * (1 - ab))) / v
+        var = a**2 * var + s2
+    return var
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_ddim_output_variance", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("ddim_output_variance", ddim_output_variance)
+
+# %% [markdown]
+# The share of the data's variance $\lambda = 4$ that the sampler keeps, on the linear schedule with uniform steps.
+# The model is exact, so what is missing is the sampler's own error. Which $\eta$ keeps more at $S = 10$, and how
+# many steps does $\eta = 0$ need to keep 95%? Your `ddim_sample` with 100,000 draws stands beside the first row.
+
+# %%
+lam = 4.0
+rows = {f"S = {S}": [ddim_output_variance(schedule, md.timesteps(1000, S), eta, lam) / lam for eta in (0.0, 0.5, 1.0)]
+        for S in (10, 20, 50, 100, 1000)}
+print(md.table(rows, ["eta = 0", "eta = 0.5", "eta = 1"], digits=3, title="Var[x_0] / lambda, exact model, lambda = 4"))
+gauss = md.GaussianDenoiser(torch.tensor([1.0]), torch.tensor([[lam]]), schedule)
+g = torch.Generator().manual_seed(0)
+for eta in (0.0, 1.0):
+    x = ddim_sample(gauss, torch.randn(100_000, 1, generator=g, dtype=torch.float64), schedule, md.timesteps(1000, 10),
+                    eta, g)
+    print(f"S = 10, eta = {eta}: your sampler, 100,000 draws: {x.var().item() / lam:.3f} (standard error 0.003)")

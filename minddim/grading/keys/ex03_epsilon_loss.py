@@ -289,3 +289,71 @@ register(
     })
 
 
+
+
+# a derivation that no notebook cell prints: the floor of L_simple at time t for Gaussian data, from Sigma's eigenvalues
+def _floor_cases():
+    g = torch.Generator().manual_seed(2035)
+    a = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    cov3 = a @ a.T + 0.1 * torch.eye(3, dtype=torch.float64)
+    toy = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64)      # toy_mixture("gaussian"): eigenvalues 0.2, 1.8
+    from ...schedules import Schedule
+    cosine = Schedule.cosine(100)
+    return [Case("a correlated 2-D covariance (eigenvalues 0.2 and 1.8), random t",
+                 {"t": torch.randint(1, LONG.T + 1, (6,), generator=g), "schedule": LONG, "cov": toy}),
+            Case("a random 3-D covariance, t = 1, 10, 100, 300, 1000",
+                 {"t": torch.tensor([1, 10, 100, 300, 1000]), "schedule": LONG, "cov": cov3}),
+            Case("a short schedule (T = 10), every t, 3-D covariance",
+                 {"t": torch.arange(1, SHORT.T + 1), "schedule": SHORT, "cov": cov3}),
+            Case("a cosine schedule (T = 100), a diagonal covariance diag(4, 0.25)",
+                 {"t": torch.tensor([1, 25, 50, 99, 100]), "schedule": cosine,
+                  "cov": torch.diag(torch.tensor([4.0, 0.25], dtype=torch.float64))}),
+            Case("1-D data of variance 1 (then the floor is alpha-bar_t), batch 1",
+                 {"t": torch.tensor([400]), "schedule": LONG, "cov": torch.ones(1, 1, dtype=torch.float64)})]
+
+
+def eps_loss_floor(t, schedule, cov):
+    """The smallest E[L_simple] at time t (per element, as epsilon_loss reduces it) for x_0 ~ N(mu, cov): the exact
+    eps-model E[eps | x_t] leaves Cov(eps | x_t) = I - (1 - ab)(ab cov + (1 - ab) I)^{-1}, whose trace over d is
+    mean_i ab lambda_i / (ab lambda_i + 1 - ab) over cov's eigenvalues lambda_i; shape (batch,), float64."""
+    lam = torch.linalg.eigvalsh(cov.to(torch.float64))
+    ab = schedule.alpha_bars[t].to(torch.float64)[:, None]
+    return (ab * lam / (ab * lam + 1 - ab)).mean(-1)
+
+
+def _floor_with(kind="residual", values=lambda s: s.alpha_bars, shift=0, reduce="mean", spectrum="eig"):
+    def f(t, schedule, cov):
+        cov = cov.to(torch.float64)
+        lam = {"eig": torch.linalg.eigvalsh(cov), "diag": torch.diagonal(cov),
+               "max": torch.linalg.eigvalsh(cov)[-1:]}[spectrum]
+        ab = values(schedule)[t - shift].to(torch.float64)[:, None]
+        v = ab * lam + 1 - ab
+        per = {"residual": ab * lam / v, "explained": (1 - ab) / v, "x0": lam * (1 - ab) / v, "marginal": v}[kind]
+        return per.mean(-1) if reduce == "mean" else per.sum(-1)
+    return f
+
+
+register(
+    "eps_loss_floor",
+    hints=("the part of the noise in x_t that no function of x_t can recover: the posterior variance of eps given x_t, "
+           "averaged over the coordinates as L_simple averages them",
+           "notebook 03, section 2 (the floor no network can beat; the exact model is E[eps | x_t]); for Gaussian data "
+           "x_0 and x_t are jointly Gaussian (DDPM eq. 4), so Cov(eps | x_t) is a Schur complement; diagonalize cov"),
+    cases=_floor_cases,
+    reference=eps_loss_floor,
+    mistakes={
+        "L_simple averages over the d coordinates: divide the trace of Cov(eps | x_t) by d": _floor_with(reduce="sum"),
+        "that is what the best model explains, E||E[eps | x_t]||^2 / d; the floor is what it leaves, 1 minus that":
+            _floor_with(kind="explained"),
+        "that is the error of the best estimate of x_0, Cov(x_0 | x_t); eps's error is (1 - alpha-bar_t) / alpha-bar_t "
+        "times smaller": _floor_with(kind="x0"),
+        "that is the variance of x_t itself, alpha-bar_t lambda + 1 - alpha-bar_t, not what is left of eps once x_t is known":
+            _floor_with(kind="marginal"),
+        "the floor depends on cov's eigenvalues, not its diagonal (they agree only when cov is diagonal): rotate to "
+        "cov's eigenvectors first": _floor_with(spectrum="diag"),
+        "every eigenvalue contributes its own term: average over all of them, not only the largest":
+            _floor_with(spectrum="max"),
+        "x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps: use schedule.alpha_bars, not schedule.alphas":
+            _floor_with(values=lambda s: s.alphas),
+        "1-based time: alpha-bar_t is schedule.alpha_bars[t], not [t - 1]": _floor_with(shift=1),
+    }, rtol=1e-6, atol=1e-9)

@@ -6,6 +6,8 @@ hint (see :mod:`minddim.grading.spec`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ... import sampling
@@ -258,3 +260,77 @@ register(
     })
 
 
+
+
+# a derivation that no notebook cell prints: the variance of DDIM's samples with the exact model on 1-D Gaussian data
+def _variance_cases():
+    return [Case("eta = 0.5, uniform S = 10, data variance 4 (the linear schedule, T = 1000)",
+                 {"schedule": LONG, "timesteps": sampling.timesteps(1000, 10), "eta": 0.5, "lam": 4.0}),
+            Case("eta = 1, uniform S = 20, data variance 0.2",
+                 {"schedule": LONG, "timesteps": sampling.timesteps(1000, 20), "eta": 1.0, "lam": 0.2}),
+            Case("eta = 0, quadratic S = 7, data variance 1.8",
+                 {"schedule": LONG, "timesteps": sampling.timesteps(1000, 7, "quadratic"), "eta": 0.0, "lam": 1.8}),
+            Case("eta = 1, a short schedule (T = 10), timesteps 2, 5, 10, data variance 3",
+                 {"schedule": SHORT, "timesteps": torch.tensor([2, 5, 10]), "eta": 1.0, "lam": 3.0}),
+            Case("eta = 0.3, trailing S = 5 (ends at T), data variance 0.5",
+                 {"schedule": LONG, "timesteps": sampling.timesteps(1000, 5, "trailing"), "eta": 0.3, "lam": 0.5})]
+
+
+def ddim_output_variance(schedule, timesteps, eta, lam):
+    """Var[x_0] of DDIM's sampler (eq. 12 over tau, eta) with the exact model for 1-D data N(m, lam), x_T ~ N(0, 1)
+    fed in at tau_S.  The exact eps-model is affine, E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) m) / v_t with
+    v_t = ab lam + 1 - ab, so each step is x' = a x + (const) + sigma z with
+    a = (sqrt(ab' ab) lam + sqrt((1 - ab' - sigma^2)(1 - ab))) / v_t, and Var' = a^2 Var + sigma^2."""
+    walk = [int(s) for s in timesteps.tolist()[::-1]] + [0]
+    var = 1.0
+    for t, tp in zip(walk[:-1], walk[1:]):
+        ab, abp = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[tp])
+        s2 = float(sampling.ddim_sigma(schedule, torch.tensor([t]), torch.tensor([tp]), eta)[0]) ** 2
+        a = (math.sqrt(abp * ab) * lam + math.sqrt(max(1 - abp - s2, 0.0) * (1 - ab))) / (ab * lam + 1 - ab)
+        var = a * a * var + s2
+    return var
+
+
+def _variance_with(start="one", noise="var", direction_sigma=True, model_lam=True, last_step=True, square_a=True,
+                   from_T=False):
+    def f(schedule, timesteps, eta, lam):
+        walk = [int(s) for s in timesteps.tolist()[::-1]] + ([0] if last_step else [])
+        if from_T and walk[0] != schedule.T:
+            walk = [schedule.T] + walk
+        first = float(schedule.alpha_bars[walk[0]])
+        var = 1.0 if start == "one" else first * lam + 1 - first
+        m = lam if model_lam else 1.0
+        for t, tp in zip(walk[:-1], walk[1:]):
+            ab, abp = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[tp])
+            s2 = float(sampling.ddim_sigma(schedule, torch.tensor([t]), torch.tensor([tp]), eta)[0]) ** 2
+            d = max(1 - abp - (s2 if direction_sigma else 0.0), 0.0)
+            a = (math.sqrt(abp * ab) * m + math.sqrt(d * (1 - ab))) / (ab * m + 1 - ab)
+            var = (a * a if square_a else a) * var + {"var": s2, "std": math.sqrt(s2), "none": 0.0}[noise]
+        return var
+    return f
+
+
+register(
+    "ddim_output_variance",
+    forbidden=("sampling.sample", "sampling.ddim", "sampling.ddpm", "sampling.ddim_step", "sampling.ddim_sigma"),
+    hints=("the exact model is the best any network can do, so what this variance misses of lam is the sampler's own "
+           "error at S steps and this eta: every step is affine in x_t plus independent noise",
+           "notebook 04, section 3 (DDIM eq. 12 and eta) with the exact model of notebook 05, Going further C (Gaussian "
+           "data: E[eps | x_t] is affine in x_t); the variance of a x + sigma z with z independent of x"),
+    cases=_variance_cases,
+    reference=ddim_output_variance,
+    mistakes={
+        "the sampler starts from x_T ~ N(0, 1), as the sampler draws it: start from variance 1, not from the data's "
+        "marginal alpha-bar lam + 1 - alpha-bar": _variance_with(start="marginal"),
+        "the fresh noise sigma z is independent of x: it adds sigma^2 to the variance at every step with eta > 0":
+            _variance_with(noise="none"),
+        "sigma is a standard deviation: the noise adds its square, sigma^2, to the variance": _variance_with(noise="std"),
+        "DDIM eq. 12's direction term is sqrt(1 - alpha-bar_prev - sigma^2) eps: you left out sigma^2":
+            _variance_with(direction_sigma=False),
+        "the exact model for data of variance lam: E[eps | x_t] = sqrt(1 - alpha-bar) x_t / (alpha-bar lam + 1 - alpha-bar), "
+        "not the one for unit variance": _variance_with(model_lam=False),
+        "the last step goes from tau_1 to 0 (x_0); your walk stops at x_{tau_1}": _variance_with(last_step=False),
+        "a step multiplies x by a, so it multiplies the variance by a^2": _variance_with(square_a=False),
+        "x_T is fed in at tau_S, the largest entry of timesteps (as the sampler does): there is no extra step from T":
+            _variance_with(from_T=True),
+    }, rtol=1e-6, atol=1e-10)
