@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py"))
 
 
-def test_there_are_eight_solution_notebooks_with_2_to_7_graded_questions():
-    assert len(SOLUTIONS) == 8
+def test_there_are_nine_solution_notebooks_with_2_to_7_graded_questions():
+    assert len(SOLUTIONS) == 9
     for sol in SOLUTIONS:
         qs = grading.questions(sol)
         assert 2 <= len(qs) <= 7, sol.name

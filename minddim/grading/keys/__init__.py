@@ -5,4 +5,4 @@ and edge cases), the package's reference and the mistakes learners really make, 
 """
 
 from . import (ex01_forward_process, ex02_posterior_and_bound, ex03_epsilon_loss, ex04_ddim_step,  # noqa: F401
-               ex05_subsequences_and_encoding, ex06_scores_and_ode, ex08_beyond_sampling, ex09_guidance)
+               ex05_subsequences_and_encoding, ex06_scores_and_ode, ex07_mnist, ex08_beyond_sampling, ex09_guidance)
