@@ -563,4 +563,6 @@ for row, k in enumerate(examples):
 # %% [markdown]
 # **Next:** notebook 08 · what a trained DDPM does besides sampling: the variational bound of these digits as a
 # codelength (progressive lossy compression), samples that share $x_t$, interpolation through $q$, and inpainting,
-# all with this notebook's shipped U-Net. There is no exercise for this notebook yet.
+# all with this notebook's shipped U-Net. The exercise `exercises/07_mnist.ipynb` asks you to implement the U-Net's
+# time embedding and the Fréchet distance between two Gaussians, and to derive the FID of a perfect model on finite
+# samples.
