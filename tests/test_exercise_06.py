@@ -80,7 +80,7 @@ def test_the_errors_are_those_of_the_package_heun_sampler_against_a_numerical_re
         numerical.append((rms(traj.xs[k], ref_mid), rms(traj.x0, ref_0)))
         assert e_mid == pytest.approx(numerical[-1][0], rel=1e-6) and e_0 == pytest.approx(numerical[-1][1], rel=1e-6)
     slopes = [np.polyfit(np.log(Ss), np.log(np.array(numerical)[:, j]), 1)[0] for j in (0, 1)]
-    ours = key._orders_with()(key._heun_as_step, GAUSS, x_T, SCHEDULE, Ss, t_mid)
+    ours = key._ode_orders(key._heun_as_step, GAUSS, x_T, SCHEDULE, Ss, t_mid)
     assert max(abs(a - b) for a, b in zip(slopes, ours)) < 1e-4
 
 
@@ -88,7 +88,7 @@ def test_the_errors_are_those_of_the_package_heun_sampler_against_a_numerical_re
 def test_the_prompt_claims_heun_near_minus_two_to_t_mid_euler_near_minus_one_heun_to_0_neither(seed):
     """The prompt's setting: 40 points, t_mid = 100, S = 10, 20, 50, 100, on the prompt's Gaussian model."""
     x_T = torch.randn(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    measure = key._orders_with()
+    measure = key._ode_orders
     heun_mid, heun_0 = measure(key._heun_as_step, GAUSS, x_T, SCHEDULE, (10, 20, 50, 100), 100)
     euler_mid, euler_0 = measure(key._euler_as_step, GAUSS, x_T, SCHEDULE, (10, 20, 50, 100), 100)
     assert abs(heun_mid + 2) < 0.15

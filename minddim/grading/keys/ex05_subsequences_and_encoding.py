@@ -118,6 +118,13 @@ def _latent_with(values_fn=lambda s: s.alpha_bars, about_mean=True, spread=True,
     return f
 
 
+def _exact_latent(x0, t, mean, var, schedule):
+    """The reference: per coordinate, the increasing affine map from N(m, v) onto q(x_t) = N(sqrt(ab) m, ab v + 1 - ab)
+    (the tests check it against md.gaussian_flow_map and a numerical solution of eq. 14)."""
+    ab = _per(schedule.alpha_bars, t, x0)
+    return ab.sqrt() * mean + (x0 - mean) * ((ab * var + 1 - ab) / var).sqrt()
+
+
 register(
     "exact_latent",
     forbidden=("score.gaussian_flow_map", "score.pf_ode_solve", "sampling.encode"),
@@ -126,7 +133,7 @@ register(
            "notebook 05, section 3 (Encoding); DDIM sec. 4.3 and Proposition 1: the ODE keeps the marginals q(x_t), "
            "the exact model of Gaussian data is affine in x_t, and in one dimension a flow cannot reorder points"),
     cases=_latent_cases,
-    reference=_latent_with(),
+    reference=_exact_latent,
     mistakes={
         "that is the mean of q(x_t | x_0): the ODE has no noise, but its latent also carries the spread the noise "
         "adds to q(x_t)": _latent_with(spread=False),

@@ -216,6 +216,14 @@ def _variance_with(drift=0.5, noise_var=lambda d: d, square=True, decay_power=2,
     return f
 
 
+def _langevin_variance(lam, step_size, k, v0):
+    """The reference: v_k = a^2 v_(k-1) + delta with a = 1 - delta / (2 lam), solved (tests: Monte Carlo, and the
+    package's stationary covariance as k grows)."""
+    a2 = (1 - step_size / (2 * lam)) ** 2
+    v_inf = step_size / (1 - a2)
+    return v_inf + a2 ** k * (v0 - v_inf)
+
+
 register(
     "langevin_variance",
     hints=("the variance of x_k for the Langevin chain of question 2 on N(0, lambda): a recursion v_k = f(v_{k-1}) "
@@ -223,7 +231,7 @@ register(
            "notebook 06, section 4 and Going further B and E (where the chain ends, k -> infinity); "
            "Song & Ermon 2019, eq. 4"),
     cases=_variance_cases,
-    reference=_variance_with(),
+    reference=_langevin_variance,
     mistakes={
         "that ignores the step-size bias: the chain's variance does not tend to lambda at a fixed step size; solve "
         "v = (1 - delta / (2 lambda))^2 v + delta": _variance_with(limit=lambda lam, d: lam),
@@ -311,6 +319,13 @@ def _orders_with(against=lambda S: S, swap_axes=False, swap_outputs=False, **kw)
     return f
 
 
+def _ode_orders(step, model, x_T, schedule, Ss, t_mid):
+    """The reference: least-squares slopes of log(RMS error) against log(S), at t_mid and at 0."""
+    import numpy as np
+    errors = np.array(_order_errors(step, model, x_T, schedule, Ss, t_mid))
+    return tuple(float(np.polyfit(np.log(Ss), np.log(errors[:, j]), 1)[0]) for j in (0, 1))
+
+
 register(
     "ode_orders",
     forbidden=("sampling.heun", "sampling.sample", "sampling.ddim", "score.pf_ode_solve"),
@@ -319,7 +334,7 @@ register(
            "notebook 06, section 6 (The order of the samplers), which measures it on another model, grid variable "
            "and reference; the exact solution for Gaussian data: Going further E (md.gaussian_flow_map)"),
     cases=_order_cases,
-    reference=_orders_with(),
+    reference=_ode_orders,
     mistakes={
         "the slope is against S, the number of steps, not against the number of model evaluations":
             _orders_with(against=lambda S: 2 * S - 1),
