@@ -16,7 +16,10 @@
 # %% [markdown]
 # # Exercise 05 · Subsequences, interpolation and encoding
 #
-# Implement three tools of notebook `05_fast_sampling`.
+# Implement three tools of notebook `05_fast_sampling`, then derive where the encoder goes as the number of steps
+# grows. Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$, and DDIM's $\alpha_t$ is DDPM's
+# $\bar\alpha_t$. Do not call the minddim function of the same name (or a package function that computes the same
+# thing): the check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -31,7 +34,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `uniform_timesteps` 1, `slerp` 2, `encode` 2.
+# Points: `uniform_timesteps` 1, `slerp` 1, `encode` 2, `exact_latent` 3.
 
 # %%
 import math
@@ -44,10 +47,8 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The uniform subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with exactly $S$ entries (notebook 05,
-# section 1; DDIM app. D.2, its "linear" choice, on sec. 4.2's subsequences; its official code's
-# `range(0, T, T // S)`, shifted to 1-based time, gives it when $S$ divides $T$ and has more than $S$ entries
-# otherwise), a Python list of ints, also when $S$ does not divide $T$.
+# **1.** The package's `"uniform"` subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ (notebook 05, section 1; DDIM
+# app. D.2, its "linear" choice, on sec. 4.2's subsequences), as a Python list of ints, for any $1 \le S \le T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def uniform_timesteps(T, S):
@@ -70,7 +71,7 @@ def slerp(z0, z1, w):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_slerp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_slerp", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("slerp", slerp)
 
 # %% [markdown]
@@ -87,3 +88,23 @@ def encode(model, x0, schedule, timesteps):
 
 # %% nbgrader={"grade": true, "grade_id": "check_encode", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("encode", encode)
+
+
+# %% [markdown]
+# **4.** Where does your `encode` go as $S$ grows? Take data with independent coordinates,
+# $x_0 \sim \mathcal N(m, \operatorname{diag}(v))$, and its exact model (the Bayes-optimal $\mathbb E[\epsilon \mid x_t]$,
+# `md.GaussianDenoiser`, no training error). As $S \to \infty$ the deterministic encoder solves DDIM's ODE (eq. 14)
+# from $0$ up to $t$ (DDIM sec. 4.3). Derive the point $x_t$ that this ODE carries a data point $x_0$ to, in closed
+# form, and return it for every row of `x0` (shape `(batch, d)`; `mean` and `var` have shape `(d,)`; `t` has shape
+# `(batch,)`, $0 \le t \le T$). No ODE solver and no loop over time: a formula. (Compare it with your `encode` on
+# `md.GaussianDenoiser(mean, torch.diag(var), schedule)` for growing $S$, at $t = \tau_S$: how fast do they meet?)
+
+# %% nbgrader={"grade": false, "grade_id": "exact_latent", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def exact_latent(x0, t, mean, var, schedule):
+    """x_t reached from x_0 by DDIM's ODE with the exact model of N(mean, diag(var)) data, in DDPM's variables."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_exact_latent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("exact_latent", exact_latent)

@@ -18,9 +18,12 @@
 #
 # Implement four pieces of notebook `06_scores_and_langevin`: the score of an eps-model, one step of
 # Langevin dynamics, DDIM's deterministic step written as Euler's method on the ODE of DDIM eq. 14, and
-# Heun's second-order step on the same ODE.
+# Heun's second-order step on the same ODE; then derive how a Langevin chain's variance evolves, and measure the
+# order of the two ODE steps.
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$, and DDIM's $\alpha_t$ is DDPM's
 # $\bar\alpha_t$. `t` and `t_prev` are integer tensors of shape `(batch,)` with $0 \le t_\text{prev} < t$.
+# Do not call the minddim function of the same name (or a package function that computes the same thing): the
+# check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -35,11 +38,13 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `score_from_eps` 1, `langevin_step` 1, `euler_step` 2, `heun_step` 2.
+# Points: `score_from_eps` 1, `langevin_step` 1, `euler_step` 1, `heun_step` 2, `langevin_variance` 2,
+# `ode_orders` 3.
 
 # %%
 import math
 
+import numpy as np
 import torch
 
 import minddim as md
@@ -100,15 +105,13 @@ def euler_step(x_t, eps, t, t_prev, schedule):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_euler_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_euler_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("euler_step", euler_step)
 
 # %% [markdown]
 # **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1; notebook
 # `06_scores_and_langevin`, section 6), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
-# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). Over $S$ steps its error at an intermediate time
-# falls about like $1/S^2$ where Euler's falls like $1/S$ (notebook 06 measures both slopes, and a shallower one for
-# the whole walk to $t = 0$). (`md.heun` samples this way; it keeps the last step,
+# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). (`md.heun` samples this way; it keeps the last step,
 # to $t = 0$ where a network is not defined, an Euler step.)
 
 # %% nbgrader={"grade": false, "grade_id": "heun_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -124,3 +127,82 @@ def heun_step(model, x_t, t, t_prev, schedule):
 
 # %% nbgrader={"grade": true, "grade_id": "check_heun_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("heun_step", heun_step)
+
+
+# %% [markdown]
+# **5.** How fast does a Langevin chain forget its start, and where does it end? Run your step of question 2 on
+# $\mathcal N(0, \lambda)$ in one dimension, whose score is $-x/\lambda$, with step size $\delta$ = `step_size`,
+# $0 < \delta < 4\lambda$, from a start $x_0 \sim \mathcal N(0, v_0)$ drawn independently of the chain's noise.
+# Derive $\operatorname{Var}(x_k)$ after $k \ge 0$ steps in closed form and return it (a float). Notebook 06 states
+# only where the chain ends (Going further B and E); here you need the whole path. (Check your formula against your
+# `langevin_step`: many chains, a few values of $k$, the sample variance against yours, within its standard error.)
+
+# %% nbgrader={"grade": false, "grade_id": "langevin_variance", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def langevin_variance(lam, step_size, k, v0):
+    """Var(x_k) for the Langevin chain on N(0, lam) with step size step_size, started from N(0, v0)."""
+    ### BEGIN SOLUTION
+    # x_k = a x_(k-1) + sqrt(delta) z_k with a = 1 - delta / (2 lam): v_k = a^2 v_(k-1) + delta, whose fixed point is
+    # v_inf = delta / (1 - a^2) = lam / (1 - delta / (4 lam)); the offset v_k - v_inf shrinks by a^2 per step.
+    a2 = (1 - step_size / (2 * lam)) ** 2
+    v_inf = step_size / (1 - a2)
+    return v_inf + a2 ** k * (v0 - v_inf)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_langevin_variance", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("langevin_variance", langevin_variance)
+
+# %% [markdown]
+# **6.** Measure the order of an ODE step. `step` is a function with `heun_step`'s signature,
+# `step(model, x_t, t, t_prev, schedule)` $\to x_{t_\text{prev}}$ (the check passes Heun's step and Euler's). For
+# each $S$ in `Ss`: start from `x_T` (shape `(batch, d)`) at $t = T$, walk the trailing grid
+# $\tau_i = iT/S$ ($i = S, \dots, 1$; `md.timesteps(T, S, "trailing")`) down to $\tau_1$ with `step`, then take one
+# Euler step with your `euler_step` (with `model` evaluated at $\tau_1$) from $\tau_1$ to $0$, as `md.heun` does.
+# `t_mid` is on every grid. The error at $t$ is the RMS distance to the exact solution of DDIM's ODE (eq. 14) from
+# `x_T` at $T$ down to $t$, the square root of the mean over the rows of the squared Euclidean distance; `model` is
+# the exact model of Gaussian data (`md.GaussianDenoiser`), whose exact solution notebook 06 gives in closed form
+# (Going further E). Return the two log-log slopes `(slope at t_mid, slope at 0)`, floats: each the least-squares
+# slope of $\ln(\text{error})$ against $\ln S$ (`np.polyfit`); the check accepts each within 0.01.
+#
+# Then run it with your `heun_step`, and with your Euler step
+# (`lambda model, x, t, t_prev, schedule: euler_step(x, model(x, t), t, t_prev, schedule)`), on
+# `md.GaussianDenoiser(torch.tensor([0.5, -0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]]), schedule)` from 40 points
+# $x_T \sim \mathcal N(0, I)$, `t_mid = 100` and `Ss = (10, 20, 50, 100)`. Which of the four slopes is near $-2$,
+# which near $-1$, and why is Heun's slope to $t = 0$ neither?
+
+# %% nbgrader={"grade": false, "grade_id": "ode_orders", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def ode_orders(step, model, x_T, schedule, Ss, t_mid):
+    """(slope at t_mid, slope at 0) of log(RMS error) against log(S) for the sampler built from `step`."""
+    ### BEGIN SOLUTION
+    T, B = schedule.T, x_T.shape[0]
+    ab = schedule.alpha_bars
+    sigma = lambda t: math.sqrt((1 - ab[t].item()) / ab[t].item())  # noqa: E731  DDIM's sigma_t
+    mean, cov = model.mean.to(torch.float64), model.cov.to(torch.float64)
+    lam, U = torch.linalg.eigh(cov)
+
+    def exact(t):
+        """The ODE's flow map for N(mean, cov) data: in x-bar, the offset from the mean scales by
+        sqrt((lambda + sigma_t^2) / (lambda + sigma_T^2)) along each eigenvector of cov."""
+        x_bar = x_T.to(torch.float64) * math.sqrt(1 + sigma(T) ** 2)
+        scale = ((lam + sigma(t) ** 2) / (lam + sigma(T) ** 2)).sqrt()
+        return (mean + ((x_bar - mean) @ U) * scale @ U.T) / math.sqrt(1 + sigma(t) ** 2)
+
+    rms = lambda a, b: (a - b).pow(2).sum(1).mean().sqrt().item()  # noqa: E731
+    errors = []
+    for S in Ss:
+        tau = [i * T // S for i in range(S, 0, -1)]              # T, ..., tau_1 = T / S
+        x = x_T
+        for t, t_prev in zip(tau[:-1], tau[1:]):
+            x = step(model, x, torch.full((B,), t), torch.full((B,), t_prev), schedule)
+            if t_prev == t_mid:
+                x_mid = x
+        t1 = torch.full((B,), tau[-1])
+        x0 = euler_step(x, model(x, t1), t1, torch.zeros(B, dtype=torch.long), schedule)
+        errors.append((rms(x_mid, exact(t_mid)), rms(x0, exact(0))))
+    errors = np.array(errors)
+    return tuple(float(np.polyfit(np.log(Ss), np.log(errors[:, j]), 1)[0]) for j in (0, 1))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_ode_orders", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("ode_orders", ode_orders)

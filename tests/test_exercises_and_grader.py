@@ -153,8 +153,8 @@ def test_grade_command_prints_a_table_and_json():
     out = subprocess.run([sys.executable, "-m", "minddim", "grade", path, "--json"], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     report = json.loads(out)
-    assert report[0]["score"] == 0 and report[0]["max_score"] == 5
+    assert report[0]["score"] == 0 and report[0]["max_score"] == 7
     done = subprocess.run([sys.executable, "-m", "minddim", "grade", path], capture_output=True, text=True,
                           check=True, cwd=ROOT)
-    assert "total" in done.stdout and "0/5" in done.stdout
+    assert "total" in done.stdout and "0/7" in done.stdout
     assert "without encryption" not in done.stderr, "ipykernel's transport warning is not shown"

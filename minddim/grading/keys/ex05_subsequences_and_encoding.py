@@ -10,7 +10,7 @@ import torch
 
 from ... import sampling
 from ..spec import Case, register
-from ._cases import LONG, _gaussian_model, _randn
+from ._cases import LONG, SHORT, _gaussian_model, _per, _randn
 
 
 register(
@@ -84,3 +84,69 @@ register(
     }, rtol=1e-6, atol=1e-8)
 
 
+
+
+def _latent_cases():
+    g = torch.Generator().manual_seed(17)
+
+    def case(label, t, batch, dtype, mean, var, schedule=LONG):
+        return Case(label, {"x0": _randn((batch, len(mean)), dtype, g), "t": t, "mean": torch.tensor(mean, dtype=dtype),
+                            "var": torch.tensor(var, dtype=dtype), "schedule": schedule})
+    return [case("random t, batch 5, 2-D", torch.randint(1, LONG.T + 1, (5,), generator=g), 5, torch.float64,
+                 [0.5, -1.0], [0.3, 2.0]),
+            case("t = T", torch.full((3,), LONG.T), 3, torch.float64, [1.0, 2.0], [0.2, 0.5]),
+            case("t = 1", torch.full((3,), 1), 3, torch.float64, [-0.5, 0.5], [0.04, 1.5]),
+            case("t = 0: the data point itself", torch.zeros(2, dtype=torch.long), 2, torch.float64, [0.3, 0.0], [0.5, 0.5]),
+            case("float32, 3-D, batch 4", torch.tensor([10, 250, 600, 990]), 4, torch.float32, [0.0, 1.0, -2.0],
+                 [1.0, 0.1, 3.0]),
+            case("a short schedule (T = 10)", torch.tensor([10, 5]), 2, torch.float64, [2.0, -1.0], [0.5, 0.25], SHORT)]
+
+
+def _latent_with(values_fn=lambda s: s.alpha_bars, about_mean=True, spread=True, power=0.5, invert=False,
+                 in_x=True, standardized_noise=False):
+    def f(x0, t, mean, var, schedule):
+        ab = _per(values_fn(schedule), t, x0)
+        if standardized_noise:
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * (x0 - mean) / var.sqrt()
+        if not spread:
+            return ab.sqrt() * x0
+        ratio = (ab * var + 1 - ab) / var
+        gain = (1 / ratio if invert else ratio) ** power
+        centre = mean if about_mean else torch.zeros_like(mean)
+        x_t = ab.sqrt() * centre + (x0 - centre) * gain
+        return x_t if in_x else x_t / ab.sqrt()
+    return f
+
+
+def _exact_latent(x0, t, mean, var, schedule):
+    """The reference: per coordinate, the increasing affine map from N(m, v) onto q(x_t) = N(sqrt(ab) m, ab v + 1 - ab)
+    (the tests check it against md.gaussian_flow_map and a numerical solution of eq. 14)."""
+    ab = _per(schedule.alpha_bars, t, x0)
+    return ab.sqrt() * mean + (x0 - mean) * ((ab * var + 1 - ab) / var).sqrt()
+
+
+register(
+    "exact_latent",
+    forbidden=("score.gaussian_flow_map", "score.pf_ode_solve", "sampling.encode"),
+    hints=("the point x_t that DDIM's ODE (eq. 14) carries x_0 to, with the exact model: where your encode goes as "
+           "S grows",
+           "notebook 05, section 3 (Encoding); DDIM sec. 4.3 and Proposition 1: the ODE keeps the marginals q(x_t), "
+           "the exact model of Gaussian data is affine in x_t, and in one dimension a flow cannot reorder points"),
+    cases=_latent_cases,
+    reference=_exact_latent,
+    mistakes={
+        "that is the mean of q(x_t | x_0): the ODE has no noise, but its latent also carries the spread the noise "
+        "adds to q(x_t)": _latent_with(spread=False),
+        "scale the offset from the mean, x_0 - m, and move the mean to sqrt(alpha-bar_t) m; you scaled x_0 about 0":
+            _latent_with(about_mean=False),
+        "the offset scales by the ratio of standard deviations, the square root of the ratio of variances":
+            _latent_with(power=1.0),
+        "the ratio is upside down: q(x_t) has variance alpha-bar_t v + 1 - alpha-bar_t, the data v; the offset "
+        "grows by the square root of the first over the second": _latent_with(invert=True),
+        "you returned DDIM's x-bar_t = x_t / sqrt(alpha-bar_t): map back to DDPM's x_t": _latent_with(in_x=False),
+        "x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) z with z the standardized x_0 has variance "
+        "(sqrt(alpha-bar_t v) + sqrt(1 - alpha-bar_t))^2, not q(x_t)'s alpha-bar_t v + 1 - alpha-bar_t":
+            _latent_with(standardized_noise=True),
+        "DDIM's alpha is DDPM's alpha-bar: use schedule.alpha_bars, not schedule.alphas": _latent_with(
+            values_fn=lambda s: s.alphas),
+    }, rtol=1e-5, atol=1e-7)

@@ -192,3 +192,164 @@ register(
     rtol=1e-4, atol=1e-6)
 
 
+
+
+# -- the chain's variance along the way (a derivation) --------------------------------------------------------------
+def _variance_cases():
+    def case(label, lam, step_size, k, v0):
+        return Case(label, {"lam": lam, "step_size": step_size, "k": k, "v0": v0})
+    return [case("lambda = 1, step size 0.5, 10 steps from v0 = 1", 1.0, 0.5, 10, 1.0),
+            case("a large step size: lambda = 0.2, step size 0.3, 3 steps from v0 = 2", 0.2, 0.3, 3, 2.0),
+            case("started at a point (v0 = 0), lambda = 2, step size 1.0, 4 steps", 2.0, 1.0, 4, 0.0),
+            case("k = 0: the start", 0.5, 0.1, 0, 3.0),
+            case("k = 1, lambda = 1.5, step size 2.0, v0 = 0.5", 1.5, 2.0, 1, 0.5),
+            case("long after the start: lambda = 0.3, step size 0.2, 500 steps from v0 = 1", 0.3, 0.2, 500, 1.0)]
+
+
+def _variance_with(drift=0.5, noise_var=lambda d: d, square=True, decay_power=2, k_shift=0, limit=None, keep_v0=True):
+    def f(lam, step_size, k, v0):
+        a = 1 - drift * step_size / lam
+        contraction = a * a if square else a
+        v_inf = noise_var(step_size) / (1 - contraction) if limit is None else limit(lam, step_size)
+        decay = a ** (decay_power * (k + k_shift)) if square else a ** (k + k_shift)
+        return v_inf + decay * ((v0 if keep_v0 else 0.0) - v_inf)
+    return f
+
+
+def _langevin_variance(lam, step_size, k, v0):
+    """The reference: v_k = a^2 v_(k-1) + delta with a = 1 - delta / (2 lam), solved (tests: Monte Carlo, and the
+    package's stationary covariance as k grows)."""
+    a2 = (1 - step_size / (2 * lam)) ** 2
+    v_inf = step_size / (1 - a2)
+    return v_inf + a2 ** k * (v0 - v_inf)
+
+
+register(
+    "langevin_variance",
+    hints=("the variance of x_k for the Langevin chain of question 2 on N(0, lambda): a recursion v_k = f(v_{k-1}) "
+           "that the chain's one step gives, then its solution",
+           "notebook 06, section 4 and Going further B and E (where the chain ends, k -> infinity); "
+           "Song & Ermon 2019, eq. 4"),
+    cases=_variance_cases,
+    reference=_langevin_variance,
+    mistakes={
+        "that ignores the step-size bias: the chain's variance does not tend to lambda at a fixed step size; solve "
+        "v = (1 - delta / (2 lambda))^2 v + delta": _variance_with(limit=lambda lam, d: lam),
+        "lambda (1 + delta / (4 lambda)) is only the first-order expansion of where the chain ends; solve the "
+        "fixed-point equation exactly": _variance_with(limit=lambda lam, d: lam + d / 4),
+        "the variance of a x is a^2 Var(x): with a = 1 - delta / (2 lambda) the recursion is v_k = a^2 v_(k-1) + delta, "
+        "and the start's variance decays by a^2 per step": _variance_with(square=False),
+        "the start's variance decays by a^2 per step, a = 1 - delta / (2 lambda): after k steps by a^(2k), not a^k":
+            _variance_with(decay_power=1),
+        "the noise sqrt(delta) z adds variance delta, not delta^2 (or the noise of question 2 is sqrt(delta) z, not "
+        "delta z)": _variance_with(noise_var=lambda d: d * d),
+        "the drift of question 2 is delta / 2 * score: with the score -x / lambda, a = 1 - delta / (2 lambda)":
+            _variance_with(drift=1.0),
+        "count the steps: x_0 has variance v0 and each step applies the recursion once, so k steps multiply the start's "
+        "offset by a^(2k)": _variance_with(k_shift=1),
+        "the start's variance v0 does not vanish at once: its offset from the chain's limit decays by a^2 per step":
+            _variance_with(keep_v0=False),
+    }, rtol=1e-6, atol=1e-9)
+
+
+# -- the order of a sampler, measured (a measurement) ----------------------------------------------------------------
+def _fast_euler(x_t, eps, t, t_prev, schedule):
+    ab, abp = _per(schedule.alpha_bars, t, x_t), _per(schedule.alpha_bars, t_prev, x_t)
+    return (x_t / ab.sqrt() + (((1 - abp) / abp).sqrt() - ((1 - ab) / ab).sqrt()) * eps) * abp.sqrt()
+
+
+def _euler_as_step(model, x_t, t, t_prev, schedule):
+    """DDIM's (Euler's) step with heun_step's signature."""
+    return _fast_euler(x_t, model(x_t, t), t, t_prev, schedule)
+
+
+def _heun_as_step(model, x_t, t, t_prev, schedule):
+    """Heun's step (the package's heun_step for t_prev >= 1), written without the package's input checks."""
+    eps = model(x_t, t)
+    x_euler = _fast_euler(x_t, eps, t, t_prev, schedule)
+    return _fast_euler(x_t, (eps + model(x_euler, t_prev)) / 2, t, t_prev, schedule)
+
+
+def _order_cases():
+    from ._cases import _gaussian_model
+    g = torch.Generator().manual_seed(2027)
+
+    def case(label, step, t_mid, Ss):
+        return Case(label, {"step": step, "model": _gaussian_model(LONG), "x_T": _randn((40, 2), torch.float64, g),
+                            "schedule": LONG, "Ss": Ss, "t_mid": t_mid})
+    return [case("Heun's step, t_mid = 100, S = 10, 20, 50, 100", _heun_as_step, 100, (10, 20, 50, 100)),
+            case("Euler's (DDIM's) step, t_mid = 500, S = 10, 20, 50, 100", _euler_as_step, 500, (10, 20, 50, 100)),
+            case("Heun's step, t_mid = 200, S = 5, 10, 20, 50", _heun_as_step, 200, (5, 10, 20, 50))]
+
+
+def _order_errors(step, model, x_T, schedule, Ss, t_mid, last_step=True, sigma_fn=None, error="rms"):
+    """RMS errors (at t_mid, at 0) of the walk on each trailing grid against the Gaussian flow map."""
+    from ...score import gaussian_flow_map
+    sigma_fn = sigma_fn or (lambda t: math.sqrt((1 - schedule.alpha_bars[t].item()) / schedule.alpha_bars[t].item()))
+    B, T = x_T.shape[0], schedule.T
+    out = []
+    for S in Ss:
+        tau = [(i + 1) * T // S for i in range(S)]            # the trailing grid: T/S, 2T/S, ..., T
+        x, at_mid = x_T, None
+        for t, t_prev in zip(tau[::-1], tau[::-1][1:]):
+            x = step(model, x, torch.full((B,), t), torch.full((B,), t_prev), schedule)
+            if t_prev == t_mid:
+                at_mid = x
+        if last_step:
+            t1 = torch.full((B,), tau[0])
+            x = _fast_euler(x, model(x, t1), t1, torch.zeros(B, dtype=torch.long), schedule)
+        errors = []
+        for x_end, t_end in ((at_mid, t_mid), (x, 0)):
+            exact = gaussian_flow_map(x_T, sigma_fn(T), sigma_fn(t_end), model.mean, model.cov)
+            d2 = (x_end - exact).pow(2).sum(1)
+            errors.append(d2.mean().sqrt().item() if error == "rms" else
+                          d2.mean().item() if error == "mse" else d2.sqrt().mean().item())
+        out.append(errors)
+    return out
+
+
+def _orders_with(against=lambda S: S, swap_axes=False, swap_outputs=False, **kw):
+    def f(step, model, x_T, schedule, Ss, t_mid):
+        import numpy as np
+        errors = np.array(_order_errors(step, model, x_T, schedule, Ss, t_mid, **kw))
+        x = np.log([against(S) for S in Ss])
+        slopes = [float(np.polyfit(np.log(errors[:, j]), x, 1)[0] if swap_axes else np.polyfit(x, np.log(errors[:, j]), 1)[0])
+                  for j in (0, 1)]
+        return tuple(slopes[::-1]) if swap_outputs else tuple(slopes)
+    return f
+
+
+def _ode_orders(step, model, x_T, schedule, Ss, t_mid):
+    """The reference: least-squares slopes of log(RMS error) against log(S), at t_mid and at 0."""
+    import numpy as np
+    errors = np.array(_order_errors(step, model, x_T, schedule, Ss, t_mid))
+    return tuple(float(np.polyfit(np.log(Ss), np.log(errors[:, j]), 1)[0]) for j in (0, 1))
+
+
+register(
+    "ode_orders",
+    forbidden=("sampling.heun", "sampling.sample", "sampling.ddim", "score.pf_ode_solve"),
+    hints=("the order of a sampler is the slope of log(error) against log(S): -1 for a first-order method, -2 for a "
+           "second-order one",
+           "notebook 06, section 6 (The order of the samplers), which measures it on another model, grid variable "
+           "and reference; the exact solution for Gaussian data: Going further E (md.gaussian_flow_map)"),
+    cases=_order_cases,
+    reference=_ode_orders,
+    mistakes={
+        "the slope is against S, the number of steps, not against the number of model evaluations":
+            _orders_with(against=lambda S: 2 * S - 1),
+        "the error is the RMS distance, the square root of the mean squared distance: the mean squared distance "
+        "falls twice as steeply": _orders_with(error="mse"),
+        "the error is the RMS distance, the square root of the mean squared distance, not the mean distance":
+            _orders_with(error="mean"),
+        "fit log(error) against log(S), not log(S) against log(error)": _orders_with(swap_axes=True),
+        "return (slope to t_mid, slope to 0), in that order": _orders_with(swap_outputs=True),
+        "walk all the way to 0: after tau_1 comes one last step to t = 0, Euler's (md.heun's convention)":
+            _orders_with(last_step=False),
+        "the exact solution's noise level is DDIM's sigma_t = sqrt((1 - alpha-bar_t) / alpha-bar_t) (md.ode_sigma), "
+        "not sqrt(1 - alpha-bar_t)": _orders_with(sigma_fn=lambda t: math.sqrt(1 - LONG.alpha_bars[t].item())),
+    },
+    # a measured slope is accepted within 0.01: every route to the RMS errors (float64, the flow map or a solver at
+    # tight tolerances) moves the slopes by far less, each listed mistake moves one of them by 0.015 or
+    # more on some case (the mean distance instead of the RMS one: by 0.023 on the last case only)
+    rtol=0.0, atol=0.01)
