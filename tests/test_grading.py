@@ -28,7 +28,7 @@ def test_each_known_mistake_is_rejected_with_its_hint(name, hint):
 
 def test_every_check_knows_at_least_one_mistake():
     assert all(len(spec.mistakes) >= 1 for spec in grading.CHECKS.values())
-    assert len(grading.CHECKS) == 32
+    assert len(grading.CHECKS) == 34
 
 
 def _stub(*args, **kwargs):
