@@ -122,7 +122,7 @@ def _corr(values, var):
 def _decorrelation_cases():
     """Cases whose answers no two listed mistakes share on the first (tests/test_exercise_01.py); every crossing is
     clear of rounding (corr at t - 1 and at t differ from level by far more than float64's precision)."""
-    return [Case("linear schedule: var 4 and level 0.5", {"schedule": LONG, "var": 4.0, "level": 0.5}),
+    return [Case("linear: var 4 and level 0.5", {"schedule": LONG, "var": 4.0, "level": 0.5}),
             Case("linear: var 0.25 and level 0.5", {"schedule": LONG, "var": 0.25, "level": 0.5}),
             Case("cosine: var 1 and level 0.9", {"schedule": COSINE, "var": 1.0, "level": 0.9}),
             Case("cosine: var 0.5 and level 0.3", {"schedule": COSINE, "var": 0.5, "level": 0.3}),
