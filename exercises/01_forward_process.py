@@ -16,11 +16,13 @@
 # %% [markdown]
 # # Exercise 01 · The forward process
 #
-# Implement three functions from notebook `01_forward_process`. Each check cell compares your function
-# with the package on random inputs and edge cases ($t = 1$, $t = T$, batch size 1, float64, image-shaped
-# $x$) and answers in one line. Conventions: time is **1-based** (`schedule.betas[t]` is $\beta_t$,
-# `schedule.alpha_bars[t]` is $\bar\alpha_t$, index 0 is $t = 0$); `t` is an integer tensor of shape
-# `(batch,)`, one time per row of `x`. Do not call the `minddim` function of the same name.
+# Implement three functions from notebook `01_forward_process` (questions 1-3, warm-ups), then derive and compute
+# something the notebook does not print (question 4). Each check cell compares your function with the package on
+# random inputs and edge cases ($t = 1$, $t = T$, batch size 1, float64, image-shaped $x$) and answers in one line.
+# Conventions: time is **1-based** (`schedule.betas[t]` is $\beta_t$, `schedule.alpha_bars[t]` is $\bar\alpha_t$,
+# index 0 is $t = 0$); `t` is an integer tensor of shape `(batch,)`, one time per row of `x`. Do not call the minddim
+# function of the same name (or a package function that computes the same thing): the check refuses such an answer,
+# with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -35,7 +37,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `alpha_bars` 1, `q_sample` 2, `q_step` 1.
+# Points: `alpha_bars` 1, `q_sample` 1, `q_step` 1, `decorrelation_time` 3.
 
 # %%
 import math
@@ -49,7 +51,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** $\bar\alpha_t$ for every $t = 0..T$ (notebook 01, section 2; DDPM's definition above eq. 4), from
-# `betas` of shape `(T+1,)` with `betas[0] = 0` (so $\bar\alpha_0 = 1$).
+# `betas` of shape `(T+1,)` (the layout of `schedule.betas`).
 
 # %% nbgrader={"grade": false, "grade_id": "alpha_bars", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def alpha_bars(betas):
@@ -62,8 +64,8 @@ def alpha_bars(betas):
 grading.check("alpha_bars", alpha_bars)
 
 # %% [markdown]
-# **2.** A draw from $q(x_t\mid x_0)$ with the given noise (notebook 01, section 2; DDPM eq. 4). Per-sample coefficients have shape
-# `(batch,)`: reshape them so they broadcast over the other dimensions of `x0`.
+# **2.** A draw from $q(x_t\mid x_0)$ with the given noise (notebook 01, section 2; DDPM eq. 4), for `x0` of any
+# shape `(batch, ...)`.
 
 # %% nbgrader={"grade": false, "grade_id": "q_sample", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_sample(x0, t, schedule, noise):
@@ -72,7 +74,7 @@ def q_sample(x0, t, schedule, noise):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_q_sample", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_q_sample", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("q_sample", q_sample)
 
 # %% [markdown]
@@ -87,3 +89,22 @@ def q_step(x_prev, t, schedule, noise):
 
 # %% nbgrader={"grade": true, "grade_id": "check_q_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("q_step", q_step)
+
+# %% [markdown]
+# **4. When does $x_t$ stop resembling $x_0$?** Take one coordinate of the data, with variance `var` (any mean), and
+# noise it with the forward process. The correlation between $x_0$ and $x_t$ (over the data and the noise) starts at 1
+# and falls towards 0 as $t$ grows. Derive it as a function of $\bar\alpha_t$ and `var` from the closed form
+# $q(x_t\mid x_0)$ (notebook 01, section 2; DDPM eq. 4): no cell of the notebook prints it. Then return the **first**
+# $t$ in $1..T$ at which the correlation is below `level`, as an `int`, or `None` if it stays at or above `level`
+# up to $t = T$. Then try it: on the linear schedule, for `level = 0.5`, is $x_t$ still recognizable later for data
+# of variance 4 or of variance 0.25, and why?
+
+# %% nbgrader={"grade": false, "grade_id": "decorrelation_time", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def decorrelation_time(schedule, var, level):
+    """The first t in 1..T with corr(x_0, x_t) < level for data of variance var (an int), or None if none."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_decorrelation_time", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("decorrelation_time", decorrelation_time)

@@ -16,8 +16,11 @@
 # %% [markdown]
 # # Exercise 02 · The posterior and the bound
 #
-# Implement five pieces of the variational bound from notebook `02_variational_bound`. Conventions as in
-# exercise 01: 1-based time, `t` of shape `(batch,)`, coefficients reshaped to broadcast over `x`.
+# Implement five pieces of the variational bound from notebook `02_variational_bound` (questions 1-5, warm-ups),
+# then derive and compute what one of DDPM's two reverse variances costs (question 6), a number the notebook does not
+# print. Conventions as in exercise 01: 1-based time, `t` of shape `(batch,)`, one time per row of `x`. Do not call
+# the minddim function of the same name (or a package function that computes the same thing): the check refuses such
+# an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -32,7 +35,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `q_posterior` 2, `normal_kl` 1, `prior_term` 1, `middle_term` 2, `decoder_nll` 2.
+# Points: `q_posterior` 1, `normal_kl` 1, `prior_term` 1, `middle_term` 1, `decoder_nll` 1, `variance_choice_cost` 3.
 
 # %%
 import math
@@ -55,12 +58,12 @@ def q_posterior(x0, x_t, t, schedule):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_q_posterior", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_q_posterior", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("q_posterior", q_posterior)
 
 # %% [markdown]
 # **2.** The KL divergence $\mathrm{KL}(\mathcal N(m_1, v_1)\,\|\,\mathcal N(m_2, v_2))$ between two Gaussians with
-# *variances* `var1`, `var2`, elementwise, in nats (the closed form notebook 02 uses in section 3).
+# variances `var1`, `var2`, elementwise, in nats (the closed form notebook 02 uses in section 3).
 
 # %% nbgrader={"grade": false, "grade_id": "normal_kl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def normal_kl(mean1, var1, mean2, var2):
@@ -100,7 +103,7 @@ def middle_term(x0, x_t, eps, t, schedule, variance="beta_tilde"):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_middle_term", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_middle_term", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("middle_term", middle_term)
 
 
@@ -117,5 +120,25 @@ def decoder_nll(x0, mean, var):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_decoder_nll", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_decoder_nll", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("decoder_nll", decoder_nll)
+
+# %% [markdown]
+# **6. What does $\sigma_t^2 = \beta_t$ cost when the mean is exact?** DDPM (sec. 3.2) fixes the reverse variance to
+# $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$, and notes that the second is optimal when $x_0$ is a single
+# point. Take such data: the model knows $x_0$, so its mean is exactly the posterior mean $\tilde\mu_t(x_t, x_0)$.
+# How many nats **per dimension** does the choice $\sigma_t^2 = \beta_t$ add to the bound's middle terms
+# $L_1, \dots, L_{T-1}$ (DDPM eq. 5), summed, over the choice $\tilde\beta_t$? Derive each term in closed form from the
+# Gaussian KL (notebook 02, section 3, DDPM eq. 8; $\tilde\beta_t$ from section 2), then compute the sum for any
+# schedule; return a Python float. Then try it: which schedule, linear or cosine, pays less, and where in $t$ does
+# the cost sit? (Notebook 02's 0.92 nats are the other direction: Gaussian data, where $\beta_t$ is the better choice.)
+
+# %% nbgrader={"grade": false, "grade_id": "variance_choice_cost", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def variance_choice_cost(schedule):
+    """Nats per dimension that sigma_t^2 = beta_t adds to L_1 + ... + L_{T-1} over tilde-beta_t, exact mean."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_variance_choice_cost", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("variance_choice_cost", variance_choice_cost)

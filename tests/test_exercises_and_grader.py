@@ -89,6 +89,8 @@ def test_grader_survives_a_hostile_notebook(tmp_path):
         "def q_sample(x0, t, schedule, noise):\n    return (x0 + noise).sum(-1)\n")          # wrong shape
     nb.cells[_cell_index(nb, "q_step")].source = (
         "def q_step(x_prev, t, schedule, noise):\n    while True:\n        pass\n")            # endless loop
+    nb.cells[_cell_index(nb, "decorrelation_time")].source = (
+        "def decorrelation_time(schedule, var, level):\n    return 'soon'\n")                  # wrong type
     del nb.cells[_cell_index(nb, "check_alpha_bars")]                                        # deleted check
     nb.cells.insert(3, nbformat.v4.new_code_cell("1 / 0"))                                   # raises
     nb.cells.insert(4, nbformat.v4.new_code_cell("for i in range(200000):\n    print('flood', i)"))
@@ -97,7 +99,7 @@ def test_grader_survives_a_hostile_notebook(tmp_path):
     nbformat.write(nb, path)
     report = grading.grade_notebook(path, timeout=5)
     by = {q["name"]: q for q in report["questions"]}
-    assert report["score"] == 0 and report["max_score"] == 4
+    assert report["score"] == 0 and report["max_score"] == 6
     assert "deleted" in by["alpha_bars"]["reason"]
     assert "shape" in by["q_sample"]["reason"]
     assert "timed out" in by["q_step"]["reason"]
@@ -116,7 +118,7 @@ def test_nan_and_wrong_dtype_answers_score_zero_with_the_reason(tmp_path):
     nbformat.write(nb, tmp_path / "sub.ipynb")
     report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
     by = {q["name"]: q for q in report["questions"]}
-    assert by["alpha_bars"]["points"] == 1 and report["score"] == 1
+    assert by["alpha_bars"]["points"] == 1 and by["decorrelation_time"]["points"] == 3 and report["score"] == 4
     assert "NaN" in by["q_step"]["reason"] and "dtype" in by["q_sample"]["reason"]
 
 

@@ -315,7 +315,7 @@ def test_exercise_01_solved_shows_one_pass_line_per_check(lab):
     _screenshot(page, "01_forward_process_exercise_solved.png")
     assert not _errors(saved), f"cells raised: {_errors(saved)}"
     checks = _check_cells(saved)
-    assert [n for _, n in checks] == ["alpha_bars", "q_sample", "q_step"]
+    assert [n for _, n in checks] == ["alpha_bars", "q_sample", "q_step", "decorrelation_time"]
     for i, name in checks:
         cell = _cells(panel).nth(i)
         cell.scroll_into_view_if_needed()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ... import diffusion
+from ...schedules import Schedule
 from ..spec import Case, register
 from ._cases import LONG, SHORT, _per, _randn, _time_cases
 
@@ -89,3 +90,68 @@ register(
     })
 
 
+# -- a derivation: when does x_t stop resembling x_0? -------------------------------------------------------------
+COSINE = Schedule.cosine()
+
+
+def _first_below(corr, level):
+    """The smallest t in 1..T with corr[t] < level (corr indexed by t = 0..T), or None."""
+    below = (corr[1:] < level).nonzero()
+    return int(below[0]) + 1 if len(below) else None
+
+
+def decorrelation_time(schedule, var, level):
+    """The first t at which corr(x_0, x_t) < level for one coordinate of data with variance var: by DDPM eq. 4,
+    Cov(x_0, x_t) = sqrt(alpha-bar_t) var and Var x_t = alpha-bar_t var + 1 - alpha-bar_t, so
+    corr = sqrt(alpha-bar_t var / (alpha-bar_t var + 1 - alpha-bar_t)); None if it never falls below level."""
+    ab = schedule.alpha_bars
+    return _first_below((ab * var / (ab * var + 1 - ab)).sqrt(), level)
+
+
+def _decorrelation_with(corr_fn, shift=0):
+    def f(schedule, var, level):
+        t = _first_below(corr_fn(schedule, var), level)
+        return None if t is None else t - shift
+    return f
+
+
+def _corr(values, var):
+    return (values * var / (values * var + 1 - values)).sqrt()
+
+
+def _decorrelation_cases():
+    """Cases whose answers no two listed mistakes share on the first (tests/test_exercise_01.py); every crossing is
+    clear of rounding (corr at t - 1 and at t differ from level by far more than float64's precision)."""
+    return [Case("linear: var 4 and level 0.5", {"schedule": LONG, "var": 4.0, "level": 0.5}),
+            Case("linear: var 0.25 and level 0.5", {"schedule": LONG, "var": 0.25, "level": 0.5}),
+            Case("cosine: var 1 and level 0.9", {"schedule": COSINE, "var": 1.0, "level": 0.9}),
+            Case("cosine: var 0.5 and level 0.3", {"schedule": COSINE, "var": 0.5, "level": 0.3}),
+            Case("a short schedule (T = 10): var 0.5 and level 0.5", {"schedule": SHORT, "var": 0.5, "level": 0.5}),
+            Case("a level never reached (linear: var 1 and level 0.001)",
+                 {"schedule": LONG, "var": 1.0, "level": 0.001})]
+
+
+register(
+    "decorrelation_time",
+    hints=("how long a coordinate of x_t still resembles x_0: the correlation of x_0 and x_t over the data and the "
+           "noise, Cov(x_0, x_t) / (std x_0 std x_t), which needs both the covariance and the variance of x_t",
+           "notebook 01, section 2 (Jumping to any t): write x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps "
+           "(DDPM eq. 4) with x_0 and eps independent, and take the covariance and the variances"),
+    cases=_decorrelation_cases,
+    reference=decorrelation_time,
+    mistakes={
+        "off by one: return the time t itself (1-based: alpha_bars[t] is alpha-bar_t), the first t whose "
+        "correlation is below level, not an index into alpha_bars[1:] or the last t above level":
+            _decorrelation_with(lambda s, v: _corr(s.alpha_bars, v), shift=1),
+        "you used alpha_t, one step's signal, where alpha-bar_t belongs: x_t is t steps away from x_0":
+            _decorrelation_with(lambda s, v: _corr(s.alphas, v)),
+        "Var x_t = 1 only for data of unit variance: in general Var x_t = alpha-bar_t var + 1 - alpha-bar_t":
+            _decorrelation_with(lambda s, v: (s.alpha_bars * v).sqrt()),
+        "the data's variance is missing: sqrt(alpha-bar_t) is the correlation only for var = 1":
+            _decorrelation_with(lambda s, v: s.alpha_bars.sqrt()),
+        "that is the covariance sqrt(alpha-bar_t) var: the correlation divides it by std(x_0) std(x_t)":
+            _decorrelation_with(lambda s, v: s.alpha_bars.sqrt() * v),
+        "you compared the squared correlation (the share of Var x_t that x_0 explains) with level; compare the "
+        "correlation itself, its square root":
+            _decorrelation_with(lambda s, v: _corr(s.alpha_bars, v) ** 2),
+    })

@@ -11,6 +11,7 @@ import math
 import torch
 
 from ... import bound, diffusion
+from ...schedules import Schedule
 from ..spec import Case, register
 from ._cases import LONG, SHORT, _per, _randn, _time_cases
 
@@ -260,3 +261,62 @@ register(
     rtol=1e-3, atol=1e-4)
 
 
+# -- a derivation: what sigma_t^2 = beta_t costs when the mean is exact ----------------------------------------------
+def variance_choice_cost(schedule):
+    """Nats per dimension that sigma_t^2 = beta_t adds to the bound's middle terms L_1..L_{T-1} (t = 2..T) over
+    sigma_t^2 = tilde-beta_t, when p_theta's mean is the posterior mean (x_0 known: data that is one point, DDPM sec.
+    3.2): each L_{t-1} is then KL(N(m, tilde-beta_t) || N(m, beta_t)) = (r - 1 - log r) / 2 per dimension with
+    r = tilde-beta_t / beta_t (and 0 with sigma_t^2 = tilde-beta_t)."""
+    ab, beta = schedule.alpha_bars, schedule.betas
+    t = torch.arange(2, schedule.T + 1)
+    r = (1 - ab[t - 1]) / (1 - ab[t])          # tilde-beta_t / beta_t, DDPM eq. 7
+    return float((0.5 * (r - 1 - torch.log(r))).sum())
+
+
+def _cost_with(first=2, last_excluded=False, kl="q_p", std=False, scale=1.0, reduce="sum"):
+    def f(schedule):
+        ab, beta = schedule.alpha_bars, schedule.betas
+        t = torch.arange(first, schedule.T if last_excluded else schedule.T + 1)
+        beta_tilde = torch.where(t > 1, (1 - ab[(t - 1).clamp(min=0)]) / (1 - ab[t]) * beta[t], torch.zeros(()).double())
+        r = beta_tilde / beta[t]
+        if std:
+            r = r.sqrt()
+        per_t = 0.5 * (r - 1 - torch.log(r)) if kl == "q_p" else 0.5 * (1 / r - 1 + torch.log(r))
+        return scale * float(per_t.sum() if reduce == "sum" else per_t.mean())
+    return f
+
+
+def _cost_cases():
+    return [Case("DDPM's linear schedule (T = 1000)", {"schedule": LONG}),
+            Case("the cosine schedule (T = 1000)", {"schedule": Schedule.cosine()}),
+            Case("a short schedule (T = 10)", {"schedule": SHORT}),
+            Case("T = 3, betas 0.1, 0.2, 0.3", {"schedule": Schedule.from_betas([0.1, 0.2, 0.3])})]
+
+
+register(
+    "variance_choice_cost",
+    forbidden=("bound.vlb_terms", "bound.vlb"),
+    hints=("with the mean exact, each middle term is a KL between two Gaussians with the same mean, the posterior's "
+           "variance tilde-beta_t against the model's sigma_t^2: zero for tilde-beta_t, a function of "
+           "tilde-beta_t / beta_t alone for beta_t, per dimension; add them up over the middle terms",
+           "notebook 02, section 3 (DDPM eq. 8: its constant C with the squared error 0) and section 2 (tilde-beta_t, "
+           "DDPM eq. 7); which terms are middle terms: the bound of section 1 (DDPM eq. 5)"),
+    cases=_cost_cases,
+    reference=variance_choice_cost,
+    mistakes={
+        "the KL's arguments are swapped: L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)), the "
+        "posterior (variance tilde-beta_t) first": _cost_with(kl="p_q"),
+        "t = 1 has no middle term: L_0 is the decoder (and tilde-beta_1 = 0); the middle terms L_1..L_{T-1} are "
+        "t = 2..T": _cost_with(first=1),
+        "missing factor 1/2 in front of the KL's bracket": _cost_with(scale=2.0),
+        "r is a ratio of variances, tilde-beta_t / beta_t, not of standard deviations": _cost_with(std=True),
+        "the bound adds its terms: sum over t, not the mean": _cost_with(reduce="mean"),
+        "that is in bits: the bound's terms are in nats (natural log); bits are nats / ln 2":
+            _cost_with(scale=1 / math.log(2)),
+        "an exact mean removes only the squared-error part of DDPM eq. 8: the constant C, a function of "
+        "sigma_t^2 / tilde-beta_t, remains": lambda schedule: 0.0,
+        "the middle terms run up to L_{T-1}, which is t = T: Python's range(a, b) stops before b":
+            _cost_with(last_excluded=True),
+    },
+    # float32 arithmetic on the float64 schedule moves the sum by ~1e-6 relative: a rounding difference, not a mistake
+    rtol=1e-5, atol=1e-8)
