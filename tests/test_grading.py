@@ -324,3 +324,19 @@ def test_the_top_rung_names_each_known_mistake(name, hint):
     rungs = [grading.hint(name) for _ in range(3)]
     assert [r.split(" ")[1] for r in rungs] == ["1/3", "2/3", "3/3"]
     assert hint in rungs[2] and "matched a known mistake" in rungs[2]
+
+
+def test_the_points_table_in_readme_is_the_notebooks():
+    """README's table of questions ("What each question asks of the learner") lists every solution notebook's graded
+    questions in order with their points, and a kind (T, D, M or I) for each."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("**What each question asks of the learner**"):]
+    rows = dict(re.findall(r"^\| (\d\d) \| (.*) \|$", table, flags=re.M))
+    for sol in sorted((root / "solutions").glob("[0-9][0-9]_*.py")):
+        listed = [tuple(item.split()) for item in rows.get(sol.name[:2], "").split(", ")]
+        assert [(n, str(p)) for n, p in grading.questions(sol)] == [item[:2] for item in listed], sol.name
+        assert all(len(item) == 3 and item[2] in "TDMI" for item in listed), sol.name
