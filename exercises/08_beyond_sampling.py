@@ -51,7 +51,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 4; Song et al. 2021,
-# app. I.2; Lugmayr et al. 2022, eq. 8). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
+# app. I.2). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
 # ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
 # reached $x'_{t_\text{prev}}$ (`x_prev`), $0 \le t_\text{prev} < t$; apply the replacement step to it. Use the given
 # standard normal `noise` for the draw the step needs.
@@ -88,9 +88,10 @@ grading.check("progressive_rate", progressive_rate)
 
 # %% [markdown]
 # **3.** One step of inpainting with an unconditional eps-model `model(x_t, t)` from $t$ to $t_\text{prev}$
-# ($0 \le t_\text{prev} < t$), as `md.inpaint` takes it (notebook `08_beyond_sampling`, section 4): DDIM's step
-# (eq. 12, with `eta` and the standard normal `noise` for the step's draw; `md.ddim_step` and your exercise-04 answer
-# are allowed), then the replacement step of question 1, whose draw uses the standard normal `noise_known`.
+# ($0 \le t_\text{prev} < t$), as `md.inpaint` takes it (notebook `08_beyond_sampling`, section 4, says in which
+# order): DDIM's step (eq. 12) with `eta` and the standard normal `noise` for its draw (`md.ddim_step` and your
+# exercise-04 answer are allowed), and the replacement step of question 1, whose draw uses the standard normal
+# `noise_known`.
 #
 # `md.inpaint` repeats this step from $\tau_S$ down to 0 (with $\eta = 1$ over all $T$ steps it is DDPM's sampler
 # with replacement); RePaint (Lugmayr et al. 2022) also walks back up with the forward process now and then, so

@@ -26,7 +26,7 @@
 # (Dhariwal & Nichol 2021, eq. 14) as eps-models for the one sampler, and tell Ho & Salimans' weight $w$ from
 # diffusers' `guidance_scale` $= 1 + w$; compute the exact noise-aware classifier of a Gaussian mixture under
 # $q(x_t \mid x_0)$; say in closed form what the guided score's target $p(x \mid y)^{1+w}\,p(x)^{-w}$ is for two
-# Gaussians, and so why guidance trades diversity for fidelity.
+# Gaussians, and what that target alone trades (the samplers need not follow it: notebook `09_guidance`, section 3).
 # **You need first:** notebook `09_guidance`; exercise 06 (score and eps: score $= -\epsilon / \sqrt{1 -
 # \bar\alpha_t}$); $q(x_t \mid x_0)$ of exercise 01.
 # **Time:** about 45 min to solve (estimate); every check runs in well under a second.
@@ -97,14 +97,13 @@ def classifier_guided_eps(eps, grad_log_p, t, schedule, scale):
 grading.check("classifier_guided_eps", classifier_guided_eps)
 
 # %% [markdown]
-# **3.** The exact noise-aware classifier of a Gaussian mixture (notebook `09_guidance` plots it against $t$).
+# **3.** The exact noise-aware classifier of a Gaussian mixture (notebook `09_guidance`, section 1, plots its entropy against $t$).
 # The data are a mixture of $K$ Gaussian classes, $p(x_0) = \sum_k \pi_k\, \mathcal N(x_0; m_k, C_k)$, with
 # `weights` $\pi$ of shape `(K,)` (summing to 1), `means` $m$ of shape `(K, D)` and `covs` $C$ of shape
 # `(K, D, D)`. Noising class $k$ with $q(x_t \mid x_0)$ (DDPM eq. 4) keeps it Gaussian. Return the log
 # responsibilities $\log p(y = k \mid x_t)$ for every class: shape `(batch, K)`, in the dtype of `x_t`, for
 # `x_t` of shape `(batch, D)` and `t` of shape `(batch,)` in $0, \dots, T$ (each row its own time; $t = 0$ is the
-# data). Normalise with a log-sum-exp (`torch.logsumexp` or `torch.log_softmax`), not by exponentiating: far
-# from a class its probability underflows. You may write the Gaussian log-density yourself or use
+# data). Normalise over the classes in log space: exponentiating underflows far from a class. You may write the Gaussian log-density yourself or use
 # `torch.distributions.MultivariateNormal`, which broadcasts over batch dimensions. The check compares to
 # `rtol = 1e-4`, `atol = 1e-4`.
 
@@ -132,8 +131,8 @@ grading.check("log_class_posterior", log_class_posterior)
 # $\tilde p_w$ a density (its precision positive definite); the check compares to `rtol = 1e-4`, `atol = 1e-6`.
 #
 # Try the result on the isotropic case: a class $\mathcal N(m, s^2 I)$ inside data $\mathcal N(0, S^2 I)$ with
-# $s < S$. Its variance shrinks as $w$ grows and its mean moves beyond $m$, away from the data's mean: the
-# diversity that guidance trades for fidelity. (At $t > 0$ guidance tilts the *noisy* densities $p_t$, which are not
+# $s < S$. Its variance shrinks as $w$ grows and its mean moves beyond $m$, away from the data's mean: the trade
+# the tilted target itself asks for when the data are one Gaussian. (At $t > 0$ guidance tilts the *noisy* densities $p_t$, which are not
 # the noised $\tilde p_w$, so guided samples need not follow $\tilde p_w$ exactly.)
 
 # %% nbgrader={"grade": false, "grade_id": "cfg_tilted_gaussian", "locked": false, "schema_version": 3, "solution": true, "task": false}

@@ -363,7 +363,7 @@ print(md.table(interp, ["inner images it is sure of (%)", "inner images of the p
 # ## 4. Inpainting with an unconditional model
 #
 # Given the pixels where the mask $m$ is 1, fill in the others. The **replacement** method (Song et al. 2021,
-# app. I.2; RePaint sec. 4.1, eq. 8) runs the reverse process and after every step overwrites the known pixels with a
+# app. I.2; RePaint sec. 4.1, eq. 8, up to its index: it writes $\bar\alpha_t$) runs the reverse process and after every step overwrites the known pixels with a
 # fresh draw of $q(x_{t_\text{prev}} \mid x_0)$: $x_{t_\text{prev}} \leftarrow m \odot q\text{-draw} + (1 - m)
 # \odot x_{t_\text{prev}}$. The unknown part follows the known part only through the model's denoising of the whole
 # image. **RePaint** (Lugmayr et al. 2022, sec. 4.2) therefore *resamples*: it noises $x_t$ back up a few steps with
@@ -595,4 +595,5 @@ plt.show()
 # **Next:** notebook 09, conditional generation and guidance: asking the model for a class, with exact answers on
 # the toy mixture and the shipped class-conditional U-Net on MNIST.
 # The exercise for this notebook is `exercises/08_beyond_sampling.ipynb`: you write the replacement step of
-# inpainting, the progressive rate $R(t)$ from the bound's terms, and one inpainting step built on DDIM's step.
+# inpainting, $R(t)$ and one inpainting step, derive RePaint's jump $q(x_{t_\text{up}} \mid x_t)$, and measure
+# when an exact model's decoded picture turns sharp.

@@ -18,8 +18,9 @@
 #
 # Implement two pieces of notebook `07_mnist`: the sinusoidal time embedding that tells `md.UNet` the time $t$
 # (section 2), and the Frechet distance between two Gaussians, the formula behind the MNIST FID (section 3). Then
-# derive what no cell of the notebook prints: how far from 0 the FID of a *perfect* model is, because both
-# Gaussians are fitted to finitely many samples. No question needs MNIST or a network: the inputs are small random
+# derive what no cell of the notebook prints: the FID a *perfect* model still scores because both Gaussians are
+# fitted to finitely many samples, in closed form (the notebook's band of real digits measures such a floor; it
+# does not derive it). No question needs MNIST or a network: the inputs are small random
 # tensors, and every check runs in well under a second.
 # Time is DDPM's, 1-based: $t = 1, \dots, T$, with $t = 0$ the data. Do not call the minddim function of the same
 # name (or a package function that computes the same thing): the check refuses such an answer, with no points.
@@ -50,11 +51,10 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The sinusoidal embedding of the time $t$ (notebook `07_mnist`, section 2; DDPM appendix B), as `md.UNet`
-# computes it: for an embedding of `dim` $= d$ numbers, take $h = \lfloor d/2 \rfloor$ frequencies
-# $\omega_i = 10000^{-i/h}$, $i = 0, \dots, h - 1$; the embedding of $t$ is the $h$ sines $\sin(t\,\omega_i)$, then
-# the $h$ cosines $\cos(t\,\omega_i)$, in the order of $i$, and a zero last column when $d$ is odd. `t` is an
-# integer tensor of shape `(batch,)`; return shape `(batch, dim)` in float32.
+# **1.** The sinusoidal embedding of the time $t$ (notebook `07_mnist`, section 2; DDPM appendix B), laid out exactly
+# as `md.UNet` feeds it to its time MLP: the docstring of the package's function (`help(md.timestep_embedding)`)
+# states the layout, column by column, for any `dim`. `t` is an integer tensor of shape `(batch,)`; return shape
+# `(batch, dim)` in float32.
 
 # %% nbgrader={"grade": false, "grade_id": "timestep_embedding", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def timestep_embedding(t, dim):
@@ -97,10 +97,11 @@ def frechet_distance(mu1, cov1, mu2, cov2):
 grading.check("frechet_distance", frechet_distance)
 
 # %% [markdown]
-# **3.** The FID of a perfect model (a derivation: no cell of notebook `07_mnist` prints it). Section 3 scores
-# 1,000 real training digits against the 10,000 test digits and gets an FID near 7, not 0: each Gaussian is
-# fitted to finitely many samples, and the sampling errors of their means and covariances add to the distance.
-# Take the simplest case. Draw $n$ points from $\mathcal N(0, I_d)$ and fit a Gaussian to them (the sample mean
+# **3.** The FID of a perfect model (a derivation: notebook `07_mnist` measures such a floor on real digits, and no
+# cell derives it). Section 3 scores 1,000 real training digits against the 10,000 test digits and gets an FID near
+# 7, not 0. Part of it can be a real difference between training and test digits; part comes from fitting each
+# Gaussian to finitely many samples, whose errors in the means and covariances add to the distance. This question
+# derives the second part in the simplest case. Draw $n$ points from $\mathcal N(0, I_d)$ and fit a Gaussian to them (the sample mean
 # and the sample covariance $S_1$); fit another to $m$ further points ($S_2$); take the Frechet distance of
 # question 2 between the two fits. Derive its expectation to leading order for $n, m \gg d$: a constant that
 # depends on $d$ times $(1/n + 1/m)$. Return it from `fid_bias(d, n, m)`; `m = math.inf` stands for comparing
@@ -114,7 +115,7 @@ grading.check("frechet_distance", frechet_distance)
 #
 # Then use it: for features with $d = 128$ (the MNIST classifier's, were they white), how large a bias do
 # 1,000 samples against 10,000 reference images carry, and how much of it would remain with infinitely many
-# samples? For features with another covariance the constant changes, but to leading order the bias still falls
+# samples against the same 10,000 reference images? For features with another covariance the constant changes, but to leading order the bias still falls
 # like $1/n + 1/m$: FIDs compare only at the same $n$ and $m$, which is why notebook 07 scores its band of real
 # digits at the samplers' $n$.
 

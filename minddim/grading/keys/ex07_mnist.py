@@ -128,7 +128,7 @@ register(
     "frechet_distance",
     hints=("the FID's distance between two Gaussians: how far apart their means are, plus how differently they "
            "spread (0 only for the same Gaussian)",
-           "notebook 07, section 3 (How we score digits); Heusel et al. 2017, eq. 6 (the Frechet distance of Dowson "
+           "notebook 07, section 3 (How we score digits); Heusel et al. 2017 (the Frechet distance of Dowson "
            "and Landau 1982)"),
     cases=_frechet_cases,
     reference=frechet_distance,

@@ -233,7 +233,7 @@ register(
     cases=_posterior_cases,
     reference=_posterior_reference,
     mistakes={
-        "no noise added: under q(x_t | x_0) class k's covariance is alpha-bar_t C_k + (1 - alpha-bar_t) I, not the "
+        "the covariance is not noised: under q(x_t | x_0) class k's covariance is alpha-bar_t C_k + (1 - alpha-bar_t) I, not the "
         "data's C_k":
             _posterior_with(cov_fn=lambda a, C, I: C.expand(a.shape[0], *C.shape)),
         "the data's covariance shrinks with the signal too: alpha-bar_t C_k + (1 - alpha-bar_t) I, not "
