@@ -340,3 +340,44 @@ def test_the_points_table_in_readme_is_the_notebooks():
         listed = [tuple(item.split()) for item in rows.get(sol.name[:2], "").split(", ")]
         assert [(n, str(p)) for n, p in grading.questions(sol)] == [item[:2] for item in listed], sol.name
         assert all(len(item) == 3 and item[2] in "TDMI" for item in listed), sol.name
+
+
+def _posterior(x0, x_t, t, schedule):
+    shape = (-1, *[1] * (x_t.dim() - 1))
+    ab, ab_prev, beta = (v.to(x_t.dtype).view(shape) for v in (schedule.alpha_bars[t], schedule.alpha_bars[t - 1],
+                                                                 schedule.betas[t]))
+    mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+    return mean, (1 - ab_prev) / (1 - ab) * beta
+
+
+def test_a_value_that_broadcasts_to_the_expected_shape_passes_and_another_shape_is_named():
+    # the variance at x's full shape is the same variance as at (batch, 1, ...); at (batch,) it is a wrong shape,
+    # said as such (not blamed on the learner's code as an error it raised)
+    def full(x0, x_t, t, schedule):
+        mean, var = _posterior(x0, x_t, t, schedule)
+        return mean, var.expand_as(x_t).clone()
+
+    def flat(x0, x_t, t, schedule):
+        mean, var = _posterior(x0, x_t, t, schedule)
+        return mean, var.reshape(-1)
+    assert grading.run_check("q_posterior", _posterior).passed
+    assert grading.run_check("q_posterior", full).passed
+    v = grading.run_check("q_posterior", flat)
+    assert not v.passed and "item 1 of the tuple: expected shape (5, 1), got (5,)" in v.message, v.message
+
+
+def test_a_generator_answer_is_read_and_graded():
+    def uniform_timesteps(T, S):          # an honest generator
+        for i in range(S):
+            yield i * T // S + 1
+    v = grading.run_check("uniform_timesteps", uniform_timesteps)
+    assert v.passed, v.message
+
+
+def test_the_pass_line_lists_the_cases_separated_so_they_can_be_counted():
+    v = grading.run_check("q_sample", lambda x0, t, schedule, noise: _posterior(x0, x0, t, schedule)[0] * 0 + (
+        schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1)).sqrt() * x0
+        + (1 - schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))).sqrt() * noise))
+    assert v.passed
+    labels = v.message[v.message.index("(") + 1:-1].split("; ")
+    assert labels == [c.label for c in grading.CHECKS["q_sample"].cases()] and len(labels) == v.cases

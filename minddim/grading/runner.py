@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -109,10 +110,11 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
         if spec.checker is None:
             expected = spec.reference(**_clone(case.inputs))
         try:
-            with watch:       # on while the answer runs and while what it returned is compared (a generator runs then)
+            with watch:       # on while the answer runs, a generator's body included
                 if spec.checker is None:
                     got = fn(**_clone(case.inputs))
-                    problem = _compare(expected, got, spec)
+                    if isinstance(got, Iterator):        # a generator runs only when read: read it here
+                        got = list(got)
                 else:
                     outcome = spec.checker(fn, **_clone(case.inputs))
         except NotImplementedError:
@@ -135,6 +137,7 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
             problem, hint = outcome
             return _failed(name, k, case.label, problem, hint,
                            f"on {case.label}, {problem}. Hint: {hint or 'compare your code with the algorithm, step by step'}")
+        problem = _compare(expected, got, spec)
         if problem is None:
             continue
         for hint, mistake in spec.mistakes.items():
@@ -148,7 +151,7 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
                                                             f"the equation the question names, term by term")
     _LAST_FAILURE.pop(name, None)
     _RUNG.pop(name, None)
-    return Verdict(name, True, f"correct on all {len(cases)} cases ({', '.join(c.label for c in cases)})", len(cases))
+    return Verdict(name, True, f"correct on all {len(cases)} cases ({'; '.join(c.label for c in cases)})", len(cases))
 
 
 def _called_the_package(name, k, label, what) -> Verdict:
@@ -248,11 +251,12 @@ def _compare(expected, got, spec: Spec) -> str | None:
             return f"expected a tensor, got {type(got).__name__}"
         e, g = expected, got
         if e.dim() > 0 and g.shape != e.shape:
-            if g.numel() == e.numel() or g.dim() == 0:
+            # a value that broadcasts to the other's shape is the same value (a variance of shape (batch, 1) or at
+            # x's full shape); anything else is a wrong shape
+            shape = _broadcast_shape(g.shape, e.shape)
+            if g.numel() == e.numel() or g.dim() == 0 or shape not in (tuple(g.shape), tuple(e.shape)):
                 return f"expected shape {tuple(e.shape)}, got {tuple(g.shape)}"
-            if not _broadcastable(g.shape, e.shape):
-                return f"expected shape {tuple(e.shape)}, got {tuple(g.shape)}"
-            g = g.expand_as(e)
+            e, g = e.expand(shape), g.expand(shape)
         if e.dtype.is_floating_point and g.dtype != e.dtype and e.dim() > 0:
             return f"expected dtype {e.dtype}, got {g.dtype} (compute in the dtype of the input)"
         if e.dtype.is_floating_point and not torch.isfinite(g).all():
@@ -271,9 +275,8 @@ def _compare(expected, got, spec: Spec) -> str | None:
     return None if got == expected else f"expected {expected!r}, got {got!r}"
 
 
-def _broadcastable(a, b) -> bool:
+def _broadcast_shape(a, b) -> tuple | None:
     try:
-        torch.broadcast_shapes(a, b)
-        return True
+        return tuple(torch.broadcast_shapes(a, b))
     except RuntimeError:
-        return False
+        return None
