@@ -18,7 +18,7 @@
 #
 # Implement three pieces of notebook `08_beyond_sampling`: the replacement step that turns an unconditional
 # model into an inpainter, the rate of DDPM's progressive code from the terms of the bound, and one full step of
-# inpainting (DDIM's step, then the replacement). Then two that no cell of the notebook writes down: RePaint's jump
+# inpainting. Then two that no cell of the notebook writes down: RePaint's jump
 # back up the chain, which `md.inpaint` takes but the notebook never derives (a derivation), and when the progressive
 # code's picture is sharp on a small exact model, with the share of the code still to come then (a measurement).
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with $\bar\alpha_0 = 1$), and DDIM's
@@ -52,8 +52,8 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 # %% [markdown]
 # **1.** The replacement step of inpainting (notebook `08_beyond_sampling`, section 4; Song et al. 2021,
 # app. I.2). A mask $m$ marks the known pixels ($m = 1$) of an image $x_0$; the unknown
-# ones ($m = 0$) are to be filled in. The reverse process has just taken a step from $t$ to $t_\text{prev}$ and
-# reached $x'_{t_\text{prev}}$ (`x_prev`), $0 \le t_\text{prev} < t$; apply the replacement step to it. Use the given
+# ones ($m = 0$) are to be filled in. `x_prev` is the reverse process's sample $x'_{t_\text{prev}}$ at time
+# $t_\text{prev}$, reached from time $t$ ($0 \le t_\text{prev} < t$); apply the replacement step to it. Use the given
 # standard normal `noise` for the draw the step needs.
 # `mask` is a bool or 0/1 tensor that broadcasts against `x0` (one `(1, 1, 28, 28)` mask may serve a whole batch of
 # images): `torch.where(mask.bool(), a, b)` handles both. Return a tensor shaped like `x0`, in its dtype.

@@ -24,7 +24,7 @@
 #
 # **You will be able to:** write classifier-free guidance (Ho & Salimans 2022, eq. 6) and classifier guidance
 # (Dhariwal & Nichol 2021, eq. 14) as eps-models for the one sampler, and tell Ho & Salimans' weight $w$ from
-# diffusers' `guidance_scale` $= 1 + w$; compute the exact noise-aware classifier of a Gaussian mixture under
+# diffusers' `guidance_scale`; compute the exact noise-aware classifier of a Gaussian mixture under
 # $q(x_t \mid x_0)$; say in closed form what the guided score's target $p(x \mid y)^{1+w}\,p(x)^{-w}$ is for two
 # Gaussians, and what that target alone trades (the samplers need not follow it: notebook `09_guidance`, section 3).
 # **You need first:** notebook `09_guidance`; exercise 06 (score and eps: score $= -\epsilon / \sqrt{1 -
@@ -103,7 +103,7 @@ grading.check("classifier_guided_eps", classifier_guided_eps)
 # `(K, D, D)`. Noising class $k$ with $q(x_t \mid x_0)$ (DDPM eq. 4) keeps it Gaussian. Return the log
 # responsibilities $\log p(y = k \mid x_t)$ for every class: shape `(batch, K)`, in the dtype of `x_t`, for
 # `x_t` of shape `(batch, D)` and `t` of shape `(batch,)` in $0, \dots, T$ (each row its own time; $t = 0$ is the
-# data). Normalise over the classes in log space: exponentiating underflows far from a class. You may write the Gaussian log-density yourself or use
+# data). Work with log-densities throughout: exponentiating underflows far from a class. You may write the Gaussian log-density yourself or use
 # `torch.distributions.MultivariateNormal`, which broadcasts over batch dimensions. The check compares to
 # `rtol = 1e-4`, `atol = 1e-4`.
 

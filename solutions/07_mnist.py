@@ -76,8 +76,8 @@ grading.check("timestep_embedding", timestep_embedding)
 # %% [markdown]
 # **2.** The Frechet distance between $\mathcal N(\mu_1, C_1)$ and $\mathcal N(\mu_2, C_2)$, the formula of the
 # MNIST FID (notebook `07_mnist`, section 3; Heusel et al. 2017). `mu1`, `mu2` have shape `(d,)`, `cov1`, `cov2`
-# shape `(d, d)` (symmetric positive definite), all float64; return a Python float. $C_1 C_2$ is not symmetric in
-# general. You may use `scipy.linalg.sqrtm` (keep the real part of what it returns) or `torch.linalg`. The check
+# shape `(d, d)` (symmetric positive definite), all float64; return a Python float. You may use `scipy.linalg` or
+# `torch.linalg`. The check
 # compares to `rtol = 1e-6`, `atol = 1e-5`.
 
 # %% nbgrader={"grade": false, "grade_id": "frechet_distance", "locked": false, "schema_version": 3, "solution": true, "task": false}

@@ -104,7 +104,7 @@ def _fid_fitted(x, y):
 @pytest.mark.parametrize("d,n,m,draws", [(8, 1000, 1000, 400), (16, 2000, math.inf, 200), (3, 500, 2000, 1000)])
 def test_the_bias_formula_agrees_with_monte_carlo(d, n, m, draws):
     """E[FID] over `draws` pairs of fitted Gaussians, against d (d + 5) / 4 (1/n + 1/m): within 4 % (the Monte Carlo
-    standard error is under 1.5 %; the formula's next order is about d / n); every listed mistake is further off."""
+    standard error is under 1.5 %; the formula's next order is a small fraction of d / n at these sizes); every listed mistake is further off."""
     g = torch.Generator().manual_seed(d)
     values = torch.tensor([_fid_fitted(torch.randn(n, d, generator=g, dtype=torch.float64),
                                        None if m == math.inf else torch.randn(m, d, generator=g, dtype=torch.float64))
