@@ -16,10 +16,12 @@
 # %% [markdown]
 # # Exercise 03 · The epsilon loss and ancestral sampling
 #
-# Implement the training loss, DDPM's training step, and one reverse step from notebook `03_epsilon_loss`.
-# Conventions as in exercise 01. A model is a callable `model(x_t, t) -> eps_hat`. The last question asks for a
-# quantity that no cell of the notebook prints: derive it. Do not call the minddim function of the same name (or a
-# package function that computes the same thing): the check refuses such an answer, with no points.
+# Implement the training loss, DDPM's training step, and one reverse step from notebook `03_epsilon_loss`. Conventions
+# as in exercise 01 (1-based time; `t` an integer tensor of shape `(batch,)`). The schedule is float64:
+# `epsilon_loss`, `p_mean` and `ancestral_step` return tensors of the dtype of their data (`x0`, `x_t`: float32 or
+# float64). A model is a callable `model(x_t, t) -> eps_hat`. The last question asks for a quantity that no cell of
+# the notebook prints: derive it. Do not call the minddim function of the same name (or a package function that
+# computes the same thing): the check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -61,9 +63,10 @@ def epsilon_loss(model, x0, t, noise, schedule):
 grading.check("epsilon_loss", epsilon_loss)
 
 # %% [markdown]
-# **2.** DDPM's Algorithm 1, one iteration (notebook 03, section 2): for a batch `x0_batch` of shape `(batch, D)`,
-# draw a time per sample and the noise with `generator`, form $x_t$, take the loss and one step of `optimizer`
-# on `model`'s parameters; return the loss as a number. You may use your `epsilon_loss`.
+# **2.** DDPM's Algorithm 1, one iteration (the loss: notebook 03, section 1; a PyTorch training step: the loop of
+# `md.train` in `minddim/train.py`): for a batch `x0_batch` of shape `(batch, D)`, draw a time per sample and the
+# noise with `generator`, form $x_t$, take the loss and one step of `optimizer` on `model`'s parameters; return the
+# loss as a number. You may use your `epsilon_loss`.
 #
 # The check first calls your step on a spy model (what it draws and returns), then trains the course's
 # `md.MLP` on the eight-Gaussians set with your step: 800 steps of batch 256, Adam with learning rate 3e-3,

@@ -520,6 +520,6 @@ print(f"weight of the start in the EMA: 0.995^3000 = {0.995 ** 3000:.0e} (sectio
       f"DDPM, 0.9999^800000 {plotting.below(0.9999 ** 800_000, 1e-30)}")
 
 # %% [markdown]
-# **Next:** notebook 04, *DDIM: non-Markovian forward processes*, keeps this network and this loss and changes the
-# sampler. The exercise `exercises/03_epsilon_loss.ipynb` asks you to implement $L_\text{simple}$, one training step
-# (DDPM's Algorithm 1), the reverse mean $\mu_\theta$ and one ancestral step.
+# **Next:** notebook 04, *DDIM: non-Markovian forward processes*, keeps this network and loss and changes the sampler.
+# Exercise `exercises/03_epsilon_loss.ipynb`: implement $L_\text{simple}$, a training step (DDPM's Algorithm 1), the
+# reverse mean $\mu_\theta$, an ancestral step; derive the floor of $L_\text{simple}$ for Gaussian data.

@@ -461,4 +461,5 @@ print("max |DDPM mean at t=1 - f_theta(x_1)| =",
 # quality (a toy version of DDIM's Table 1), and $x_T$ as a latent code.
 #
 # **Exercise:** `exercises/04_ddim_step.ipynb` asks you to implement $\sigma(\eta)$, the DDIM step and the sampler loop,
-# show that $\eta = 1$ is DDPM, and derive Theorem 1's weight $\gamma_t$.
+# compare $\sigma^2$ at $\eta = 1$ with DDPM's $\tilde\beta_t$, write down Theorem 1's weight $\gamma_t$, find where
+# the bound weighs the eps error least, and derive the variance of DDIM's samples on Gaussian data.

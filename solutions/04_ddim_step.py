@@ -18,10 +18,10 @@
 #
 # Implement the generalized step of notebook `04_non_markovian_forward` and its sampler, and answer four questions
 # about them with functions (checked on numbers, on several schedules); the last asks for a quantity that no cell of
-# the notebooks prints: derive it. Remember: DDIM's $\alpha_t$ is DDPM's $\bar\alpha_t$ (`schedule.alpha_bars`). `t`
-# and `t_prev` are integer tensors of shape `(batch,)` with $0 \le t_\text{prev} < t$. Do not call the minddim
-# function of the same name (or a package function that computes the same thing): the check refuses such an answer,
-# with no points.
+# the notebooks prints: derive it. Conventions as in exercise 01 (1-based time); `t` and `t_prev` are integer tensors
+# of shape `(batch,)` with $0 \le t_\text{prev} < t$. The schedule is float64: `ddim_step` returns a tensor of `x_t`'s
+# dtype (float32 or float64), the other tensors are float64. Do not call the minddim function of the same name (or a
+# package function that computes the same thing): the check refuses such an answer, with no points.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -110,19 +110,18 @@ def ddim_sample(model, x_T, schedule, timesteps, eta, generator):
 grading.check("ddim_sample", ddim_sample)
 
 # %% [markdown]
-# **4.** Show that $\eta = 1$ with unit strides is DDPM: return, for $t = 1..T$, $\sigma_t^2$ from your `ddim_sigma`
-# ($\eta = 1$, $t_\text{prev} = t - 1$) and DDPM's posterior variance $\tilde\beta_t$ written out from `betas` and
-# `alpha_bars` (DDPM eq. 7; notebook 02, section 2), not read from `schedule.beta_tildes`. The check compares
-# both with the package on three schedules; the cell after the check prints whether their largest difference
-# is below $10^{-12}$.
+# **4.** When is DDIM's step with $\eta = 1$ DDPM's (notebook 04, section 3)? For each entry of `t` and `t_prev`,
+# return the variance $\sigma^2$ of the step $t \to t_\text{prev}$ at $\eta = 1$ (from your `ddim_sigma`) and DDPM's
+# posterior variance $\tilde\beta_t$, written out from `betas` and `alpha_bars` (DDPM eq. 7; notebook 02, section 2):
+# the check's schedules have no `beta_tildes`. The check uses unit strides ($t_\text{prev} = t - 1$) on three
+# schedules and longer strides; the cell after it compares the two.
 
 # %% nbgrader={"grade": false, "grade_id": "eta_one_variances", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def eta_one_variances(schedule):
-    """(sigma_t^2 at eta = 1 and t_prev = t - 1, tilde-beta_t), each of shape (T,) for t = 1..T."""
+def eta_one_variances(schedule, t, t_prev):
+    """(sigma^2 of the step t -> t_prev at eta = 1, tilde-beta_t), each of shape (batch,), float64."""
     ### BEGIN SOLUTION
-    t = torch.arange(1, schedule.T + 1)
     ab, ab_prev = schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
-    return ddim_sigma(schedule, t, t - 1, 1.0) ** 2, (1 - ab_prev) / (1 - ab) * schedule.betas[t]
+    return ddim_sigma(schedule, t, t_prev, 1.0) ** 2, (1 - ab_prev) / (1 - ab) * schedule.betas[t]
     ### END SOLUTION
 
 
@@ -130,16 +129,19 @@ def eta_one_variances(schedule):
 grading.check("eta_one_variances", eta_one_variances)
 
 # %%
-sigma2, beta_tilde = eta_one_variances(schedule)
+t = torch.arange(1, schedule.T + 1)
+sigma2, beta_tilde = eta_one_variances(schedule, t, t - 1)
 gap = float((sigma2 - beta_tilde).abs().max())
-print(f"max over t of |sigma_t(1)^2 - tilde-beta_t| < 1e-12: {gap < 1e-12}")
+print(f"unit strides: max over t of |sigma^2 - tilde-beta_t| < 1e-12: {gap < 1e-12}")
+t = torch.tensor([100, 500, 1000])
+sigma2, beta_tilde = eta_one_variances(schedule, t, t - 10)
+print("stride 10, t = 100, 500, 1000: sigma^2 / tilde-beta_t =", [round(r, 2) for r in (sigma2 / beta_tilde).tolist()])
 
 
 # %% [markdown]
-# **5.** DDIM's Theorem 1 says $J_\sigma = L_\gamma + C$. Return the weight $\gamma_t$ for $t \ge 2$ that makes each
-# step's KL exactly $\gamma_t\|\epsilon - \epsilon_\theta\|^2$, for given $\sigma_t$ (one per entry of `t`, the step
-# $t \to t-1$). Derive it as notebook 04 does in section 4 ("Where the weights come from"): the
-# notebook checks it numerically, and at $\sigma_t^2 = \tilde\beta_t$ it must be DDPM eq. 12's weight.
+# **5.** DDIM's Theorem 1 says $J_\sigma = L_\gamma + C$. Return the weight $\gamma_t$ for which this holds, for
+# $t \ge 2$ (notebook 04, section 4, "Where the weights come from"), given $\sigma_t$ (one per entry of `t`, the step
+# $t \to t-1$), as a float64 tensor.
 
 # %% nbgrader={"grade": false, "grade_id": "gamma_weight", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def gamma_weight(t, schedule, sigma):
@@ -157,11 +159,11 @@ grading.check("gamma_weight", gamma_weight)
 
 
 # %% [markdown]
-# **6.** DDPM eq. 12 writes each term of the bound as a weight times the eps error (notebook 03, section 1). With
-# $\sigma_t^2 = \beta_t$, at which $t$ is that weight smallest, i.e. where does $L_\text{simple}$ give the most
-# extra emphasis relative to the bound? Return it for any schedule (the check uses three); compute in the
-# schedule's float64 (near the minimum neighbouring weights differ in their fifth or sixth
-# significant digit).
+# **6.** DDPM eq. 12 writes each term of the bound as a weight times the eps error; notebook 03, section 1 plots that
+# weight for the true bound. At which $t$ is it smallest, i.e. where does $L_\text{simple}$ give the most extra
+# emphasis relative to the bound? Return it for any schedule (the check uses three); compute in the schedule's float64
+# (on the linear $T = 1000$ schedule, neighbouring weights near the minimum differ by only 1 to 13 parts in a
+# million).
 
 # %% nbgrader={"grade": false, "grade_id": "least_weighted_t", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def least_weighted_t(schedule):

@@ -85,3 +85,28 @@ def test_the_check_rejects_a_monte_carlo_answer():
 
     v = grading.run_check("eps_loss_floor", monte_carlo)
     assert not v.passed and "expected" in v.message
+
+
+def test_the_x0_mistakes_hint_states_the_ratio_of_the_two_posterior_variances():
+    """The hint of the Cov(x_0 | x_t) mistake: eps's posterior variance is alpha-bar_t / (1 - alpha-bar_t) times
+    x_0's (eps = (x_t - sqrt(ab) x_0) / sqrt(1 - ab)), larger than x_0's where alpha-bar_t > 1/2."""
+    schedule = md.Schedule.linear()
+    cov = _random_cov(3, 7)
+    t = torch.tensor([1, 100, 259, 260, 700, 1000])
+    x0_mistake = next(f for h, f in grading.CHECKS["eps_loss_floor"].mistakes.items() if "Cov(x_0 | x_t)" in h)
+    hint = next(h for h in grading.CHECKS["eps_loss_floor"].mistakes if "Cov(x_0 | x_t)" in h)
+    assert "alpha-bar_t / (1 - alpha-bar_t) times x_0's" in hint
+    ab = schedule.alpha_bars[t]
+    torch.testing.assert_close(answers.eps_loss_floor(t, schedule, cov), ab / (1 - ab) * x0_mistake(t, schedule, cov),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_the_stated_dtype_convention_is_the_checks():
+    """The intro says: epsilon_loss, p_mean and ancestral_step return the dtype of their data; a float32 case is checked
+    and an answer left in the schedule's float64 fails on dtype."""
+    def p_mean_in_float64(x_t, eps, t, schedule):
+        a, ab, beta = schedule.alphas[t][:, None], schedule.alpha_bars[t][:, None], schedule.betas[t][:, None]
+        return (x_t - beta / (1 - ab).sqrt() * eps) / a.sqrt()
+
+    v = grading.run_check("p_mean", p_mean_in_float64)
+    assert not v.passed and "expected dtype torch.float32, got torch.float64" in v.message

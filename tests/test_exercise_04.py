@@ -117,3 +117,75 @@ def test_calling_the_package_sampler_is_refused():
 
     v = grading.run_check("ddim_output_variance", via_sample)
     assert not v.passed and "your answer calls minddim.sample" in v.message
+
+
+# -- eta_one_variances: the check sees both computations (sigma from DDIM eq. 16, tilde-beta written out) ----------
+def test_eta_one_variances_agree_on_unit_strides_and_not_on_longer_ones():
+    """The follow-up cell's claims: equal to 1e-12 for t_prev = t - 1 on every schedule the check uses; with stride
+    10 sigma^2 is several times tilde-beta_t (the jump's posterior variance, not one step's)."""
+    for s in (LONG, SHORT, answers.COSINE):
+        t = torch.arange(1, s.T + 1)
+        sigma2, beta_tilde = answers.eta_one_variances(s, t, t - 1)
+        assert float((sigma2 - beta_tilde).abs().max()) < 1e-12
+        torch.testing.assert_close(beta_tilde, s.beta_tildes[1:], rtol=0, atol=0)
+    t = torch.tensor([100, 500, 1000])
+    sigma2, beta_tilde = answers.eta_one_variances(LONG, t, t - 10)
+    assert bool(((sigma2 / beta_tilde) > 5).all())
+
+
+def test_eta_one_variances_strided_sigma_is_the_posterior_variance_of_the_jump():
+    """An independent route for the strided case: the forward process restricted to (t_prev, t) is one Gaussian jump
+    with alpha = ab_t / ab_prev; the variance of q(x_{t_prev} | x_t, x_0) from the joint Gaussian of (x_prev, x_t)."""
+    t, tp = torch.tensor([20, 300, 1000]), torch.tensor([10, 100, 990])
+    sigma2, _ = answers.eta_one_variances(LONG, t, tp)
+    for k in range(3):
+        abp, ab = float(LONG.alpha_bars[tp[k]]), float(LONG.alpha_bars[t[k]])
+        var_prev, var_t = 1 - abp, 1 - ab                    # given x_0
+        cov = math.sqrt(ab / abp) * var_prev                  # x_t = sqrt(ab / abp) x_prev + noise
+        assert math.isclose(float(sigma2[k]), var_prev - cov**2 / var_t, rel_tol=1e-9)
+
+
+def test_eta_one_variances_cannot_be_passed_without_computing_sigma_and_tilde_beta():
+    """The finding's answers: beta_tildes returned twice (or read at all) and tilde-beta written out twice all fail."""
+    def read_twice(schedule, t, t_prev):
+        return schedule.beta_tildes[t].clone(), schedule.beta_tildes[t]
+
+    def read(schedule, t, t_prev):
+        return md.ddim_sigma(schedule, t, t_prev, 1.0) ** 2, schedule.beta_tildes[t]
+
+    def written_twice(schedule, t, t_prev):
+        ab, abp = schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
+        bt = (1 - abp) / (1 - ab) * schedule.betas[t]
+        return bt.clone(), bt
+
+    def sigma_twice(schedule, t, t_prev):
+        s2 = md.ddim_sigma(schedule, t, t_prev, 1.0) ** 2
+        return s2, s2.clone()
+
+    for fn in (read_twice, read):
+        v = grading.run_check("eta_one_variances", fn)
+        assert not v.passed and "has no beta_tildes" in v.message, v.message
+    for fn in (written_twice, sigma_twice):
+        v = grading.run_check("eta_one_variances", fn)
+        assert not v.passed and "stride 10" in v.message, v.message
+
+
+def test_the_check_schedules_are_the_courses_without_beta_tildes():
+    for case in grading.CHECKS["eta_one_variances"].cases():
+        s = case.inputs["schedule"]
+        assert isinstance(s, md.Schedule)
+        with pytest.raises(AttributeError, match="write tilde-beta_t out"):
+            s.beta_tildes
+        md.ddim_sigma(s, case.inputs["t"], case.inputs["t_prev"], 1.0)      # the package's sigma works on it
+
+
+def test_the_stated_dtype_convention_is_the_checks():
+    """The intro: ddim_step returns x_t's dtype (float32 cases are checked); an answer left in float64 fails on dtype."""
+    def step_in_float64(x_t, eps, t, t_prev, schedule, eta, noise):
+        ab, abp = schedule.alpha_bars[t][:, None], schedule.alpha_bars[t_prev][:, None]
+        s = md.ddim_sigma(schedule, t, t_prev, eta)[:, None]
+        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        return abp.sqrt() * x0 + (1 - abp - s**2).sqrt() * eps + s * noise
+
+    v = grading.run_check("ddim_step", step_in_float64)
+    assert not v.passed and "expected dtype torch.float32, got torch.float64" in v.message

@@ -275,8 +275,8 @@ register(
     "training_step",
     hints=("one step of DDPM's training: pick a random time and noise, noise the data to that time, and move the "
            "network toward predicting that noise",
-           "notebook 03, sections 1-2 (From the posterior mean to predicting eps; Training, and the floor); DDPM "
-           "Algorithm 1 and eq. 14"),
+           "DDPM Algorithm 1 and eq. 14; notebook 03, section 1 (From the posterior mean to predicting eps); a PyTorch "
+           "training step as the loop of md.train (minddim/train.py) takes it"),
     cases=_training_step_cases,
     reference=training_step,
     checker=_training_step_checker,
@@ -345,8 +345,8 @@ register(
         "L_simple averages over the d coordinates: divide the trace of Cov(eps | x_t) by d": _floor_with(reduce="sum"),
         "that is what the best model explains, E||E[eps | x_t]||^2 / d; the floor is what it leaves, 1 minus that":
             _floor_with(kind="explained"),
-        "that is the error of the best estimate of x_0, Cov(x_0 | x_t); eps's error is (1 - alpha-bar_t) / alpha-bar_t "
-        "times smaller": _floor_with(kind="x0"),
+        "that is the error of the best estimate of x_0, Cov(x_0 | x_t); eps's error is alpha-bar_t / (1 - alpha-bar_t) "
+        "times x_0's": _floor_with(kind="x0"),
         "that is the variance of x_t itself, alpha-bar_t lambda + 1 - alpha-bar_t, not what is left of eps once x_t is known":
             _floor_with(kind="marginal"),
         "the floor depends on cov's eigenvalues, not its diagonal (they agree only when cov is diagonal): rotate to "

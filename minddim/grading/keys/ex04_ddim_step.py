@@ -128,20 +128,48 @@ def _schedule_cases():
             Case("a cosine schedule (T = 100)", {"schedule": COSINE})]
 
 
-def eta_one_variances(schedule):
-    """(sigma_t^2 from DDIM eq. 16 with eta = 1 and t_prev = t - 1, tilde-beta_t from DDPM eq. 7), t = 1..T."""
-    t = torch.arange(1, schedule.T + 1)
-    return sampling.ddim_sigma(schedule, t, t - 1, 1.0) ** 2, schedule.beta_tildes[1:]
+class _WithoutBetaTildes(Schedule):
+    """A schedule whose ``beta_tildes`` cannot be read: ``eta_one_variances`` writes tilde-beta_t out (DDPM eq. 7)."""
+
+    @property
+    def beta_tildes(self):
+        raise AttributeError("this check's schedule has no beta_tildes: write tilde-beta_t out from betas and "
+                             "alpha_bars (DDPM eq. 7)")
 
 
-def _eta_one_with(square=True, eta=1.0, off_by_one=False, include_zero=False):
-    def f(schedule):
+def _eta_one_cases():
+    g = torch.Generator().manual_seed(2036)
+    out = []
+    for label, s in (("the DDPM linear schedule (T = 1000)", LONG), ("a short schedule (T = 10)", SHORT),
+                     ("a cosine schedule (T = 100)", COSINE)):
+        t = torch.arange(1, s.T + 1)
+        out.append(Case(f"unit strides t = 1..T, {label}", {"schedule": _WithoutBetaTildes(s.betas), "t": t,
+                                                              "t_prev": t - 1}))
+    t = torch.arange(10, LONG.T + 1, 10)
+    out.append(Case("stride 10 (t = 10, 20, ..., 1000, t_prev = t - 10), the linear schedule",
+                    {"schedule": _WithoutBetaTildes(LONG.betas), "t": t, "t_prev": t - 10}))
+    t = torch.randint(2, COSINE.T + 1, (8,), generator=g)
+    out.append(Case("random t_prev < t, the cosine schedule (T = 100)",
+                    {"schedule": _WithoutBetaTildes(COSINE.betas), "t": t,
+                     "t_prev": (t * torch.rand(8, generator=g)).long()}))
+    return out
+
+
+def eta_one_variances(schedule, t=None, t_prev=None):
+    """(sigma^2 from DDIM eq. 16 with eta = 1 for the steps t -> t_prev, tilde-beta_t from DDPM eq. 7), shape
+    (batch,) each; without t, the unit strides t = 1..T.  The two agree exactly when t_prev = t - 1."""
+    if t is None:
         t = torch.arange(1, schedule.T + 1)
-        s = sampling.ddim_sigma(schedule, t, t - 1, eta)
+        t_prev = t - 1
+    return sampling.ddim_sigma(schedule, t, t_prev, 1.0) ** 2, Schedule.beta_tildes.fget(schedule)[t]
+
+
+def _eta_one_with(square=True, eta=1.0, off_by_one=False, sigma_unit=False, tilde_prev=False):
+    def f(schedule, t, t_prev):
+        s = sampling.ddim_sigma(schedule, t, t - 1 if sigma_unit else t_prev, eta)
         ab = schedule.alpha_bars
-        bt = (1 - ab[t if off_by_one else t - 1]) / (1 - ab[t]) * schedule.betas[t]
-        if include_zero:
-            return torch.cat([s.new_zeros(1), s**2]), torch.cat([bt.new_zeros(1), bt])
+        num = t if off_by_one else (t_prev if tilde_prev else t - 1)
+        bt = (1 - ab[num]) / (1 - ab[t]) * schedule.betas[t]
         return (s**2 if square else s), bt
     return f
 
@@ -149,16 +177,19 @@ def _eta_one_with(square=True, eta=1.0, off_by_one=False, include_zero=False):
 register(
     "eta_one_variances",
     hints=("with eta = 1 and unit strides, DDIM's noise variance sigma_t^2 should be exactly DDPM's posterior "
-           "variance tilde-beta_t: the generative process is DDPM's",
+           "variance tilde-beta_t: the generative process is DDPM's; over longer strides sigma is the variance of a "
+           "jump t -> t_prev, not of one step",
            "notebook 04, sections 1 and 3 (the family q_sigma; eta); DDIM eq. 16 against DDPM eq. 7"),
-    cases=_schedule_cases,
+    cases=_eta_one_cases,
     reference=eta_one_variances,
     mistakes={
-        "sigma_t is a standard deviation: return its square, the variance sigma_t^2": _eta_one_with(square=False),
+        "sigma is a standard deviation: return its square, the variance sigma^2": _eta_one_with(square=False),
         "use eta = 1 (DDPM's stochasticity), not eta = 0": _eta_one_with(eta=0.0),
         "tilde-beta_t has alpha-bar_{t-1} in its numerator (1 - alpha-bar_{t-1}), not alpha-bar_t: that gives beta_t":
             _eta_one_with(off_by_one=True),
-        "return t = 1..T only (T values): t = 0 has no step before it": _eta_one_with(include_zero=True),
+        "sigma is the one of the step t -> t_prev: give your ddim_sigma t_prev, not t - 1": _eta_one_with(sigma_unit=True),
+        "tilde-beta_t is the variance of DDPM's one-step posterior q(x_{t-1} | x_t, x_0), whatever t_prev is: "
+        "alpha-bar_{t-1} in its numerator, not alpha-bar at t_prev": _eta_one_with(tilde_prev=True),
     }, rtol=1e-6, atol=1e-12)
 
 
@@ -212,8 +243,9 @@ register(
         "the Gaussian KL with equal variances is ||mean difference||^2 / (2 sigma_t^2): missing factor 1/2":
             _gamma_with(half=False),
         "divide by the variance sigma_t^2, not the standard deviation sigma_t": _gamma_with(square_sigma=False),
-        "that is the weight of DDIM's appendix B, 1 / (2 sigma_t^2 alpha-bar_t) (per dimension): a positive weight that "
-        "proves the theorem, not the exact one; the exact gamma_t keeps the squared coefficient of x_0 - x0_hat":
+        "that is DDIM's appendix B weight, 1 / (2 d sigma_t^2 alpha_t) (eq. 32; its alpha_t is alpha-bar_t) without its "
+        "1/d (your gamma multiplies the whole ||eps - eps_theta||^2): a positive weight that proves the theorem, not "
+        "the exact one; the exact gamma_t keeps the squared coefficient of x_0 - x0_hat":
             lambda t, schedule, sigma: 1 / (2 * sigma.to(torch.float64) ** 2 * schedule.alpha_bars[t]),
         "DDIM's alpha_t is DDPM's alpha-bar_t: use schedule.alpha_bars, not schedule.alphas":
             _gamma_with(values_fn=lambda s: s.alphas),
@@ -255,7 +287,8 @@ register(
     mistakes={
         "0-based: t runs 1..T; the index into betas[1:] is t - 1": _least_with(zero_based=True),
         "that is where the weight is largest: the question asks for the smallest": _least_with(argmax=True),
-        "sigma_t^2 = beta_t here (DDPM's first choice), not tilde-beta_t": _least_with(beta_tilde=True),
+        "the bound's weight that notebook 03 plots takes sigma_t^2 = beta_t (DDPM's first choice), not tilde-beta_t":
+            _least_with(beta_tilde=True),
         "eq. 12 has alpha_t = 1 - beta_t (one step) in the denominator, beside 1 - alpha-bar_t": _least_with(alpha_bar=True),
     })
 
@@ -327,8 +360,8 @@ register(
         "sigma is a standard deviation: the noise adds its square, sigma^2, to the variance": _variance_with(noise="std"),
         "DDIM eq. 12's direction term is sqrt(1 - alpha-bar_prev - sigma^2) eps: you left out sigma^2":
             _variance_with(direction_sigma=False),
-        "the exact model for data of variance lam: E[eps | x_t] = sqrt(1 - alpha-bar) x_t / (alpha-bar lam + 1 - alpha-bar), "
-        "not the one for unit variance": _variance_with(model_lam=False),
+        "the exact model for data N(m, lam): E[eps | x_t] = sqrt(1 - alpha-bar) (x_t - sqrt(alpha-bar) m) / "
+        "(alpha-bar lam + 1 - alpha-bar), not the one for unit variance": _variance_with(model_lam=False),
         "the last step goes from tau_1 to 0 (x_0); your walk stops at x_{tau_1}": _variance_with(last_step=False),
         "a step multiplies x by a, so it multiplies the variance by a^2": _variance_with(square_a=False),
         "x_T is fed in at tau_S, the largest entry of timesteps (as the sampler does): there is no extra step from T":
