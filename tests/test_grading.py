@@ -65,6 +65,7 @@ def test_wrong_dtype_shape_and_nan_are_reported():
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
     v = grading.run_check("q_sample", lambda **kw: good(**kw).float())
     assert not v.passed and "float64" in v.message and "dtype" in v.message
+    assert "cast what you take from them to the input's dtype" in v.message      # not "compare ... term by term"
     v = grading.run_check("q_sample", lambda **kw: good(**kw).sum(-1))
     assert not v.passed and "shape" in v.message
     v = grading.run_check("q_sample", lambda **kw: good(**kw) * float("nan"))

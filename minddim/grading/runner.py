@@ -147,8 +147,7 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
                 continue
             if _compare(wrong, got, spec) is None:
                 return _failed(name, k, case.label, problem, hint, f"on {case.label}, {problem}. Hint: {hint}")
-        return _failed(name, k, case.label, problem, None, f"on {case.label}, {problem}. Hint: compare your code with "
-                                                            f"the equation the question names, term by term")
+        return _failed(name, k, case.label, problem, None, f"on {case.label}, {problem}. Hint: {_default_hint(problem)}")
     _LAST_FAILURE.pop(name, None)
     _RUNG.pop(name, None)
     return Verdict(name, True, f"correct on all {len(cases)} cases ({'; '.join(c.label for c in cases)})", len(cases))
@@ -158,6 +157,16 @@ def _called_the_package(name, k, label, what) -> Verdict:
     """The verdict for an answer that called a forbidden function (:mod:`minddim.grading.watch`): no points."""
     return _failed(name, k, label, _CALLED + what, None,
                    f"your answer calls {what} (the package's own answer); write it yourself: no points")
+
+
+def _default_hint(problem: str) -> str:
+    """The hint for a wrong answer that matches none of the known mistakes, from what kind of difference it is."""
+    if "expected dtype" in problem:
+        return ("the schedule's tensors are float64: cast what you take from them to the input's dtype "
+                "(e.g. schedule.alpha_bars[t].to(x.dtype))")
+    if "expected shape" in problem:
+        return "return the shape the question and the docstring ask for"
+    return "compare your code with the equation the question names, term by term"
 
 
 def _failed(name, k, label, problem, hint, message) -> Verdict:
