@@ -170,29 +170,33 @@ def _convergence_cases():
                  (5, 10, 20, 40))]
 
 
-def _convergence_with(target="last", grid="uniform", error="rms", swap_axes=False, own_encoder=False):
+def _measure(encode, x0, mean, var, schedule, Ss, target="last", grid="uniform", error="rms", swap_axes=False):
+    """(errors, slope) of the S-step encoder against the exact latent (the mistakes' variants by keyword)."""
+    import numpy as np
+    from ...analytic import GaussianDenoiser
+    model = GaussianDenoiser(mean, torch.diag(var), schedule)
+    B, errors = x0.shape[0], []
+    for S in Ss:
+        tau = sampling.timesteps(schedule.T, S, grid)
+        t_end = int(tau[-1]) if target == "last" else schedule.T
+        d2 = (encode(model, x0, schedule, tau) - _exact_latent(x0, torch.full((B,), t_end), mean, var, schedule)).pow(2)
+        errors.append(d2.sum(1).mean().sqrt().item() if error == "rms" else
+                      d2.sum(1).mean().item() if error == "mse" else
+                      d2.sum(1).sqrt().mean().item() if error == "mean" else d2.mean().sqrt().item())
+    x, y = np.log(Ss), np.log(errors)
+    return tuple(errors), float(np.polyfit(y, x, 1)[0] if swap_axes else np.polyfit(x, y, 1)[0])
+
+
+def _convergence_with(own_encoder=False, **kw):
     def f(encode, x0, mean, var, schedule, Ss):
-        import numpy as np
-        from ...analytic import GaussianDenoiser
-        model = GaussianDenoiser(mean, torch.diag(var), schedule)
-        B, errors = x0.shape[0], []
-        for S in Ss:
-            tau = sampling.timesteps(schedule.T, S, grid)
-            z = (_encode_with() if own_encoder else encode)(model, x0, schedule, tau)
-            t_end = int(tau[-1]) if target == "last" else schedule.T
-            d2 = (z - _exact_latent(x0, torch.full((B,), t_end), mean, var, schedule)).pow(2)
-            errors.append(d2.sum(1).mean().sqrt().item() if error == "rms" else
-                          d2.sum(1).mean().item() if error == "mse" else
-                          d2.sum(1).sqrt().mean().item() if error == "mean" else d2.mean().sqrt().item())
-        x, y = np.log(Ss), np.log(errors)
-        slope = float(np.polyfit(y, x, 1)[0] if swap_axes else np.polyfit(x, y, 1)[0])
-        return tuple(errors), slope
+        return _measure(_encode_with() if own_encoder else encode, x0, mean, var, schedule, Ss, **kw)
     return f
 
 
-_encoder_convergence = _convergence_with()
-_encoder_convergence.__doc__ = """The reference: the RMS distance of the S-step encoder to the exact latent at tau_S, for each S, and the
-least-squares slope of its log against log S (the tests check it against md.encode and md.gaussian_flow_map)."""
+def _encoder_convergence(encode, x0, mean, var, schedule, Ss):
+    """The reference: the RMS distance of the S-step encoder to the exact latent at tau_S, for each S, and the
+    least-squares slope of its log against log S (the tests check it against md.encode and md.gaussian_flow_map)."""
+    return _measure(encode, x0, mean, var, schedule, Ss)
 
 
 register(
