@@ -16,8 +16,8 @@
 # %% [markdown]
 # # Exercise 05 · Subsequences, interpolation and encoding
 #
-# Implement three tools of notebook `05_fast_sampling`, then derive where the encoder goes as the number of steps
-# grows. Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$, and DDIM's $\alpha_t$ is DDPM's
+# Implement three tools of notebook `05_fast_sampling`, write down where the encoder goes as the number of steps
+# grows, then measure how fast your encoder gets there. Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$, and DDIM's $\alpha_t$ is DDPM's
 # $\bar\alpha_t$. Do not call the minddim function of the same name (or a package function that computes the same
 # thing): the check refuses such an answer, with no points.
 #
@@ -34,11 +34,12 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `uniform_timesteps` 1, `slerp` 1, `encode` 2, `exact_latent` 3.
+# Points: `uniform_timesteps` 1, `slerp` 1, `encode` 2, `exact_latent` 1, `encoder_convergence` 2.
 
 # %%
 import math
 
+import numpy as np
 import torch
 
 import minddim as md
@@ -47,12 +48,13 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The package's `"uniform"` subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ (notebook 05, section 1; DDIM
-# app. D.2, its "linear" choice, on sec. 4.2's subsequences), as a Python list of ints, for any $1 \le S \le T$.
+# **1.** The package's `"uniform"` subsequence $\tau$ of $S$ times out of $T$ (notebook 05, section 1; DDIM app. D.2,
+# its "linear" choice, on sec. 4.2's subsequences), as a Python list of ints in the order `md.timesteps` returns it,
+# for any $1 \le S \le T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def uniform_timesteps(T, S):
-    """[tau_1, ..., tau_S], increasing, in 1..T."""
+    """The uniform subsequence tau for S steps out of T, as a list of ints."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -94,10 +96,11 @@ grading.check("encode", encode)
 # **4.** Where does your `encode` go as $S$ grows? Take data with independent coordinates,
 # $x_0 \sim \mathcal N(m, \operatorname{diag}(v))$, and its exact model (the Bayes-optimal $\mathbb E[\epsilon \mid x_t]$,
 # `md.GaussianDenoiser`, no training error). As $S \to \infty$ the deterministic encoder solves DDIM's ODE (eq. 14)
-# from $0$ up to $t$ (DDIM sec. 4.3). Derive the point $x_t$ that this ODE carries a data point $x_0$ to, in closed
-# form, and return it for every row of `x0` (shape `(batch, d)`; `mean` and `var` have shape `(d,)`; `t` has shape
-# `(batch,)`, $0 \le t \le T$). No ODE solver and no loop over time: a formula. (Compare it with your `encode` on
-# `md.GaussianDenoiser(mean, torch.diag(var), schedule)` for growing $S$, at $t = \tau_S$: how fast do they meet?)
+# from $0$ up to $t$ (DDIM sec. 4.3). Return the point $x_t$ that this ODE carries each row of `x0` to, in closed form
+# (no ODE solver, no loop over time), in DDPM's variables and in `x0`'s dtype: `x0` has shape `(batch, d)`, `mean` and
+# `var` shape `(d,)`, `t` shape `(batch,)` with $0 \le t \le T$. The ODE keeps the marginals $q(x_t)$ (DDIM
+# Proposition 1), and the exact model of Gaussian data is affine in $x_t$; notebook 06, Going further E, writes this
+# flow map in DDIM's variables.
 
 # %% nbgrader={"grade": false, "grade_id": "exact_latent", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def exact_latent(x0, t, mean, var, schedule):
@@ -106,5 +109,30 @@ def exact_latent(x0, t, mean, var, schedule):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_exact_latent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_exact_latent", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 grading.check("exact_latent", exact_latent)
+
+
+# %% [markdown]
+# **5.** How fast does an encoder meet that point? `encode` is a function with your `encode`'s signature (the check
+# passes DDIM's encoder and another one). For each $S$ in `Ss`, encode the rows of `x0` (shape `(batch, d)`, drawn from
+# $\mathcal N(m, \operatorname{diag}(v))$) with the exact model `md.GaussianDenoiser(mean, torch.diag(var), schedule)`
+# on the uniform grid `md.timesteps(schedule.T, S)`. Its error is the RMS distance to your `exact_latent` at the time
+# where the encoder stops: the square root of the mean over the rows of the squared Euclidean distance. Return
+# `(errors, slope)`: the errors, a tuple of floats, one per $S$, and the least-squares slope of $\ln(\text{error})$
+# against $\ln S$ (`np.polyfit`), a float; the check accepts each within a relative $10^{-4}$.
+#
+# Then run it with your `encode` on `mean = torch.tensor([0.5, -1.0], dtype=torch.float64)`,
+# `var = torch.tensor([0.3, 2.0], dtype=torch.float64)`, 40 points $x_0 \sim \mathcal N(m, \operatorname{diag}(v))$ and
+# `Ss = (10, 20, 50, 100, 200)`. Is the encoder first order? Which $S$ first brings it within 0.05 of the ODE's point,
+# and about how many steps would 0.01 take? No notebook prints these numbers.
+
+# %% nbgrader={"grade": false, "grade_id": "encoder_convergence", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def encoder_convergence(encode, x0, mean, var, schedule, Ss):
+    """(errors, slope): the RMS distance of encode's x_{tau_S} to the exact latent, for each S, and its log-log slope."""
+    # YOUR CODE HERE
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_encoder_convergence", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+grading.check("encoder_convergence", encoder_convergence)

@@ -418,4 +418,5 @@ plt.show()
 # notebooks 04-05 works, and a second-order solver (Heun) for the same ODE.
 #
 # **Exercise:** `exercises/05_subsequences_and_encoding.ipynb` asks you to implement the uniform timestep
-# subsequence, slerp and the deterministic encoder.
+# subsequence, slerp and the deterministic encoder, to write down where the encoder goes as $S$ grows on Gaussian
+# data, and to measure how fast it gets there.

@@ -720,4 +720,5 @@ for t_end in (100, 0):
 # %% [markdown]
 # **Next:** notebook 07 (MNIST) trains and samples the same model on images, with a U-Net in place of the MLP and the
 # samplers of notebooks 04-05 unchanged (Heun on MNIST is in `benchmarks/README.md`, section 6). The exercise `exercises/06_scores_and_ode.ipynb` asks you to implement the
-# score from $\epsilon$, one Langevin step, the DDIM step as an Euler step of eq. 14, and Heun's second-order step.
+# score from $\epsilon$, one Langevin step, the DDIM step as an Euler step of eq. 14, and Heun's second-order step, to
+# derive a Langevin chain's variance after $k$ steps, and to measure the order of the Euler and Heun steps.

@@ -86,10 +86,10 @@ def langevin_step(x, score, step_size, noise):
 grading.check("langevin_step", langevin_step)
 
 # %% [markdown]
-# **3.** One Euler step of the probability-flow ODE in DDIM's variables $\bar x$ and $\sigma$ (DDIM eqs. 13-14, with
-# its $\alpha$ written as our $\bar\alpha$; notebook `06_scores_and_langevin`, section 6), from $t$ down to
-# $t_\text{prev}$ with `eps` evaluated at $x_t$. Return the result in DDPM's variables, $x_{t_\text{prev}}$
-# ($\bar\alpha_0 = 1$). It should agree with DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04).
+# **3.** One Euler step of the probability-flow ODE in DDIM's variables $\bar x$ and $\sigma$ (DDIM eqs. 13-14;
+# notebook `06_scores_and_langevin`, section 6), from $t$ down to $t_\text{prev}$ with `eps` evaluated at $x_t$. Return
+# the result in DDPM's variables, $x_{t_\text{prev}}$ ($\bar\alpha_0 = 1$), shaped like `x_t` and in its dtype. It
+# should agree with DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04).
 
 # %% nbgrader={"grade": false, "grade_id": "euler_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def euler_step(x_t, eps, t, t_prev, schedule):
@@ -111,8 +111,8 @@ grading.check("euler_step", euler_step)
 # %% [markdown]
 # **4.** Heun's second-order step on the same ODE (Karras et al. 2022, Algorithm 1; notebook
 # `06_scores_and_langevin`, section 6), from $t$ to $t_\text{prev} \ge 1$, built from your `euler_step` and two
-# evaluations of `model(x, t)` (with `t` of shape `(batch,)`). (`md.heun` samples this way; it keeps the last step,
-# to $t = 0$ where a network is not defined, an Euler step.)
+# evaluations of `model(x, t)` (with `t` of shape `(batch,)`), returned shaped like `x_t` and in its dtype. (`md.heun`
+# samples this way; it keeps the last step, to $t = 0$ where a network is not defined, an Euler step.)
 
 # %% nbgrader={"grade": false, "grade_id": "heun_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def heun_step(model, x_t, t, t_prev, schedule):
@@ -168,7 +168,11 @@ grading.check("langevin_variance", langevin_variance)
 # (`lambda model, x, t, t_prev, schedule: euler_step(x, model(x, t), t, t_prev, schedule)`), on
 # `md.GaussianDenoiser(torch.tensor([0.5, -0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]]), schedule)` from 40 points
 # $x_T \sim \mathcal N(0, I)$, `t_mid = 100` and `Ss = (10, 20, 50, 100)`. Which of the four slopes is near $-2$,
-# which near $-1$, and why is Heun's slope to $t = 0$ neither?
+# which near $-1$? Notebook 06 (section 6) measures these orders against evaluations, on its mixture, and traces
+# Heun's loss of order to $t = 0$ to its last (Euler) step, whose error is of the order of $\sigma(\tau_1)^2$. Test
+# that on your numbers (unchecked): the slope of $\sigma(\tau_1)^2$ against $S$ over the same `Ss` (here $\tau_1$ is
+# still far from one step, so it is steeper than $-1$), and Heun's slope to 0 when its last step is a trapezoid too,
+# with $\epsilon = 0$ at $\sigma = 0$ (the exact model's `eps_at(x, 1.0)`).
 
 # %% nbgrader={"grade": false, "grade_id": "ode_orders", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ode_orders(step, model, x_T, schedule, Ss, t_mid):

@@ -96,6 +96,28 @@ def test_the_prompt_claims_heun_near_minus_two_to_t_mid_euler_near_minus_one_heu
     assert -1.8 < heun_0 < -1.2
 
 
+def test_the_prompt_unchecked_experiment_sigma_tau1_squared_steeper_than_one_trapezoid_last_step_order_two():
+    """The prompt's follow-up: over S = 10 ... 100 sigma(tau_1)^2 falls faster than 1/S (about S^-1.8), and Heun with
+    a trapezoidal last step (eps = 0 at sigma = 0) has slope near -2 to t = 0."""
+    Ss = (10, 20, 50, 100)
+    sigma2 = [md.ode_sigma(SCHEDULE, 1000 // S).item() ** 2 for S in Ss]
+    assert -1.9 < np.polyfit(np.log(Ss), np.log(sigma2), 1)[0] < -1.6
+    x_T = torch.randn(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    exact_0 = md.gaussian_flow_map(x_T, md.ode_sigma(SCHEDULE, 1000).item(), 0.0, GAUSS.mean, GAUSS.cov)
+    errors = []
+    for S in Ss:
+        tau = [(i + 1) * 1000 // S for i in range(S)][::-1]
+        x = x_T
+        for t, t_prev in zip(tau[:-1], tau[1:]):
+            x = key._heun_as_step(GAUSS, x, torch.full((40,), t), torch.full((40,), t_prev), SCHEDULE)
+        ab = SCHEDULE.alpha_bars[tau[-1]].item()
+        assert GAUSS.eps_at(x, 1.0).abs().max().item() == 0.0
+        eps_1 = GAUSS(x, torch.full((40,), tau[-1]))
+        x_bar_0 = x / math.sqrt(ab) - math.sqrt((1 - ab) / ab) * (eps_1 + GAUSS.eps_at(x, 1.0)) / 2
+        errors.append((x_bar_0 - exact_0).pow(2).sum(1).mean().sqrt().item())
+    assert abs(np.polyfit(np.log(Ss), np.log(errors), 1)[0] + 2) < 0.1
+
+
 def test_an_answer_that_ignores_the_step_it_is_given_fails():
     """md.heun (forbidden) or any fixed sampler: the Euler case tells them apart."""
     def ode_orders(step, model, x_T, schedule, Ss, t_mid):

@@ -58,10 +58,10 @@ def _encode_cases():
             for S in (5, 20)]
 
 
-def _encode_with(eval_at="prev"):
+def _encode_with(eval_at="prev", from_zero=True):
     def f(model, x0, schedule, timesteps):
         tau = timesteps.tolist()
-        walk = [0] + tau
+        walk = [0] + tau if from_zero else tau
         x, ab = x0, schedule.alpha_bars
         for tp, t in zip(walk[:-1], walk[1:]):
             te = t if eval_at == "next" else (tp if tp > 0 else tau[0])
@@ -74,13 +74,15 @@ def _encode_with(eval_at="prev"):
 
 register(
     "encode",
-    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_T that decodes to it",
+    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_{tau_S} that decodes to it",
            'notebook 05, section 3 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
     cases=_encode_cases,
     reference=lambda model, x0, schedule, timesteps: sampling.encode(model, x0, schedule, timesteps),
     mistakes={
         "evaluate the model where you are (x at t_prev, time t_prev) before stepping to t: explicit Euler; "
         "only the first step, from t = 0, uses tau_1": _encode_with("next"),
+        "the walk starts at the data, t = 0 (alpha-bar_0 = 1): its first step goes from x_0 to tau_1, then tau_1 to "
+        "tau_2, ..., S steps in all": _encode_with(from_zero=False),
     }, rtol=1e-6, atol=1e-8)
 
 
@@ -131,7 +133,8 @@ register(
     hints=("the point x_t that DDIM's ODE (eq. 14) carries x_0 to, with the exact model: where your encode goes as "
            "S grows",
            "notebook 05, section 3 (Encoding); DDIM sec. 4.3 and Proposition 1: the ODE keeps the marginals q(x_t), "
-           "the exact model of Gaussian data is affine in x_t, and in one dimension a flow cannot reorder points"),
+           "the exact model of Gaussian data is affine in x_t, and in one dimension a flow cannot reorder points; "
+           "notebook 06, Going further E, writes this flow map in DDIM's variables"),
     cases=_latent_cases,
     reference=_exact_latent,
     mistakes={
@@ -150,3 +153,73 @@ register(
         "DDIM's alpha is DDPM's alpha-bar: use schedule.alpha_bars, not schedule.alphas": _latent_with(
             values_fn=lambda s: s.alphas),
     }, rtol=1e-5, atol=1e-7)
+
+
+# -- how fast the encoder meets the ODE's latent (a measurement) -----------------------------------------------------
+def _convergence_cases():
+    g = torch.Generator().manual_seed(19)
+
+    def case(label, encode, mean, var, batch, Ss):
+        mean, var = torch.tensor(mean, dtype=torch.float64), torch.tensor(var, dtype=torch.float64)
+        return Case(label, {"encode": encode, "x0": mean + var.sqrt() * _randn((batch, len(mean)), torch.float64, g),
+                            "mean": mean, "var": var, "schedule": LONG, "Ss": Ss})
+    return [case("DDIM's encoder, 2-D, S = 10, 20, 50, 100", _encode_with(), [0.5, -1.0], [0.3, 2.0], 20, (10, 20, 50, 100)),
+            case("an encoder that evaluates the model at the end of each step, 2-D", _encode_with("next"), [1.0, 0.0],
+                 [0.5, 1.5], 20, (10, 20, 50)),
+            case("DDIM's encoder, 3-D, S = 5, 10, 20, 40", _encode_with(), [0.0, 2.0, -1.0], [1.0, 0.1, 4.0], 10,
+                 (5, 10, 20, 40))]
+
+
+def _measure(encode, x0, mean, var, schedule, Ss, target="last", grid="uniform", error="rms", swap_axes=False):
+    """(errors, slope) of the S-step encoder against the exact latent (the mistakes' variants by keyword)."""
+    import numpy as np
+    from ...analytic import GaussianDenoiser
+    model = GaussianDenoiser(mean, torch.diag(var), schedule)
+    B, errors = x0.shape[0], []
+    for S in Ss:
+        tau = sampling.timesteps(schedule.T, S, grid)
+        t_end = int(tau[-1]) if target == "last" else schedule.T
+        d2 = (encode(model, x0, schedule, tau) - _exact_latent(x0, torch.full((B,), t_end), mean, var, schedule)).pow(2)
+        errors.append(d2.sum(1).mean().sqrt().item() if error == "rms" else
+                      d2.sum(1).mean().item() if error == "mse" else
+                      d2.sum(1).sqrt().mean().item() if error == "mean" else d2.mean().sqrt().item())
+    x, y = np.log(Ss), np.log(errors)
+    return tuple(errors), float(np.polyfit(y, x, 1)[0] if swap_axes else np.polyfit(x, y, 1)[0])
+
+
+def _convergence_with(own_encoder=False, **kw):
+    def f(encode, x0, mean, var, schedule, Ss):
+        return _measure(_encode_with() if own_encoder else encode, x0, mean, var, schedule, Ss, **kw)
+    return f
+
+
+def _encoder_convergence(encode, x0, mean, var, schedule, Ss):
+    """The reference: the RMS distance of the S-step encoder to the exact latent at tau_S, for each S, and the
+    least-squares slope of its log against log S (the tests check it against md.encode and md.gaussian_flow_map)."""
+    return _measure(encode, x0, mean, var, schedule, Ss)
+
+
+register(
+    "encoder_convergence",
+    forbidden=("score.gaussian_flow_map", "score.pf_ode_solve", "sampling.encode"),
+    hints=("how far the S-step encoder lands from the point the ODE carries x_0 to (your exact_latent, at the grid's "
+           "last time), and the order at which that distance shrinks",
+           "notebook 05, section 3 (Encoding) and Going further C (the order of the deterministic sampler); "
+           "the least-squares slope of log(error) against log(S)"),
+    cases=_convergence_cases,
+    reference=_encoder_convergence,
+    mistakes={
+        "use the encode you are given (the check passes more than one encoder), not your own":
+            _convergence_with(own_encoder=True),
+        "the encoder stops at the grid's last time tau_S, not at T: compare with the exact latent there":
+            _convergence_with(target="T"),
+        "the grid is the uniform subsequence of question 1 (md.timesteps(T, S)), not the trailing one":
+            _convergence_with(grid="trailing"),
+        "the error is the RMS distance, the square root of the mean squared distance: the mean squared distance "
+        "falls twice as steeply": _convergence_with(error="mse"),
+        "the error is the RMS distance, the square root of the mean squared distance, not the mean distance":
+            _convergence_with(error="mean"),
+        "the squared distance is summed over the coordinates of a row, then averaged over the rows: you averaged "
+        "over the coordinates too": _convergence_with(error="per_coordinate"),
+        "fit log(error) against log(S), not log(S) against log(error)": _convergence_with(swap_axes=True),
+    }, rtol=1e-4, atol=1e-9)

@@ -331,8 +331,9 @@ register(
     forbidden=("sampling.heun", "sampling.sample", "sampling.ddim", "score.pf_ode_solve"),
     hints=("the order of a sampler is the slope of log(error) against log(S): -1 for a first-order method, -2 for a "
            "second-order one",
-           "notebook 06, section 6 (The order of the samplers), which measures it on another model, grid variable "
-           "and reference; the exact solution for Gaussian data: Going further E (md.gaussian_flow_map)"),
+           "notebook 06, section 6 (The order of the samplers), which measures it on another model and reference, "
+           "and against evaluations (2S - 1 for Heun) rather than S; the exact solution for Gaussian data: Going "
+           "further E (md.gaussian_flow_map)"),
     cases=_order_cases,
     reference=_ode_orders,
     mistakes={
