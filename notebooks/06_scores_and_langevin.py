@@ -461,7 +461,7 @@ plt.show()
 # $10^{-12}$. To $t = 100$ the error falls with slope $-1.02$ against evaluations for DDIM and $-2.07$ for Heun: first
 # and second order (Heun's $2S-1$ evaluations grow like $S$, so its order shows in this slope too). To $t = 0$ DDIM
 # keeps its order ($-0.96$) and Heun does not: $-1.30$ over all $S$, $-1.15$ over $S = 200 \dots 1000$. The column
-# "Heun to tau_1" isolates the cause: before its last (Euler) step Heun is 0.0156 from the reference at $S = 1000$,
+# "Heun to tau_1" points to the cause: before its last (Euler) step Heun is 0.0156 from the reference at $S = 1000$,
 # after it 0.3325 (both $\times 10^{-3}$). That last step's error is of the order of $\sigma(\tau_1)^2$: their ratio
 # lies between 2.00 and 3.32 from $S = 20$ on and is still rising (3.01, 3.22, 3.32 at $S = 200, 500, 1000$), so it
 # has not settled to a constant. On the trailing grid $\tau_1 = T/S$, and $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1}$
