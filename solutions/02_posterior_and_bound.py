@@ -155,7 +155,7 @@ grading.check("decoder_nll", decoder_nll)
 # second for $x_0$ a single point. Take data $x_0 \sim \mathcal N(0, v I)$ and the exact model, whose mean is
 # $\mu_\theta(x_t, t) = \tilde\mu_t(x_t, \mathbb E[x_0\mid x_t])$ (notebook 02, section 3). Derive, per dimension, the
 # bound's middle terms $L_1 + \dots + L_{T-1}$ (DDPM eq. 5) with $\beta_t$ minus those with $\tilde\beta_t$, as a
-# function of $v$ (notebook 02, section 3, has the pieces for a covariance $C$). Then return the $v$ in $(0, 1)$ where
+# function of $v$ (notebook 02, section 3, has the pieces for a data covariance). Then return the $v$ in $(0, 1)$ where
 # this difference is zero, as a Python float, to a relative accuracy of $10^{-8}$ or better (bisection works: the
 # difference is positive at $v = 0$ and falls as $v$ grows). The schedule's tensors are float64: compute in float64.
 #

@@ -302,7 +302,8 @@ def _root(gap):
 def variance_tie(schedule):
     """The data variance v at which sigma_t^2 = beta_t and sigma_t^2 = tilde-beta_t give the same middle terms
     L_1 + ... + L_{T-1} (t = 2..T) for data N(0, v I) and the exact model, whose mean is the posterior mean
-    tilde-mu_t(x_t, E[x_0 | x_t]) (notebook 02, section 3). With DDPM eq. 8 and its constant C, the bound with beta_t
+    tilde-mu_t(x_t, E[x_0 | x_t]) (notebook 02, section 3). With eq. 8 and its constant C as notebook 02 writes
+    them (DDPM leaves C implicit), the bound with beta_t
     minus that with tilde-beta_t is, per dimension, sum_t 1/2 (log(beta_t / tilde-beta_t) + tilde-beta_t / beta_t - 1)
     + c_t^2 V_t (1 / beta_t - 1 / tilde-beta_t) / 2 with V_t = Var(x_0 | x_t) = v (1 - ab_t) / (ab_t v + 1 - ab_t):
     positive at v = 0 (one-point data), negative at v = 1 (where beta_t is the optimum), decreasing in v."""
@@ -340,7 +341,8 @@ register(
         "c_t^2 ||x_0 - E[x_0 | x_t]||^2": _tie_with(c_power=1),
         "off by one: c_t, the x_0 coefficient of the posterior mean (DDPM eq. 7), has sqrt(alpha-bar_{t-1}), not "
         "sqrt(alpha-bar_t)": _tie_with(c_alpha_bar_t=True),
-        "missing factor 1/2 in C = d/2 (log(sigma_t^2 / tilde-beta_t) + tilde-beta_t / sigma_t^2 - 1)":
+        "missing factor 1/2 in C = d/2 (log(sigma_t^2 / tilde-beta_t) + tilde-beta_t / sigma_t^2 - 1) (notebook 02, "
+        "section 3, eq. 8)":
             _tie_with(c_factor=1.0),
         "the middle terms run up to L_{T-1}, which is t = T: Python's range(a, b) stops before b":
             _tie_with(last_excluded=True),
