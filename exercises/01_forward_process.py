@@ -82,7 +82,7 @@ grading.check("q_sample", q_sample)
 
 # %% nbgrader={"grade": false, "grade_id": "q_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_step(x_prev, t, schedule, noise):
-    """x_t drawn from q(x_t | x_{t-1} = x_prev) with this noise; t has shape (batch,)."""
+    """x_t drawn from q(x_t | x_{t-1} = x_prev) with this noise; t has shape (batch,). Return x_prev's dtype."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 

@@ -17,8 +17,8 @@
 # # Exercise 02 · The posterior and the bound
 #
 # Implement five pieces of the variational bound from notebook `02_variational_bound` (questions 1-5, warm-ups),
-# then derive and compute what one of DDPM's two reverse variances costs (question 6), a number the notebook does not
-# print. Conventions as in exercise 01: 1-based time, `t` of shape `(batch,)`, one time per row of `x`. Do not call
+# then derive for which data DDPM's two reverse variances give the same bound (question 6), a number the notebook does
+# not print. Conventions as in exercise 01: 1-based time, `t` of shape `(batch,)`, one time per row of `x`. Do not call
 # the minddim function of the same name (or a package function that computes the same thing): the check refuses such
 # an answer, with no points.
 #
@@ -35,7 +35,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `q_posterior` 1, `normal_kl` 1, `prior_term` 1, `middle_term` 1, `decoder_nll` 1, `variance_choice_cost` 3.
+# Points: `q_posterior` 1, `normal_kl` 1, `prior_term` 1, `middle_term` 1, `decoder_nll` 1, `variance_tie` 3.
 
 # %%
 import math
@@ -53,7 +53,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% nbgrader={"grade": false, "grade_id": "q_posterior", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def q_posterior(x0, x_t, t, schedule):
-    """Return (mean, variance) of q(x_{t-1} | x_t, x0); the variance may have shape (batch, 1, ...)."""
+    """Return (mean, variance) of q(x_{t-1} | x_t, x0) in x_t's dtype; the variance may have shape (batch, 1, ...)."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -91,14 +91,16 @@ grading.check("prior_term", prior_term)
 
 # %% [markdown]
 # **4.** The bound's middle term $L_{t-1}$ for $t \ge 2$ (DDPM eq. 5; notebook 02, section 3), for one draw
-# $x_t$ and a model's noise estimate `eps`: $p_\theta(x_{t-1}\mid x_t)$ has the mean of DDPM eq. 11 (notebook 03,
-# section 1) and variance $\sigma_t^2 = \tilde\beta_t$ (`variance="beta_tilde"`) or $\sigma_t^2 = \beta_t$
+# $x_t$ and a model's noise estimate `eps`: $p_\theta(x_{t-1}\mid x_t)$ has DDPM's mean (eq. 11, which notebook 03,
+# section 1, derives)
+# $\mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon\big)$, with
+# `eps` as $\epsilon$, and variance $\sigma_t^2 = \tilde\beta_t$ (`variance="beta_tilde"`) or $\sigma_t^2 = \beta_t$
 # (`variance="beta"`), DDPM's two choices (sec. 3.2). One number per sample, in nats: it is what
 # `md.vlb_terms` puts in column $t-1$. You may use your `q_posterior` and `normal_kl`.
 
 # %% nbgrader={"grade": false, "grade_id": "middle_term", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def middle_term(x0, x_t, eps, t, schedule, variance="beta_tilde"):
-    """L_{t-1} for each sample given the model's noise estimate eps, in nats, shape (batch,)."""
+    """L_{t-1} for each sample given the model's noise estimate eps, in nats, shape (batch,), in x_t's dtype."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
@@ -124,21 +126,25 @@ def decoder_nll(x0, mean, var):
 grading.check("decoder_nll", decoder_nll)
 
 # %% [markdown]
-# **6. What does $\sigma_t^2 = \beta_t$ cost when the mean is exact?** DDPM (sec. 3.2) fixes the reverse variance to
-# $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$, and notes that the second is optimal when $x_0$ is a single
-# point. Take such data: the model knows $x_0$, so its mean is exactly the posterior mean $\tilde\mu_t(x_t, x_0)$.
-# How many nats **per dimension** does the choice $\sigma_t^2 = \beta_t$ add to the bound's middle terms
-# $L_1, \dots, L_{T-1}$ (DDPM eq. 5), summed, over the choice $\tilde\beta_t$? Derive each term in closed form from the
-# Gaussian KL (notebook 02, section 3, DDPM eq. 8; $\tilde\beta_t$ from section 2), then compute the sum for any
-# schedule; return a Python float. Then try it: which schedule, linear or cosine, pays less, and where in $t$ does
-# the cost sit? (Notebook 02's 0.92 nats are the other direction: Gaussian data, where $\beta_t$ is the better choice.)
+# **6. For which data do DDPM's two reverse variances tie?** DDPM (sec. 3.2) fixes the reverse variance to
+# $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$: the first is optimal for $x_0 \sim \mathcal N(0, I)$, the
+# second for $x_0$ a single point. Take data $x_0 \sim \mathcal N(0, v I)$ and the exact model, whose mean is
+# $\mu_\theta(x_t, t) = \tilde\mu_t(x_t, \mathbb E[x_0\mid x_t])$ (notebook 02, section 3). Derive, per dimension, the
+# bound's middle terms $L_1 + \dots + L_{T-1}$ (DDPM eq. 5) with $\beta_t$ minus those with $\tilde\beta_t$, as a
+# function of $v$ (notebook 02, section 3, has the pieces for a data covariance). Then return the $v$ in $(0, 1)$ where
+# this difference is zero, as a Python float, to a relative accuracy of $10^{-8}$ or better (bisection works: the
+# difference is positive at $v = 0$ and falls as $v$ grows). The schedule's tensors are float64: compute in float64.
+#
+# Check your difference first: summed over the two eigenvalues of notebook 02's covariance, 0.2 and 1.8, it gives
+# minus the notebook's 0.920 nats (the gap of its section 3, over both dimensions). Then try it: how wide must data
+# be, in gray levels ($\sqrt v \cdot 127.5$), for $\beta_t$ to win on the linear schedule, and on the cosine one?
 
-# %% nbgrader={"grade": false, "grade_id": "variance_choice_cost", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def variance_choice_cost(schedule):
-    """Nats per dimension that sigma_t^2 = beta_t adds to L_1 + ... + L_{T-1} over tilde-beta_t, exact mean."""
+# %% nbgrader={"grade": false, "grade_id": "variance_tie", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def variance_tie(schedule):
+    """The v in (0, 1) at which sigma_t^2 = beta_t and tilde-beta_t give the same L_1 + ... + L_{T-1}, data N(0, v I)."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_variance_choice_cost", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-grading.check("variance_choice_cost", variance_choice_cost)
+# %% nbgrader={"grade": true, "grade_id": "check_variance_tie", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+grading.check("variance_tie", variance_tie)

@@ -325,4 +325,4 @@ HTML(plotting.animate_points(frames, [f"t = {t}" for t in frames_t]).to_jshtml()
 # imitates, and the bound on the likelihood that DDPM trains.
 #
 # **Exercise:** `exercises/01_forward_process.ipynb` asks you to implement `q_sample`, the schedule's
-# $\bar\alpha_t$ and one Markov step yourself, with checks that catch the usual slips.
+# $\bar\alpha_t$ and one Markov step yourself, then derive when $x_t$ stops being correlated with $x_0$.

@@ -75,7 +75,7 @@ def _q_step_with(values_fn, sqrt=True):
 
 register(
     "q_step",
-    hints=('one step of the forward chain: shrink x_{t-1} a little and add a little noise, keeping the total variance at 1',
+    hints=('one step of the forward chain: shrink x_{t-1} a little and add a little noise (a unit variance stays 1)',
            'notebook 01, section 1 (One step of noise); DDPM eq. 2'),
     cases=lambda: _time_cases(lambda s, t, shape, dtype, g: {"x_prev": _randn(shape, dtype, g), "t": t, "schedule": s,
                                                              "noise": _randn(shape, dtype, g)}),
