@@ -6,7 +6,7 @@ folders: no copies), MyST's ``include`` takes README's sections and ``benchmarks
 autodoc builds the API reference from the package's docstrings. ``solutions/`` is never read.
 
 Everything a page needs is in the built folder: the theme's stylesheets, fonts and scripts come with its Python
-package, and the maths renderer is MathJax 2.7 as the PyPI package ``jupyter-server-mathjax`` ships it, copied into
+package, and the maths renderer is MathJax 3.2.2 as the PyPI package ``django-static-mathjax`` ships it, copied into
 ``_static/mathjax``. Nothing is fetched from a CDN at build time or when a page is viewed (tests/test_site.py
 checks every page and blocks any request that leaves the machine).
 """
@@ -51,22 +51,18 @@ suppress_warnings = [
     "mystnb.unknown_mime_type",
 ]
 
-# -- maths, offline: MathJax 2.7 from jupyter-server-mathjax, copied into the site ---------------------------------
-import jupyter_server_mathjax  # noqa: E402
+# -- maths, offline: MathJax 3.2.2 from the PyPI package django-static-mathjax, copied into the site ----------------
+# (the package is that MathJax release's files, packaged as a Django app; nothing of Django is needed or imported)
+import mathjax as _mathjax_files  # noqa: E402  (django-static-mathjax: MathJax's es5/ folder, static files only)
 
-MATHJAX_SOURCE = Path(jupyter_server_mathjax.__file__).parent / "static"
-if not (MATHJAX_SOURCE / "MathJax.js").is_file():
-    raise RuntimeError(f"jupyter-server-mathjax has no MathJax.js in {MATHJAX_SOURCE}: reinstall it "
-                       f"(pip install -c constraints.txt -e '.[site]')")
-mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-mathjax2_config = {
-    "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": True,
-                "processClass": "math|output_area", "ignoreClass": "document"},
-    "HTML-CSS": {"availableFonts": [], "webFont": "STIX-Web", "imageFont": None},
-    "menuSettings": {"zoom": "None"},
-    "showMathMenu": False,
-}
-myst_update_mathjax = False             # the config above is complete
+MATHJAX_SOURCE = Path(_mathjax_files.__file__).parent / "static" / "mathjax" / "es5"
+if not (MATHJAX_SOURCE / "tex-chtml.js").is_file():
+    raise RuntimeError(f"no MathJax at {MATHJAX_SOURCE}: install the site extra "
+                       f"(pip install -c constraints.txt -e '.[site]', which make site runs)")
+# what the site carries: the TeX-to-HTML bundle, and what it loads on demand (TeX extensions, fonts, the menu and
+# its accessibility tools); the other bundles (SVG, MathML input, server-side) are left out
+MATHJAX_LEFT_OUT = ("*-full*.js", "*svg*", "mml-*.js", "tex-mml-*.js", "node-main.js", "latest.js")
+mathjax_path = "mathjax/tex-chtml.js"
 
 # -- API reference ----------------------------------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
@@ -79,6 +75,8 @@ napoleon_numpy_docstring = True
 html_theme = "sphinx_book_theme"
 html_title = "minddim: diffusion models, built step by step"
 html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
+html_context = {"default_mode": "light"}    # the theme's light/dark switch starts on light (no console error)
 html_css_files = ["minddim.css"]
 html_copy_source = True                  # each page's source file, as the learner would download it
 html_show_sourcelink = True
@@ -153,7 +151,7 @@ def _drop_remote_stylesheets(app, doctree, docname):
 def _copy_mathjax(app, exception):
     if exception is None and app.builder.format == "html":
         shutil.copytree(MATHJAX_SOURCE, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+                        ignore=shutil.ignore_patterns(*MATHJAX_LEFT_OUT))
 
 
 def setup(app):
