@@ -154,7 +154,23 @@ def _copy_mathjax(app, exception):
                         ignore=shutil.ignore_patterns(*MATHJAX_LEFT_OUT))
 
 
+def _repository_paths(app, pagename, templatename, context, doctree):
+    """With a REPOSITORY_URL: a notebook's or an exercise's launch and source buttons name its file where the
+    repository has it (``notebooks/01_forward_process.ipynb``), not through site/'s link to the folder, which GitHub,
+    Colab and Binder's URLs would not follow; the site's own pages are under ``site/``."""
+    if not REPOSITORY_URL:
+        return
+    in_repository = source_path(pagename) is not None
+    context["doc_path"] = "" if in_repository else "site"
+    for options in (getattr(app.builder, "theme_options", None), app.config.html_theme_options):
+        if options is not None:
+            options["path_to_docs"] = "" if in_repository else "site"
+
+
 def setup(app):
+    app.connect("html-page-context", _repository_paths, priority=400)   # before the theme's buttons (500, 501)
+    # MathJax on every page, not only those with formulas: the navigation's titles have maths on the search page too
+    app.set_html_assets_policy("always")
     app.connect("doctree-resolved", _source_line)
     app.connect("doctree-resolved", _drop_remote_stylesheets)
     app.connect("build-finished", _copy_mathjax)
