@@ -46,30 +46,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 ARTIFACTS = ROOT / "test-artifacts" / "site"
 CHROMIUM = os.environ.get("MINDDIM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# the flags of tests/test_lab_browser.py: without them Chromium keeps trying to reach Google on a machine with no internet
+# tests/test_lab_browser.py's flags: without them Chromium keeps trying to reach Google on a machine with no internet
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
 # the pages after the notebooks and exercises, in the course's order (site/index.md)
 LATER_PAGES = ["setup.html", "instructors.html", "several_gpus.html", "benchmarks.html", "api/index.html"]
-# what the site is made of: a change to any of these after the build makes build/site stale
-INPUTS = ("site", "notebooks", "exercises", "minddim", "README.md", "benchmarks/README.md")
+# what the site is made of: a change to any of these after the build makes build/site stale (files that running the
+# notebooks may leave beside them, and caches, are not among them)
+INPUTS = ("notebooks/[0-9][0-9]_*.ipynb", "exercises/[0-9][0-9]_*.ipynb", "site/*.*", "site/api/*", "site/_static/*",
+          "minddim/**/*.py", "README.md", "benchmarks/README.md")
 
 
 def _newest_input() -> tuple[float, Path]:
-    files = []
-    for name in INPUTS:
-        path = ROOT / name
-        if path.is_file():
-            files.append(path)
-        elif name == "site":            # the pages, not the linked folders (notebooks, exercises: listed above)
-            files += [p for p in path.rglob("*") if p.is_file() and not {"notebooks", "exercises"} & set(
-                p.relative_to(path).parts[:1])]
-        else:
-            files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                      and ".ipynb_checkpoints" not in p.parts]
-    return max((p.stat().st_mtime, p) for p in files)
+    return max((p.stat().st_mtime, p) for pattern in INPUTS for p in ROOT.glob(pattern) if p.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +148,8 @@ def test_the_site_extra_is_pinned_and_installed():
 
 
 def test_site_sources_are_pages_and_two_links_nothing_pytest_collects():
-    """site/ has the Sphinx configuration, pages, a stylesheet and an icon; notebooks/ and exercises/ in it are links to the
-    repository's folders (no copies), and no solutions/ is linked."""
+    """site/ has the Sphinx configuration, pages, a stylesheet and an icon; notebooks/ and exercises/ in it are links
+    to the repository's folders (no copies), and no solutions/ is linked."""
     src = ROOT / "site"
     for name, target in (("notebooks", "../notebooks"), ("exercises", "../exercises")):
         assert (src / name).is_symlink() and os.readlink(src / name) == target, f"site/{name} must link to {target}"
@@ -204,7 +195,8 @@ def test_the_solution_scan_finds_a_leaked_line(site, tmp_path):
     (copy / "exercises").mkdir(parents=True)
     page = (site / "exercises" / "01_forward_process.html").read_text()
     line = solution_lines()["01_forward_process"][0]
-    (copy / "exercises" / "01_forward_process.html").write_text(page.replace("</main>", f"<pre>{html.escape(line)}</pre></main>", 1))
+    leaky = page.replace("</main>", f"<pre>{html.escape(line)}</pre></main>", 1)
+    (copy / "exercises" / "01_forward_process.html").write_text(leaky)
     found = find_solution_text(copy)
     assert len(found) == 1 and "exercises/01_forward_process.html" in found[0] and line in found[0], found
 
@@ -228,7 +220,8 @@ def test_nothing_is_fetched_from_another_host(site):
     page = (site / "notebooks" / "02_variational_bound.html").read_text()
     assert re.search(r'<script[^>]*src="\.\./_static/mathjax/tex-chtml\.js', page), "MathJax is not the site's copy"
     assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    assert (site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
+    fonts = site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert (fonts / "MathJax_Main-Regular.woff").is_file(), "MathJax's fonts are not in the site"
 
 
 def test_no_launch_buttons_without_a_repository_url(site):
@@ -266,7 +259,8 @@ def browser(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MINDDIM_CHROMIUM): the site is not "
                     f"tested in a browser")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[dev]')")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(tmp_path_factory.mktemp("chromium"), executable_path=CHROMIUM,
@@ -323,8 +317,8 @@ _RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\$[^\s$][^$]{0,200}?\$|\\(?:fra
 _MATHJAX_DONE_JS = """() => (window.MathJax && MathJax.startup && MathJax.startup.promise)
   ? MathJax.startup.promise.then(() => 'typeset', e => 'failed: ' + e) : 'no MathJax'"""
 # Sphinx's formulas (span.math, div.math) that MathJax left without its rendering
-_UNTYPESET_JS = """() => [...document.querySelectorAll('span.math, div.math')].filter(e => !e.querySelector('mjx-container'))
-  .map(e => e.textContent.slice(0, 60))"""
+_UNTYPESET_JS = """() => [...document.querySelectorAll('span.math, div.math')]
+  .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))"""
 
 
 def check_page(context, url: str, figures: int | None = None, maths: bool | None = None) -> tuple[object, list[str]]:
