@@ -67,7 +67,7 @@ mathjax_path = "mathjax/tex-chtml.js"
 # -- API reference ----------------------------------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "signature"        # the docstrings describe the arguments in prose; the types stay in the signature
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 
