@@ -435,7 +435,8 @@ def test_the_search_for_tweedie_finds_notebook_pages(browser, served):
 
 def test_a_broken_page_fails_the_check(browser, site, tmp_path):
     """The check can fail: in a copy of the site, notebook 01's first figure is deleted and one formula of notebook
-    02 loses its Sphinx wrapper (its TeX left raw); check_page reports both, and a console error."""
+    02 loses its Sphinx wrapper (its TeX left raw between $$); check_page reports the image that did not load, its
+    404, and the raw TeX."""
     copy = tmp_path / "broken"
     shutil.copytree(site, copy, ignore=shutil.ignore_patterns("_sources"))
     page01 = (copy / "notebooks" / "01_forward_process.html").read_text()
