@@ -1,6 +1,9 @@
 # Two commands on a fresh machine (see README.md):
 #   make lab    set up .venv and open the course in JupyterLab
-#   make test   set up .venv and run the whole test suite (unit tests + notebooks under nbval)
+#   make test   set up .venv, build the website (make site) and run the whole test suite (unit tests + notebooks
+#               under nbval + the website in a browser)
+#   make site   set up .venv with the "site" extra and build the course as a static website into build/site
+#               (stored outputs, executes nothing; view: python -m http.server -d build/site, or open its index.html)
 #   make mnist  set up .venv and fetch MNIST (notebooks 07 and 08, train, evaluate need it)
 #   make test-kernels  the notebooks and solutions under nbval twice more, torch/oneDNN/MKL capped at AVX2 and at
 #               "default" (ATen's kernels without explicit vector code): another CPU's rounding against the stored outputs
@@ -15,7 +18,7 @@ STAMP  := $(VENV)/.minddim-installed
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 NBGRADER_SERVER := formgrader validate_assignment assignment_list course_list
 
-.PHONY: lab test test-kernels bench setup mnist clean
+.PHONY: lab test test-kernels bench setup mnist clean site
 
 setup: $(STAMP) $(LAB_OVERRIDES)
 
@@ -44,8 +47,24 @@ mnist: setup
 lab: setup
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01_forward_process.ipynb
 
-test: setup
+# the site first: tests/test_site.py opens build/site in Chromium (and fails, saying so, where it is missing or stale)
+test: setup site
 	$(PY) -m pytest
+
+# the course as a static website (README, "The course as a website"): Sphinx with MyST-NB renders the notebooks'
+# stored outputs (nothing is executed), README's sections, benchmarks/README.md and the API from the docstrings.
+# -E: a fresh build each time (autodoc does not see a changed docstring otherwise); -W: a warning (a README section
+# renamed under an include, a docstring that is not valid reStructuredText) fails it.
+SITE_STAMP := $(VENV)/.minddim-site-installed
+SITE_OUT   ?= build/site
+$(SITE_STAMP): $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e ".[site]"
+	touch $(SITE_STAMP)
+
+site: setup $(SITE_STAMP)
+	rm -rf $(SITE_OUT) build/site-doctrees
+	$(PY) -m sphinx -b html -E -W --keep-going -q -d build/site-doctrees site $(SITE_OUT)
+	@echo "The site is in $(SITE_OUT): python -m http.server -d $(SITE_OUT) 8000, then http://127.0.0.1:8000/"
 
 # the kernel capabilities torch can be told to use (torch.backends.cpu.get_cpu_capability() says which it took)
 KERNELS ?= avx2 default

@@ -89,8 +89,8 @@ def _tolerant(item, compare):
 RUN_FIRST = ("notebooks/07_mnist.ipynb", "notebooks/05_fast_sampling.ipynb", "notebooks/03_epsilon_loss.ipynb",
              "notebooks/08_beyond_sampling.ipynb", "notebooks/06_scores_and_langevin.ipynb", "tests/test_shipped_unet.py",
              "notebooks/04_non_markovian_forward.ipynb", "tests/test_exercises_and_grader.py", "tests/test_nbgrader.py",
-             "tests/test_lab_browser.py", "tests/test_hub.py", "tests/test_distributed.py", "tests/test_grading.py",
-             "tests/test_score.py")
+             "tests/test_lab_browser.py", "tests/test_site.py", "tests/test_hub.py", "tests/test_distributed.py",
+             "tests/test_grading.py", "tests/test_score.py")
 
 
 def pytest_configure(config):

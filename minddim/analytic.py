@@ -15,7 +15,7 @@ perfect network.  Computations run in float64; the eps-models and scores come ba
 log-densities (``log_prob``, ``log_class_posterior``) and ``marginal``'s parameters stay float64.
 
 Classes.  Read the mixture's components as classes y = 0..K-1 (x_0 | y ~ N(m_y, C_y), p(y) = w_y).  Then every
-quantity of guidance (:mod:`minddim.guidance`) is exact too:
+quantity of guidance (:mod:`minddim.guidance`) is exact too::
 
     p(y | x_t) = r_y(x_t) = w_y N(x_t; sqrt(bar-alpha_t) m_y, Sigma_{y,t}) / q(x_t)        (Bayes' rule)
     E[eps | x_t, y] = sqrt(1 - bar-alpha_t) Sigma_{y,t}^{-1} (x_t - sqrt(bar-alpha_t) m_y)

@@ -45,11 +45,12 @@ def q_step(x_prev: torch.Tensor, t, schedule: Schedule, noise: torch.Tensor | No
 
 
 def q_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, schedule: Schedule):
-    """Mean and variance of q(x_{t-1} | x_t, x_0) = N(tilde-mu_t, tilde-beta_t I)  (DDPM eqs. 6-7).
+    """Mean and variance of q(x_{t-1} | x_t, x_0) = N(tilde-mu_t, tilde-beta_t I)  (DDPM eqs. 6-7)::
 
-    tilde-mu_t = sqrt(bar-alpha_{t-1}) beta_t / (1 - bar-alpha_t) x_0
-               + sqrt(alpha_t) (1 - bar-alpha_{t-1}) / (1 - bar-alpha_t) x_t,
-    tilde-beta_t = (1 - bar-alpha_{t-1}) / (1 - bar-alpha_t) beta_t.
+        tilde-mu_t = sqrt(bar-alpha_{t-1}) beta_t / (1 - bar-alpha_t) x_0
+                   + sqrt(alpha_t) (1 - bar-alpha_{t-1}) / (1 - bar-alpha_t) x_t,
+        tilde-beta_t = (1 - bar-alpha_{t-1}) / (1 - bar-alpha_t) beta_t.
+
     Returns ``(mean, var)``; ``var`` broadcasts against ``x_t`` (it is 0 at t = 1).
     """
     schedule = as_schedule(schedule)
@@ -72,6 +73,7 @@ def q_sigma_posterior(x0: torch.Tensor, x_t: torch.Tensor, t, t_prev, sigma, sch
 
     mean = sqrt(bar-alpha_prev) x_0 + sqrt(1 - bar-alpha_prev - sigma^2) (x_t - sqrt(bar-alpha_t) x_0)
            / sqrt(1 - bar-alpha_t),  variance = sigma^2.
+
     ``sigma`` is a number, a (B,) tensor (one sigma per row of ``x_t``, like t) or a tensor broadcasting against
     ``x_t``, with 0 <= sigma^2 <= 1 - bar-alpha_prev.
     With t_prev = t - 1 and sigma^2 = tilde-beta_t this is DDPM's posterior (eqs. 6-7).

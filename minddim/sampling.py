@@ -42,6 +42,7 @@ def timesteps(T: int, S: int, kind: str = "uniform") -> torch.Tensor:
     - ``"trailing"``: tau_i = floor(i T / S + 1/2), which ends at tau_S = T (Lin et al., 2024; they and diffusers round
       half to even instead, one step lower where i T / S ends in .5 with an even integer part, e.g. 62.5 -> 62; never
       for S dividing T).
+
     With S = T every kind gives 1, 2, ..., T.
     """
     T = check_positive_int(T, "T")
