@@ -53,7 +53,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.alpha_bars[t] is 
 # %% [markdown]
 # **1.** The sinusoidal embedding of the time $t$ (notebook `07_mnist`, section 2; DDPM appendix B), laid out exactly
 # as `md.UNet` feeds it to its time MLP: the docstring of the package's function (`help(md.timestep_embedding)`)
-# states the layout, column by column, for any `dim`. `t` is an integer tensor of shape `(batch,)`; return shape
+# states the layout, column by column, for any `dim` (the notebook's formula gives the frequencies, not the layout). `t` is an integer tensor of shape `(batch,)`; return shape
 # `(batch, dim)` in float32.
 
 # %% nbgrader={"grade": false, "grade_id": "timestep_embedding", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -133,3 +133,10 @@ def fid_bias(d, n, m):
 
 # %% nbgrader={"grade": true, "grade_id": "check_fid_bias", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 grading.check("fid_bias", fid_bias)
+
+# %% [markdown]
+# Your formula, at the sizes the question asks about (white features, $d = 128$):
+
+# %%
+print(f"1,000 samples against 10,000 reference images: {fid_bias(128, 1_000, 10_000):.2f}")
+print(f"infinitely many samples against the same 10,000: {fid_bias(128, math.inf, 10_000):.2f}")

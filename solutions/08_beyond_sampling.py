@@ -18,9 +18,10 @@
 #
 # Implement three pieces of notebook `08_beyond_sampling`: the replacement step that turns an unconditional
 # model into an inpainter, the rate of DDPM's progressive code from the terms of the bound, and one full step of
-# inpainting. Then two that no cell of the notebook writes down: RePaint's jump
-# back up the chain, which `md.inpaint` takes but the notebook never derives (a derivation), and when the progressive
-# code's picture is sharp on a small exact model, with the share of the code still to come then (a measurement).
+# inpainting. Then two whose answers no cell of the notebook prints: RePaint's jump back up the chain, which the
+# course's inpainting takes but the notebook never derives (a derivation), and when the progressive code's picture is
+# sharp on a small exact model, with the share of the code still to come then (a measurement; section 1 of the
+# notebook measures the same on MNIST).
 # Time is DDPM's, 1-based: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with $\bar\alpha_0 = 1$), and DDIM's
 # $\alpha_t$ is DDPM's $\bar\alpha_t$. `t`, `t_prev` and `t_up` are integer tensors of shape `(batch,)`.
 # Do not call the minddim function of the same name (or a package function that computes the same thing): the
@@ -93,9 +94,9 @@ grading.check("progressive_rate", progressive_rate)
 # %% [markdown]
 # **3.** One step of inpainting with an unconditional eps-model `model(x_t, t)` from $t$ to $t_\text{prev}$
 # ($0 \le t_\text{prev} < t$), as `md.inpaint` takes it (notebook `08_beyond_sampling`, section 4, says in which
-# order): DDIM's step (eq. 12) with `eta` and the standard normal `noise` for its draw (`md.ddim_step` and your
-# exercise-04 answer are allowed), and the replacement step of question 1, whose draw uses the standard normal
-# `noise_known`.
+# order), built from two pieces: the replacement step of question 1 (your answer, not `md.replace_known`), whose
+# draw uses the standard normal `noise_known`, and DDIM's step (eq. 12) with `eta` and the standard normal `noise`
+# for its draw (`md.ddim_step` and your exercise-04 answer are allowed).
 #
 # `md.inpaint` repeats this step from $\tau_S$ down to 0 (with $\eta = 1$ over all $T$ steps it is DDPM's sampler
 # with replacement); RePaint (Lugmayr et al. 2022) also walks back up with the forward process now and then, so
@@ -118,7 +119,7 @@ grading.check("inpaint_step", inpaint_step)
 # **4.** RePaint's jump back up (a derivation: no cell of notebook `08_beyond_sampling` writes it down). To resample,
 # RePaint (Lugmayr et al. 2022, sec. 4.2) takes $x_t$ back up to a later time $t_\text{up} > t$ with the forward
 # process, one step of DDPM eq. 2 (its eq. 1) at a time, $j = t_\text{up} - t$ of them, and then walks down again;
-# `md.inpaint` jumps the $j$ steps in one draw, between two times of the sampler's subsequence. Derive the law
+# the course's inpainting jumps the $j$ steps in one draw, between two times of the sampler's subsequence. Derive the law
 # $q(x_{t_\text{up}} \mid x_t)$ of the forward process (compose its steps as DDPM composes the steps from $x_0$ into
 # eq. 4, notebook `01_forward_process`) and return one draw of it from `x_t`, with the given standard normal `noise`
 # (shaped like `x_t`): a tensor shaped like `x_t`, in its dtype. Each row has its own $0 \le t < t_\text{up} \le T$.

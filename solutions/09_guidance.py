@@ -106,7 +106,7 @@ grading.check("classifier_guided_eps", classifier_guided_eps)
 # `(K, D, D)`. Noising class $k$ with $q(x_t \mid x_0)$ (DDPM eq. 4) keeps it Gaussian. Return the log
 # responsibilities $\log p(y = k \mid x_t)$ for every class: shape `(batch, K)`, in the dtype of `x_t`, for
 # `x_t` of shape `(batch, D)` and `t` of shape `(batch,)` in $0, \dots, T$ (each row its own time; $t = 0$ is the
-# data). Work with log-densities throughout: exponentiating underflows far from a class. You may write the Gaussian log-density yourself or use
+# data). You may write the Gaussian log-density yourself or use
 # `torch.distributions.MultivariateNormal`, which broadcasts over batch dimensions. The check compares to
 # `rtol = 1e-4`, `atol = 1e-4`.
 

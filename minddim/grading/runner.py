@@ -268,10 +268,11 @@ def _compare(expected, got, spec: Spec) -> str | None:
             e, g = e.expand(shape), g.expand(shape)
         if e.dtype.is_floating_point and g.dtype != e.dtype and e.dim() > 0:
             return f"expected dtype {e.dtype}, got {g.dtype} (compute in the dtype of the input)"
-        if e.dtype.is_floating_point and not torch.isfinite(g).all():
-            return f"got NaN or inf: {_fmt(g)}"
+        if e.dtype.is_floating_point and not torch.isfinite(g).all() and not torch.equal(
+                torch.isfinite(g), torch.isfinite(e)):      # NaN or inf only where the expected value has one too
+            return f"expected finite values such as {_fmt(e)}, got NaN or inf: {_fmt(g)}"
         ok = (torch.equal(e, g) if not e.dtype.is_floating_point
-              else torch.allclose(g.to(e.dtype), e, rtol=spec.rtol, atol=spec.atol))
+              else torch.allclose(g.to(e.dtype), e, rtol=spec.rtol, atol=spec.atol, equal_nan=True))
         return None if ok else f"expected {_fmt(e)}, got {_fmt(g)}"
     if isinstance(expected, (list, tuple)):
         return None if list(got) == list(expected) else f"expected {expected}, got {got}"

@@ -190,7 +190,9 @@ def _posterior_cases():
             case("batch size 1", LONG, torch.tensor([300]), _three_class_mixture(g), torch.float32),
             case("4 classes in 3-D, float64", LONG, torch.tensor([10, 250, 999]), _three_class_mixture(g, D=3, K=4),
                  torch.float64),
-            case("a short schedule (T = 10)", SHORT, torch.tensor([1, 5, 10]), _three_class_mixture(g), torch.float32)]
+            case("a short schedule (T = 10)", SHORT, torch.tensor([1, 5, 10]), _three_class_mixture(g), torch.float32),
+            case("the eight Gaussians at t = 1, float32 (far classes: log-probabilities near -200)", LONG,
+                 torch.ones(4, dtype=torch.long), toy_mixture("eight_gaussians"), torch.float32)]
 
 
 def _log_components(x_t, t, schedule, weights, means, covs, cov_fn=None, mean_scaled=True, use_weights=True):
@@ -213,6 +215,9 @@ def _posterior_with(normalise="log_softmax", dim=1, **kw):
             out = log_comp
         elif normalise == "softmax":
             out = torch.softmax(log_comp, dim)
+        elif normalise == "exp":               # exponentiate in the input's dtype, normalise, take the log
+            p = log_comp.to(x_t.dtype).exp()
+            out = (p / p.sum(dim, keepdim=True)).log()
         else:
             out = torch.log_softmax(log_comp, dim)
         return out.to(x_t.dtype)
@@ -253,6 +258,9 @@ register(
         "you returned the probabilities p(y | x_t); the question asks for their logarithms (log-softmax, not "
         "softmax)":
             _posterior_with(normalise="softmax"),
+        "normalised after exponentiating: far from a class its probability underflows to 0 in float32 and its "
+        "logarithm to -inf; stay in log space (subtract the log-sum-exp over the classes)":
+            _posterior_with(normalise="exp"),
     },
     # float32 log-densities of size ~100 carry ~1e-5 of rounding; log-probabilities near 0 get the atol; every
     # listed mistake is off by far more
