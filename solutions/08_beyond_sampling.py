@@ -119,7 +119,8 @@ grading.check("inpaint_step", inpaint_step)
 # **4.** RePaint's jump back up (a derivation: no cell of notebook `08_beyond_sampling` writes it down). To resample,
 # RePaint (Lugmayr et al. 2022, sec. 4.2) takes $x_t$ back up to a later time $t_\text{up} > t$ with the forward
 # process, one step of DDPM eq. 2 (its eq. 1) at a time, $j = t_\text{up} - t$ of them, and then walks down again;
-# the course's inpainting jumps the $j$ steps in one draw, between two times of the sampler's subsequence. Derive the law
+# the course's inpainting climbs between neighbouring times of the sampler's subsequence, each move up one draw
+# of this law, however many steps of eq. 2 it spans. Derive the law
 # $q(x_{t_\text{up}} \mid x_t)$ of the forward process (compose its steps as DDPM composes the steps from $x_0$ into
 # eq. 4, notebook `01_forward_process`) and return one draw of it from `x_t`, with the given standard normal `noise`
 # (shaped like `x_t`): a tensor shaped like `x_t`, in its dtype. Each row has its own $0 \le t < t_\text{up} \le T$.
@@ -160,7 +161,8 @@ grading.check("repaint_jump", repaint_jump)
 # (4 pixels, neighbours correlated, quantized to the 256 gray levels), six images, their noise and their terms. Once
 # your function passes, run it on them with `level = 2.0` and answer: from which $t$ is this model's picture within
 # two gray levels, and what share of its code is still to come then? On MNIST (notebook 08) the picture was sharp from
-# $t = 10$ (median) with 75.8% of the code to come: is this model's picture sharp earlier or later in the decoding,
+# $t = 10$ (median) with 75.8% of the code to come (measured there on a grid of times, with $\hat x_0$ clipped to
+# the pixel range): is this model's picture sharp earlier or later in the decoding,
 # and is more or less of its code still to come?
 
 # %%
