@@ -17,8 +17,9 @@
 # # Exercise 01 · The forward process
 #
 # Implement three functions from notebook `01_forward_process` (questions 1-3, warm-ups), then derive and compute
-# something the notebook does not print (question 4). Each check cell compares your function with the package on
-# random inputs and edge cases ($t = 1$, $t = T$, batch size 1, float64, image-shaped $x$) and answers in one line.
+# something the notebook does not print (question 4). Each check cell compares your function with the answer key on
+# random inputs and edge cases (for a step: $t = 1$, $t = T$, batch size 1, float64, image-shaped $x$) and answers in
+# one line.
 # Conventions: time is **1-based** (`schedule.betas[t]` is $\beta_t$, `schedule.alpha_bars[t]` is $\bar\alpha_t$,
 # index 0 is $t = 0$); `t` is an integer tensor of shape `(batch,)`, one time per row of `x`. Do not call the minddim
 # function of the same name (or a package function that computes the same thing): the check refuses such an answer,

@@ -469,4 +469,4 @@ plt.show()
 #
 # **Exercise:** `exercises/02_posterior_and_bound.ipynb` asks you to implement the posterior, the Gaussian
 # KL and three bound terms (the prior $L_T$, a middle term $L_{t-1}$ and the decoder's $L_0$), then to derive
-# for which data variance $\sigma_t^2=\beta_t$ and $\tilde\beta_t$ give the same bound.
+# for which data variance $\sigma_t^2=\beta_t$ and $\tilde\beta_t$ give the same middle terms of the bound.

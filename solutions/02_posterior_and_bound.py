@@ -17,8 +17,8 @@
 # # Exercise 02 · The posterior and the bound
 #
 # Implement five pieces of the variational bound from notebook `02_variational_bound` (questions 1-5, warm-ups),
-# then derive for which data DDPM's two reverse variances give the same bound (question 6), a number the notebook does
-# not print. Conventions as in exercise 01: 1-based time, `t` of shape `(batch,)`, one time per row of `x`. Do not call
+# then find for which data DDPM's two reverse variances give the same middle terms of the bound (question 6), a
+# number the notebook does not print. Conventions as in exercise 01: 1-based time, `t` of shape `(batch,)`, one time per row of `x`. Do not call
 # the minddim function of the same name (or a package function that computes the same thing): the check refuses such
 # an answer, with no points.
 #
@@ -136,7 +136,7 @@ grading.check("middle_term", middle_term)
 
 # %% nbgrader={"grade": false, "grade_id": "decoder_nll", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def decoder_nll(x0, mean, var):
-    """L_0 = -log p_theta(x0 | x_1) under DDPM's discretized decoder, per sample, in nats, shape (batch,)."""
+    """L_0 = -log p_theta(x0 | x_1) under DDPM's discretized decoder, per sample, in nats, shape (batch,), x0's dtype."""
     ### BEGIN SOLUTION
     std = torch.as_tensor(var, dtype=x0.dtype).sqrt()
     upper = torch.special.ndtr((x0 - mean + 1 / 255) / std)
@@ -155,7 +155,7 @@ grading.check("decoder_nll", decoder_nll)
 # second for $x_0$ a single point. Take data $x_0 \sim \mathcal N(0, v I)$ and the exact model, whose mean is
 # $\mu_\theta(x_t, t) = \tilde\mu_t(x_t, \mathbb E[x_0\mid x_t])$ (notebook 02, section 3). Derive, per dimension, the
 # bound's middle terms $L_1 + \dots + L_{T-1}$ (DDPM eq. 5) with $\beta_t$ minus those with $\tilde\beta_t$, as a
-# function of $v$ (notebook 02, section 3, has the pieces for a data covariance). Then return the $v$ in $(0, 1)$ where
+# function of $v$ (notebook 02, section 3, computes these terms for a data covariance: you may adapt its code). Then return the $v$ in $(0, 1)$ where
 # this difference is zero, as a Python float, to a relative accuracy of $10^{-8}$ or better (bisection works: the
 # difference is positive at $v = 0$ and falls as $v$ grows). The schedule's tensors are float64: compute in float64.
 #
