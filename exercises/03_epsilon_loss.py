@@ -63,8 +63,7 @@ def epsilon_loss(model, x0, t, noise, schedule):
 grading.check("epsilon_loss", epsilon_loss)
 
 # %% [markdown]
-# **2.** DDPM's Algorithm 1, one iteration (the loss: notebook 03, section 1; a PyTorch training step: the loop of
-# `md.train` in `minddim/train.py`): for a batch `x0_batch` of shape `(batch, D)`, draw a time per sample and the
+# **2.** DDPM's Algorithm 1, one iteration (the loss: notebook 03, section 1): for a batch `x0_batch` of shape `(batch, D)`, draw a time per sample and the
 # noise with `generator`, form $x_t$, take the loss and one step of `optimizer` on `model`'s parameters; return the
 # loss as a number. You may use your `epsilon_loss`.
 #
@@ -133,7 +132,7 @@ grading.check("eps_loss_floor", eps_loss_floor)
 
 # %% [markdown]
 # Your formula against a Monte Carlo estimate of $L_\text{simple}$ with the exact model, for `md.toy_mixture("gaussian")`
-# (eigenvalues 0.2 and 1.8), 100,000 draws per $t$ (standard error about 0.003 or less). Why is the floor near 1 at
+# 100,000 draws per $t$. Why is the floor near 1 at
 # $t = 1$ and near 0 at $t = T$?
 
 # %%

@@ -67,6 +67,14 @@ def euler_step_through_ddim(x_t, eps, t, t_prev, schedule):
     return md.ddim_step(x_t, eps, t, t_prev, schedule, 0.0)[0]
 
 
+def epsilon_loss_through_objective(model, x0, t, noise, schedule):
+    return md.objective(model, x0, schedule, "eps", "simple", t=t, noise=noise)
+
+
+def p_mean_through_ddim(x_t, eps, t, schedule):
+    return md.ddim_step(x_t, eps, t, t - 1, schedule, 1.0, torch.zeros_like(x_t))[0]
+
+
 def cfg_eps_calls_the_package(eps_cond, eps_uncond, w):
     class TwoEps:                              # the learner's own two-prediction model, then the package's guidance
         num_classes = 1
@@ -91,6 +99,8 @@ CHEATS = [("q_sample", q_sample_calls_the_package, "minddim.q_sample"),
           ("uniform_timesteps", uniform_timesteps_lazily, "minddim.timesteps"),
           ("alpha_bars", alpha_bars_through_the_schedule, "minddim.schedules.Schedule.__init__"),
           ("euler_step", euler_step_through_ddim, "minddim.ddim_step"),
+          ("epsilon_loss", epsilon_loss_through_objective, "minddim.objective"),
+          ("p_mean", p_mean_through_ddim, "minddim.ddim_step"),
           ("cfg_eps", cfg_eps_calls_the_package, "minddim.classifier_free"),
           ("cfg_tilted_gaussian", cfg_tilted_calls_the_key, "the answer key's cfg_tilted_gaussian")]
 

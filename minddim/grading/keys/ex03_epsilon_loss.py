@@ -39,6 +39,7 @@ def _eps_loss_with(values_fn, reduce="mean", target="noise"):
 
 register(
     "epsilon_loss",
+    forbidden=("losses.objective",),     # objective(..., "eps", "simple") is the same loss
     hints=('L_simple: how well the model recovers the noise that made x_t, averaged over everything',
            'notebook 03, section 1 (From the posterior mean to predicting eps); DDPM eq. 14'),
     cases=lambda: _time_cases(_eps_loss_inputs),
@@ -64,6 +65,7 @@ def _p_mean_with(alpha_fn=lambda s: s.alphas, sqrt_in_denominator=True):
 
 register(
     "p_mean",
+    forbidden=("sampling.ddim_step",),   # its eta = 1 unit step with zero noise is the same mean
     hints=('the mean of p_theta(x_{t-1} | x_t) when the model predicts the noise: the posterior mean with x_0 replaced by its estimate',
            'notebook 03, section 1; DDPM eq. 11'),
     cases=lambda: _time_cases(_mean_inputs),
