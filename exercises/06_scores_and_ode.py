@@ -85,12 +85,12 @@ grading.check("langevin_step", langevin_step)
 # %% [markdown]
 # **3.** One Euler step of the probability-flow ODE in DDIM's variables $\bar x$ and $\sigma$ (DDIM eqs. 13-14;
 # notebook `06_scores_and_langevin`, section 6), from $t$ down to $t_\text{prev}$ with `eps` evaluated at $x_t$. Return
-# the result in DDPM's variables, $x_{t_\text{prev}}$ ($\bar\alpha_0 = 1$), shaped like `x_t` and in its dtype. It
+# $x_{t_\text{prev}}$ ($\bar\alpha_0 = 1$), shaped like `x_t` and in its dtype. It
 # should agree with DDIM's step with $\eta = 0$ (your `ddim_step` of exercise 04).
 
 # %% nbgrader={"grade": false, "grade_id": "euler_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def euler_step(x_t, eps, t, t_prev, schedule):
-    """x_{t_prev} by one Euler step of DDIM eq. 14 (in x-bar and sigma), returned in DDPM's variables."""
+    """x_{t_prev} by one Euler step of DDIM eq. 14 (in x-bar and sigma)."""
     # YOUR CODE HERE
     raise NotImplementedError("not implemented yet: replace this line with your code")
 

@@ -48,8 +48,8 @@ from minddim import grading
 schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_t, schedule.alpha_bars[t] is alpha-bar_t
 
 # %% [markdown]
-# **1.** The package's `"uniform"` subsequence $\tau$ of $S$ times out of $T$ (notebook 05, section 1; DDIM app. D.2,
-# its "linear" choice, on sec. 4.2's subsequences), as a Python list of ints in the order `md.timesteps` returns it,
+# **1.** The package's `"uniform"` subsequence $\tau$ of $S$ times out of $T$ (notebook 05, section 1; DDIM app. D.2's
+# "linear" spacing as the official code implements it, on sec. 4.2's subsequences), as a Python list of ints in the order `md.timesteps` returns it,
 # for any $1 \le S \le T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -112,14 +112,14 @@ grading.check("encode", encode)
 # $x_0 \sim \mathcal N(m, \operatorname{diag}(v))$, and its exact model (the Bayes-optimal $\mathbb E[\epsilon \mid x_t]$,
 # `md.GaussianDenoiser`, no training error). As $S \to \infty$ the deterministic encoder solves DDIM's ODE (eq. 14)
 # from $0$ up to $t$ (DDIM sec. 4.3). Return the point $x_t$ that this ODE carries each row of `x0` to, in closed form
-# (no ODE solver, no loop over time), in DDPM's variables and in `x0`'s dtype: `x0` has shape `(batch, d)`, `mean` and
-# `var` shape `(d,)`, `t` shape `(batch,)` with $0 \le t \le T$. The ODE keeps the marginals $q(x_t)$ (DDIM
-# Proposition 1), and the exact model of Gaussian data is affine in $x_t$; notebook 06, Going further E, writes this
-# flow map in DDIM's variables.
+# (no ODE solver, no loop over time), in `x0`'s dtype: `x0` has shape `(batch, d)`, `mean` and
+# `var` shape `(d,)`, `t` shape `(batch,)` with $0 \le t \le T$. The ODE is Song et al.'s probability-flow ODE (DDIM
+# Proposition 1), which keeps the marginals $q(x_t)$ (notebook 06, section 6), and the exact model of Gaussian data
+# is affine in $x_t$; notebook 06, Going further E, writes this flow map.
 
 # %% nbgrader={"grade": false, "grade_id": "exact_latent", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def exact_latent(x0, t, mean, var, schedule):
-    """x_t reached from x_0 by DDIM's ODE with the exact model of N(mean, diag(var)) data, in DDPM's variables."""
+    """x_t reached from x_0 by DDIM's ODE with the exact model of N(mean, diag(var)) data."""
     ### BEGIN SOLUTION
     # The exact eps-model of Gaussian data is affine in x_t, so the ODE's flow is affine; it keeps the marginals
     # (DDIM Prop. 1): N(m, v) goes to q(x_t) = N(sqrt(ab) m, ab v + 1 - ab), per coordinate; and a flow in one

@@ -132,7 +132,8 @@ register(
     forbidden=("score.gaussian_flow_map", "score.pf_ode_solve", "sampling.encode"),
     hints=("the point x_t that DDIM's ODE (eq. 14) carries x_0 to, with the exact model: where your encode goes as "
            "S grows",
-           "notebook 05, section 3 (Encoding); DDIM sec. 4.3 and Proposition 1: the ODE keeps the marginals q(x_t), "
+           "notebook 05, section 3 (Encoding); DDIM sec. 4.3 and Proposition 1 (Song et al.'s probability-flow ODE, "
+           "which keeps the marginals q(x_t)), "
            "the exact model of Gaussian data is affine in x_t, and in one dimension a flow cannot reorder points; "
            "notebook 06, Going further E, writes this flow map in DDIM's variables"),
     cases=_latent_cases,
