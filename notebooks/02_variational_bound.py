@@ -21,7 +21,7 @@
 # **You need first:** notebook 01 (the forward process, $\bar\alpha_t$); maths: Bayes' rule, the KL divergence
 # between two Gaussians, Jensen's inequality, and completing the square in a Gaussian exponent.
 #
-# **Time:** about 30 min to read (an estimate); runs in about 20 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 35 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # A diffusion model is a latent-variable model: the reverse chain
 # $p_\theta(x_{0:T}) = p(x_T)\prod_t p_\theta(x_{t-1}\mid x_t)$ generates data, and $x_{1:T}$ are latents
@@ -477,7 +477,7 @@ plt.show()
 # \qquad\text{(DDPM eq. 16)}.$$
 #
 # - $H(x_0) = -\mathbb E\log q(x_0)$ is what the telescoped $q(x_0)$ leaves: the data's entropy. The KLs are
-#   $\ge 0$, so no model's bound goes below it, and it is reached only when every reverse step is the true one.
+#   $\ge 0$, so no model's bound goes below it; it is reached only when $p(x_T)$ and every reverse step are the true ones.
 # - The true reverse step is section 2's posterior averaged over what $x_t$ says about $x_0$,
 #   $q(x_{t-1}\mid x_t) = \sum_{x_0} q(x_0\mid x_t)\,q(x_{t-1}\mid x_t, x_0)$ for data on finitely many points. It needs
 #   the data law itself: DDPM calls this form "not tractable to estimate" (appendix A) and uses it for the argument of
@@ -494,7 +494,7 @@ plt.show()
 # grid, so the $t = 1$ term is a KL between two discrete laws, exact given $x_1$. The KL of a mixture to a Gaussian has
 # no closed form: `md.marginal_vlb_terms` estimates each step from one forward draw as
 # $\log q(x_{t-1}\mid x_t) - \log p_\theta(x_{t-1}\mid x_t)$, a code path apart from `md.vlb_terms`. Its cost per step
-# grows with points times pixels; five points in four pixels keep 1000 steps within this notebook's time. Two
+# grows with points times pixels, which is why the world is this small. Two
 # imperfect models, both with $\sigma_t^2 = \beta_t$: the **exact mean** $\mathbb E[\epsilon\mid x_t]$ for these five
 # images (its step is still one Gaussian where the true step is a mixture), and a **Gaussian fit**,
 # `md.GaussianDenoiser` with the images' mean and covariance. Eq. 5 is `md.vlb_terms` on 4,000 draws of the data,
@@ -562,7 +562,7 @@ for name, model in models.items():
 # exact mean, eq. 5 gives 7.596 ± 0.008 nats and eq. 16's KLs add up to 6.082 ± 0.023: a difference of 1.513 against
 # $H(x_0)$ = 1.492 ($z$ = 0.9). For the Gaussian fit, 21.494 ± 0.038 and 20.053 ± 0.081: 1.440 ($z$ = -0.6).
 #
-# **The difference does not depend on the model, band by band.** It matches the model-free value
+# **Band by band, the difference follows the model-free value, for both models.** It matches the model-free value
 # $H(x_0\mid x_b) - H(x_0\mid x_{a-1})$ within 1.3 standard errors in six of the seven bands with a spread; the
 # seventh, the Gaussian fit's $t = 11..100$, is at $z$ = -2.6. Most of $H(x_0)$, 1.362 of the 1.492 nats, sits in
 # $t = 101..T$ and the prior: $q(x_0\mid x_{100})$ leaves 0.131 nats of doubt about which image $x_0$ is, and
@@ -573,7 +573,8 @@ for name, model in models.items():
 # **Each KL is nonnegative where it can be told from zero.** At $t = 1$ every draw's KL, exact given $x_1$, is at
 # least 4.749 (exact mean) and 4.777 nats (fit); every band is positive by at least 4 standard errors (the smallest,
 # 0.013 ± 0.003); no single step $t \ge 2$ lies below -3 standard errors (the lowest, -2.9). Only 40 (exact mean) and
-# 151 (fit) of the 999 steps lie above 3 standard errors: the rest are smaller than one step's Monte Carlo error.
+# 151 (fit) of the 999 steps lie above 3 standard errors: the rest are too small for one step's Monte Carlo error to
+# tell them from zero.
 #
 # DDPM prints no number for eq. 16 (it uses the form for the argument of sec. 4.3), so there is none to set beside ours.
 
