@@ -19,7 +19,8 @@ def log_marginal(x, s, schedule, points=POINTS, probs=PROBS):
     ab = schedule.alpha_bars[s]
     d = x[:, None, :] - ab.sqrt() * points[None]
     D = points.shape[1]
-    return torch.logsumexp(probs.log() - d.square().sum(-1) / (2 * (1 - ab)) - 0.5 * D * torch.log(2 * math.pi * (1 - ab)), 1)
+    log_n = -d.square().sum(-1) / (2 * (1 - ab)) - 0.5 * D * torch.log(2 * math.pi * (1 - ab))
+    return torch.logsumexp(probs.log() + log_n, 1)
 
 
 def test_data_entropy_closed_forms():
@@ -103,7 +104,7 @@ def test_difference_of_the_two_forms_does_not_involve_the_model(short):
         x0 = POINTS[torch.multinomial(PROBS, n, replacement=True, generator=g)]
         L5 = md.vlb_terms(model, x0, short, decoder="discretized", variance="beta", generator=g)
         L16 = md.marginal_vlb_terms(model, POINTS, PROBS, n, short, variance="beta", generator=g)
-        d = L5[:, 1:] .sum(1) - L16[:, 1:].sum(1)                     # t >= 2 and the prior: model-free
+        d = L5[:, 1:].sum(1) - L16[:, 1:].sum(1)                      # t >= 2 and the prior: model-free
         diffs.append((d.mean().item(), d.var().item() / n))
     (a, va), (b, vb) = diffs
     assert abs(a - b) < 4.5 * math.sqrt(va + vb), (a, b, math.sqrt(va + vb))
