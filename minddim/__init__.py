@@ -19,8 +19,9 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "analytic": ("ConditionalMixtureDenoiser", "GaussianDenoiser", "GaussianMixtureDenoiser"),
-    "bound": ("bits_per_dim", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term",
-              "progressive_distortion", "progressive_rate", "vlb", "vlb_terms"),
+    "bound": ("bits_per_dim", "data_entropy", "data_posterior", "discretized_gaussian_log_likelihood",
+              "marginal_vlb_terms", "normal_kl", "prior_term", "progressive_distortion", "progressive_rate",
+              "reverse_log_prob", "vlb", "vlb_terms"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),
     "diffusion": ("p_mean", "predict_eps", "predict_x0", "q_posterior", "q_sample", "q_sigma_posterior", "q_step"),
     "guidance": ("class_log_prob_grad", "classifier_free", "classifier_guidance", "is_conditional", "null_label"),
