@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "analytic": ("ConditionalMixtureDenoiser", "GaussianDenoiser", "GaussianMixtureDenoiser"),
-    "bound": ("bits_per_dim", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term",
+    "bound": ("bits_per_dim", "ddim_gamma", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term",
               "progressive_distortion", "progressive_rate", "vlb", "vlb_terms"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),
     "diffusion": ("p_mean", "predict_eps", "predict_x0", "q_posterior", "q_sample", "q_sigma_posterior", "q_step"),
