@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "analytic": ("ConditionalMixtureDenoiser", "GaussianDenoiser", "GaussianMixtureDenoiser"),
-    "bound": ("bits_per_dim", "data_entropy", "data_posterior", "discretized_gaussian_log_likelihood",
+    "bound": ("bits_per_dim", "data_entropy", "data_posterior", "ddim_gamma", "discretized_gaussian_log_likelihood",
               "marginal_vlb_terms", "normal_kl", "prior_term", "progressive_distortion", "progressive_rate",
               "reverse_log_prob", "vlb", "vlb_terms"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),

@@ -17,7 +17,7 @@ import math
 import torch
 
 from ._validate import as_time, check_positive_int, check_same_shape, check_tensor
-from .diffusion import p_mean, predict_x0, q_posterior, q_sample, q_step
+from .diffusion import _time_pair, p_mean, predict_x0, q_posterior, q_sample, q_step
 from .schedules import Schedule, as_schedule
 
 VARIANCES = ("beta_tilde", "beta")
@@ -31,6 +31,53 @@ def normal_kl(mean1, var1, mean2, var2) -> torch.Tensor:
     if (var1 <= 0).any() or (var2 <= 0).any():
         raise ValueError("variances must be > 0")
     return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+
+
+def ddim_gamma(schedule: Schedule, t, t_prev, sigma) -> torch.Tensor:
+    """The weight gamma of DDIM's Theorem 1 (sec. 3.2) for one step t -> t_prev < t, strided or not (app. C.1), in
+    float64: the term of J_sigma for that step is gamma ||eps - eps_theta(x_t, t)||^2 (+ a constant), eps being the
+    noise in x_t = sqrt(bar-alpha_t) x_0 + sqrt(1 - bar-alpha_t) eps.
+
+    - t_prev >= 1: KL(q_sigma(x_{t_prev} | x_t, x_0) || p_theta(x_{t_prev} | x_t)) with both of DDIM eq. 7's form
+      (eq. 10; app. C.1's q_{sigma,tau} and p_theta^{(tau_i)} for t = tau_i, t_prev = tau_{i-1}), p_theta's x_0
+      replaced by f_theta(x_t) (eq. 9).  Equal variances sigma^2, means differing by c (x_0 - f_theta), so
+      gamma = c^2 (1 - bar-alpha_t) / (2 sigma^2 bar-alpha_t),
+      c = sqrt(bar-alpha_prev) - sqrt(1 - bar-alpha_prev - sigma^2) sqrt(bar-alpha_t / (1 - bar-alpha_t)) > 0;
+      with t_prev = t - 1 it is Theorem 1's gamma_t, and with eq. 16's sigma at eta = 1 it is DDPM eq. 12's weight
+      beta'^2 / (2 sigma^2 alpha' (1 - bar-alpha_t)) for the step's beta' = 1 - bar-alpha_t / bar-alpha_prev.
+    - t_prev = 0: -log p_theta(x_0 | x_t) for the Gaussian decoder N(f_theta(x_t), sigma^2 I) (eq. 10 at t = 1; app.
+      C.1 eq. 57 at tau_1 and at every t of the star graph, outside tau), whose constant is (d/2) log(2 pi sigma^2):
+      gamma = (1 - bar-alpha_t) / (2 sigma^2 bar-alpha_t), i.e. c = 1.  Here sigma is the decoder's free standard
+      deviation, not eq. 16's (which is 0 on a last step to t = 0).
+
+    ``t`` and ``t_prev`` are integers or (B,) integer tensors; ``sigma`` a number or a tensor broadcasting against
+    them, > 0 (Theorem 1 assumes sigma > 0; at sigma = 0 the KL is infinite), with sigma^2 <= 1 - bar-alpha_prev
+    when t_prev >= 1.  The paper's own proof (app. B) writes the positive but not exact weight 1 / (2 d sigma^2 alpha_t).
+    """
+    schedule = as_schedule(schedule)
+    tt, tp = _time_pair(schedule, t, t_prev)
+    if isinstance(sigma, bool) or (isinstance(sigma, torch.Tensor) and (sigma.is_complex() or sigma.dtype == torch.bool)):
+        raise TypeError(f"sigma must be a real number or a real tensor, got {sigma!r}")
+    try:
+        s = torch.as_tensor(sigma, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"sigma must be a real number or a real tensor, got {type(sigma).__name__}") from None
+    if not torch.isfinite(s).all() or (s <= 0).any():
+        raise ValueError("sigma must be finite and > 0 (Theorem 1 assumes sigma > 0; at sigma = 0 the KL is infinite)")
+    try:
+        shape = torch.broadcast_shapes(tt.shape, tp.shape, s.shape)
+    except RuntimeError:
+        raise ValueError(f"sigma has shape {tuple(s.shape)}, which does not broadcast against t's shape "
+                         f"{tuple(tt.shape)}") from None
+    ab, ab_prev = schedule.alpha_bars[tt], schedule.alpha_bars[tp]
+    s2 = s * s
+    chain = tp > 0
+    if ((s2 > (1 - ab_prev) * (1 + 1e-6) + 1e-12) & chain).any():
+        raise ValueError("sigma^2 must not exceed 1 - alpha_bar[t_prev] when t_prev >= 1 (DDIM eq. 7 needs a real "
+                         "square root)")
+    direction = torch.where(chain, (1 - ab_prev - s2).clamp(min=0).sqrt(), torch.zeros_like(s2))
+    c = ab_prev.sqrt() - direction * (ab / (1 - ab)).sqrt()
+    return (c**2 * (1 - ab) / (2 * s2 * ab)).expand(shape)
 
 
 def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, var) -> torch.Tensor:
