@@ -487,8 +487,9 @@ plt.show()
 # shrinking towards small $\sigma$ ($\rho = 7$), ending at $\sigma_\text{min} = 0.002$ before the final step to 0.
 #
 # **Euler in the SDE's time (DDIM eq. 15).** DDIM sec. 4.3 contrasts its step with "the Euler method for the
-# probability flow ODE" of Song et al.: the slope $\tfrac12 g^2\epsilon/\sigma$ held at $t$, times $g^2\Delta t$, which
-# on a discrete schedule is the increase of $\sigma^2$ over the step (Song et al., app. D.3, eq. 43):
+# probability flow ODE" of Song et al.: the drift $-\tfrac12 g^2\nabla_{\bar x}\log p_\sigma = \tfrac12 g^2\epsilon/\sigma$
+# held at its value at $t$ over the step, with $g^2\Delta t$ taken as the increase of $\sigma^2$ over the step, as
+# Song et al. do on a discrete schedule (their app. D.3, eq. 43):
 #
 # $$\bar x_{t-\Delta t} = \bar x_t + \tfrac12\big(\sigma_{t-\Delta t}^2 - \sigma_t^2\big)\,\frac{\epsilon_\theta(x_t, t)}{\sigma_t}
 #   \quad\text{(DDIM eq. 15)}.$$
@@ -552,11 +553,12 @@ for S, (t1, e13, e15) in first.items():
 
 # %% [markdown]
 # **With few steps DDIM's step is far more accurate than Euler in the SDE's time; with many both converge to the
-# same solution, but eq. 15 stays about four times less accurate.** To $t = 0$, eq. 15's error is $26.56 \pm 0.39$
-# times DDIM's at $S = 5$ (9713.49 against 365.69, $\times 10^{-3}$; the data's modes have standard deviation 0.2),
+# same solution, eq. 15 still 4.09 times less accurately at $S = 1000$.** To $t = 0$, eq. 15's error is $26.56 \pm 0.39$
+# times DDIM's at $S = 5$ (9713.49 against 365.69, $\times 10^{-3}$; the data's modes have standard deviation 0.2,
+# `md.toy_mixture`),
 # $5.74 \pm 0.06$ times at $S = 50$ and $4.09 \pm 0.04$ at $S = 1000$. Both fall at first order from $S = 50$ to 1000
 # (slopes $-0.96$ and $-1.07$), so the distance between their results, at most the sum of their errors, vanishes with
-# the step, as DDIM says; the ratio of their errors does not go to 1. The first step alone differs most: from
+# the step, as DDIM says; the ratio of their errors falls but is not near 1. The first step alone separates them: from
 # $\sigma_T = 157.4$ at $S = 5$, DDIM's step lands 0.0015 from the reference and eq. 15's 2.96, about 2,000 times
 # farther. Where $\epsilon$ is constant along a path, eq. 14's solution is a straight line in $\sigma$, which Euler in
 # $\sigma$ follows exactly and Euler in $\sigma^2$ does not; the first step's ratio is consistent with paths nearly
