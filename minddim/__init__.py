@@ -32,7 +32,7 @@ _EXPORTS = {
     "sampling": ("Trajectory", "ddim", "ddim_sigma", "ddim_step", "ddpm", "encode", "heun", "heun_step", "inpaint",
                  "repaint_walk", "replace_known", "sample", "slerp", "timesteps"),
     "score": ("annealed_langevin", "dsm_loss", "eps_from_score", "euler_step", "gaussian_flow_map",
-              "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_ode_solve",
+              "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_euler_step", "pf_ode_solve",
               "score_from_eps", "score_model", "tweedie"),
     "schedules": ("Schedule",),
     "tables": ("mean_spread", "table"),

@@ -21,9 +21,9 @@ matching, Langevin dynamics, and the probability-flow ODE in DDIM's variables.
   Langevin dynamics over a ladder of noise levels (Song & Ermon 2019, Algorithm 1).
 - **The probability-flow ODE** in DDIM's variables (DDIM eq. 14): x-bar = x / sqrt(bar-alpha),
   sigma = sqrt((1 - bar-alpha) / bar-alpha), d x-bar = eps(x-bar / sqrt(sigma^2 + 1), sigma) d sigma.
-  DDIM's eta = 0 step is its Euler step (eq. 13; :func:`euler_step`), :func:`minddim.heun` its
-  second-order step, and :func:`pf_ode_solve` its reference solution for models defined between the
-  schedule's integer times.
+  DDIM's eta = 0 step is its Euler step (eq. 13; :func:`euler_step`), :func:`pf_euler_step` the Euler step
+  in the VE SDE's time that DDIM contrasts with it (eq. 15), :func:`minddim.heun` its second-order step, and
+  :func:`pf_ode_solve` its reference solution for models defined between the schedule's integer times.
 
 Time is the DDPM paper's 1-based t; a score function here is any callable returning a tensor shaped like x.
 """
@@ -221,6 +221,31 @@ def euler_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: Schedu
     ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x_t)
     sigma, sigma_prev = ((1 - ab) / ab).sqrt(), ((1 - ab_prev) / ab_prev).sqrt()
     return (x_t / ab.sqrt() + (sigma_prev - sigma) * eps) * ab_prev.sqrt()
+
+
+def pf_euler_step(x_t: torch.Tensor, eps: torch.Tensor, t, t_prev, schedule: Schedule) -> torch.Tensor:
+    """One Euler step "for the probability flow ODE" of the variance-exploding SDE, in its time rather than in
+    sigma: DDIM eq. 15, from t to t_prev < t,
+
+        x_prev / sqrt(bar-alpha_prev) = x_t / sqrt(bar-alpha_t)
+                                        + 1/2 (sigma_prev^2 - sigma_t^2) / sigma_t * eps,
+
+    with DDIM's sigma = sqrt((1 - bar-alpha) / bar-alpha). This is the probability-flow ODE
+    d x-bar = -1/2 d(sigma^2)/dt grad log p_t(x-bar) dt (DDIM eq. 47 in its proof of Proposition 1) with the score
+    -eps / sigma_t (eq. 49), stepped as Song et al. (2021, app. D.3, eq. 43) step it: the slope is taken at t and
+    g(t)^2 dt over the step is the increment of sigma^2 between the two times, the schedule's own finite difference.
+    So no continuous sigma(t) is needed, and the step is exact in t for any clock in which sigma^2 grows linearly
+    over the step: it is Euler's method in the variable sigma^2, where :func:`euler_step` (DDIM eq. 13) is Euler's
+    method in sigma. The two differ by (sigma_t - sigma_prev)^2 / (2 sigma_t) * eps in x-bar, second order in the
+    step ("equivalent to ours if alpha_t and alpha_{t - Delta t} are close enough", DDIM sec. 4.3); to t_prev = 0
+    this step covers half of DDIM's."""
+    schedule = as_schedule(schedule)
+    check_tensor(x_t, "x_t")
+    check_tensor(eps, "eps")
+    check_same_shape(eps, x_t, "eps", "x_t")
+    ab, ab_prev = _alpha_bar_pair(schedule, t, t_prev, x_t)
+    var, var_prev = (1 - ab) / ab, (1 - ab_prev) / ab_prev
+    return (x_t / ab.sqrt() + 0.5 * (var_prev - var) / var.sqrt() * eps) * ab_prev.sqrt()
 
 
 def pf_ode_solve(model, x: torch.Tensor, sigma, sigma_end, schedule: Schedule, *, rtol: float = 1e-10,

@@ -157,6 +157,56 @@ def test_the_ddim_step_with_eta_0_is_the_euler_step_of_eq_14(t, t_prev):
     assert (md.euler_step(x, eps, tb, tpb, S_LIN) - ddim).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("t,t_prev", [(1000, 0), (1000, 999), (500, 499), (700, 120), (2, 1), (1, 0)])
+def test_the_pf_euler_step_is_ddim_eq_15_and_differs_from_ddim_by_a_second_order_term(t, t_prev):
+    """DDIM eq. 15 as printed (alpha there is our bar-alpha), and its exact gap to eq. 13:
+    (sigma_t - sigma_prev)^2 / (2 sigma_t) eps in x-bar, i.e. (sigma_t - sigma_prev) / (2 sigma_t) of DDIM's move."""
+    x, eps = randn(50, 2, seed=11), randn(50, 2, seed=12)
+    a, a_prev = S_LIN.alpha_bars[t], S_LIN.alpha_bars[t_prev]
+    printed = (x / a.sqrt() + 0.5 * ((1 - a_prev) / a_prev - (1 - a) / a) * (a / (1 - a)).sqrt() * eps) * a_prev.sqrt()
+    step = md.pf_euler_step(x, eps, t, t_prev, S_LIN)
+    assert (step - printed).abs().max() < 1e-12
+    tb, tpb = torch.full((50,), t), torch.full((50,), t_prev)
+    assert (md.pf_euler_step(x, eps, tb, tpb, S_LIN) - printed).abs().max() < 1e-12
+    s, s_prev = float(md.ode_sigma(S_LIN, t)), float(md.ode_sigma(S_LIN, t_prev))
+    ddim = md.euler_step(x, eps, t, t_prev, S_LIN)
+    gap = (s - s_prev) ** 2 / (2 * s) * eps * a_prev.sqrt()
+    torch.testing.assert_close(step - ddim, gap, rtol=1e-9, atol=1e-12)
+    # the gap relative to DDIM's move in x-bar is (sigma_t - sigma_prev) / (2 sigma_t): first order agreement
+    move = (ddim / a_prev.sqrt() - x / a.sqrt())
+    ratio = ((step - ddim) / a_prev.sqrt()).norm() / move.norm()
+    assert float(ratio) == pytest.approx((s - s_prev) / (2 * s), rel=1e-9)
+
+
+def test_a_small_pf_euler_step_agrees_with_ddim_to_first_order_and_a_step_to_0_goes_half_as_far():
+    x, eps = randn(50, 2, seed=21), randn(50, 2, seed=22)
+    s = float(md.ode_sigma(S_LIN, 1000))
+    gaps = []
+    for t_prev in (900, 990, 999):   # steps of 100, 10, 1 from t = 1000
+        a, a_prev = S_LIN.alpha_bars[1000], S_LIN.alpha_bars[t_prev]
+        ddim = md.euler_step(x, eps, 1000, t_prev, S_LIN)
+        gap = (md.pf_euler_step(x, eps, 1000, t_prev, S_LIN) - ddim) / a_prev.sqrt()   # in x-bar
+        gaps.append(float(gap.norm() / (ddim / a_prev.sqrt() - x / a.sqrt()).norm()))
+        # relative to DDIM's move in x-bar, the gap vanishes with the step in sigma, at the rate 1 / (2 sigma_t)
+        assert gaps[-1] / (s - float(md.ode_sigma(S_LIN, t_prev))) == pytest.approx(1 / (2 * s), rel=1e-9)
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.01
+    a = S_LIN.alpha_bars[50]
+    half = md.pf_euler_step(x, eps, 50, 0, S_LIN) - x / a.sqrt()
+    torch.testing.assert_close(half, 0.5 * (md.euler_step(x, eps, 50, 0, S_LIN) - x / a.sqrt()), rtol=1e-12, atol=1e-12)
+
+
+def test_bad_input_to_the_pf_euler_step_names_the_argument():
+    x = randn(4, 2)
+    with pytest.raises(ValueError, match="eps"):
+        md.pf_euler_step(x, x[:, :1], 10, 5, S_LIN)
+    with pytest.raises(ValueError, match="t_prev"):
+        md.pf_euler_step(x, x, 10, 10, S_LIN)
+    with pytest.raises(ValueError, match="t"):
+        md.pf_euler_step(x, x, 1001, 5, S_LIN)
+    with pytest.raises(TypeError, match="x_t"):
+        md.pf_euler_step(x.numpy(), x, 10, 5, S_LIN)
+
+
 def test_the_reference_solution_on_gaussian_data_is_the_closed_form_flow_map():
     x, sigma_T = randn(200, 2, seed=13), float(md.ode_sigma(S_LIN, 1000))
     for s0, s1 in ((sigma_T, 0.0), (sigma_T, float(md.ode_sigma(S_LIN, 100))), (0.3, 2.0)):
@@ -185,6 +235,31 @@ def test_measured_orders_ddim_is_first_order_and_heun_second_order_on_gaussian_d
     heun = _errors_at_t(md.heun, S_values)
     assert abs(ddim + 1) < 0.15, ddim
     assert abs(heun + 2) < 0.15, heun
+
+
+def _walk(step, model, x, S, t_end):
+    """Steps of ``step`` with the model's eps on the trailing grid of S steps, from T down to t_end."""
+    tau = md.timesteps(1000, S, "trailing").tolist()[::-1] + [0]
+    for t, t_prev in zip(tau, tau[1:]):
+        x = step(x, model(x, torch.full((len(x),), t)), t, t_prev, S_LIN)
+        if t_prev == t_end:
+            return x
+    raise AssertionError(f"the grid of {S} steps does not hold t = {t_end}")
+
+
+@pytest.mark.parametrize("t_end", [100, 0])
+def test_eq_15_converges_at_first_order_to_the_reference_solution_with_a_larger_error_than_ddim(t_end):
+    """Against pf_ode_solve on the exact Gaussian model: the error of eq. 15 (Euler in the VE SDE's time) falls like
+    1/S, like DDIM's (Euler in sigma), and is larger than DDIM's at every S here (measured 9-20 times)."""
+    x, sigma_T = randn(300, 2, seed=15), float(md.ode_sigma(S_LIN, 1000))
+    ref = md.pf_ode_solve(gauss(), x, sigma_T, float(md.ode_sigma(S_LIN, t_end)), S_LIN)
+    S_values = [50, 100, 200, 500, 1000]
+    err = {step: [float((_walk(step, gauss(), x, S, t_end) - ref).square().sum(1).mean().sqrt()) for S in S_values]
+           for step in (md.pf_euler_step, md.euler_step)}
+    for step, errors in err.items():
+        slope = np.polyfit(np.log(S_values), np.log(errors), 1)[0]
+        assert abs(slope + 1) < 0.15, (step.__name__, slope)
+    assert all(e15 > 5 * e13 for e15, e13 in zip(err[md.pf_euler_step], err[md.euler_step]))
 
 
 def test_heun_costs_2s_minus_1_evaluations_and_its_stages_are_ddim_steps():
