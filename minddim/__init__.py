@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "analytic": ("ConditionalMixtureDenoiser", "GaussianDenoiser", "GaussianMixtureDenoiser"),
-    "bound": ("bits_per_dim", "data_entropy", "data_posterior", "ddim_gamma", "discretized_gaussian_log_likelihood",
-              "marginal_vlb_terms", "normal_kl", "prior_term", "progressive_distortion", "progressive_rate",
-              "reverse_log_prob", "vlb", "vlb_terms"),
+    "bound": ("bits_per_dim", "ddim_gamma", "discretized_gaussian_log_likelihood", "normal_kl", "prior_term", "vlb",
+              "vlb_terms"),
+    "finite_data": ("data_entropy", "data_posterior", "marginal_vlb_terms", "reverse_log_prob"),
     "data": ("TOY_SETS", "toy_data", "toy_mixture"),
     "diffusion": ("p_mean", "predict_eps", "predict_x0", "q_posterior", "q_sample", "q_sigma_posterior", "q_step"),
     "guidance": ("class_log_prob_grad", "classifier_free", "classifier_guidance", "is_conditional", "null_label"),
@@ -34,6 +34,7 @@ _EXPORTS = {
     "score": ("annealed_langevin", "dsm_loss", "eps_from_score", "euler_step", "gaussian_flow_map",
               "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_euler_step", "pf_ode_solve",
               "score_from_eps", "score_model", "tweedie"),
+    "progressive": ("progressive_distortion", "progressive_rate"),
     "schedules": ("Schedule",),
     "tables": ("mean_spread", "table"),
     "commands": ("sample_images", "train_images"),

@@ -1,7 +1,6 @@
 """The shipped MNIST classifier and the metrics on its features: accuracy as recorded, a Frechet distance
 that matches its closed form, and an "MNIST FID" that ranks real, blurred and noise images sensibly."""
 
-import math
 from pathlib import Path
 
 import pytest

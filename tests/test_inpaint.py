@@ -1,5 +1,5 @@
 """Inpainting on the sampler's one code path (sampling.replace_known, repaint_walk, inpaint) and the
-progressive code's rate and distortion (bound.progressive_rate, progressive_distortion): exact edge cases,
+progressive code's rate and distortion (progressive.progressive_rate, progressive_distortion): exact edge cases,
 bit-for-bit agreement with the unconditional sampler, the closed-form conditional law of Gaussian data, and
 bad input."""
 

@@ -2,7 +2,6 @@
 a recorded figure that reproduces (kept short: 20 digits)."""
 
 import pytest
-import torch
 
 import minddim as md
 from minddim.weights import provenance

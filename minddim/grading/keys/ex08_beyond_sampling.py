@@ -10,7 +10,7 @@ import functools
 
 import torch
 
-from ... import bound, sampling
+from ... import bound, progressive, sampling
 from ...analytic import GaussianDenoiser
 from ...schedules import Schedule
 from ..spec import Case, register
@@ -115,7 +115,7 @@ register(
     hints=("the bits the receiver holds by the time x_t is decoded in DDPM's progressive code",
            'notebook 08, section 1 (Progressive lossy compression); DDPM sec. 4.3, Algorithms 3-4'),
     cases=_rate_cases,
-    reference=lambda terms: bound.progressive_rate(terms),
+    reference=lambda terms: progressive.progressive_rate(terms),
     mistakes={
         "you summed over the batch (axis 0): each sample has its own code, so sum along the last axis, the "
         "terms L_0..L_T": lambda terms: _suffix_sum(terms, 0),
@@ -434,13 +434,13 @@ def _sharp_reference(model, x0, noise, terms, schedule, level):
     what is still to send once x_{t*} is decoded."""
     D = _distortion(model, x0, noise, schedule)                                         # (B, T)
     t_star = (D < level).long().cumprod(1).sum(1)                                       # the run from t = 1 up
-    rate = bound.progressive_rate(terms)
+    rate = progressive.progressive_rate(terms)
     return t_star, (1 - rate.gather(-1, t_star[:, None])[:, 0] / rate[:, 0]).to(terms.dtype)
 
 
 register(
     "bits_left_when_sharp",
-    forbidden=("bound.progressive_distortion",),
+    forbidden=("progressive.progressive_distortion",),
     hints=("decoding runs from x_T down to x_0; the receiver's picture x0_hat is 'sharp' from the first moment it "
            "comes within the level and stays there; what is still to come then is the part of the bound not yet "
            "received",
