@@ -49,7 +49,7 @@ schedule = md.Schedule.linear()  # T = 1000, 1-based: schedule.betas[t] is beta_
 
 # %% [markdown]
 # **1.** The package's `"uniform"` subsequence $\tau$ of $S$ times out of $T$ (notebook 05, section 1; DDIM app. D.2's
-# "linear" spacing as the official code implements it, on sec. 4.2's subsequences), as a Python list of ints in the order `md.timesteps` returns it,
+# "linear" spacing on sec. 4.2's subsequences, written so that it has exactly $S$ entries for every $S$), as a Python list of ints in the order `md.timesteps` returns it,
 # for any $1 \le S \le T$.
 
 # %% nbgrader={"grade": false, "grade_id": "uniform_timesteps", "locked": false, "schema_version": 3, "solution": true, "task": false}

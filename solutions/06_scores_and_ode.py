@@ -170,9 +170,12 @@ grading.check("langevin_variance", langevin_variance)
 # $x_T \sim \mathcal N(0, I)$, `t_mid = 100` and `Ss = (10, 20, 50, 100)`. Which of the four slopes is near $-2$,
 # which near $-1$? Notebook 06 (section 6) measures these orders against evaluations, on its mixture, and traces
 # Heun's loss of order to $t = 0$ to its last (Euler) step, whose error is of the order of $\sigma(\tau_1)^2$. Test
-# that on your numbers (unchecked): the slope of $\sigma(\tau_1)^2$ against $S$ over the same `Ss` (here $\tau_1$ is
-# still far from one step, so it is steeper than $-1$), and Heun's slope to 0 when its last step is a trapezoid too,
-# with $\epsilon = 0$ at $\sigma = 0$ (the exact model's `eps_at(x, 1.0)`).
+# that on your numbers (unchecked): the slope of $\sigma(\tau_1)^2$ against $S$ over the same `Ss` (steeper than $-1$:
+# for $\tau_1$ of 10 to 100 steps, $1 - \bar\alpha_{\tau_1}$ still grows about like $\tau_1^2$, since $\beta_t$ rises
+# linearly from $\beta_1 = 10^{-4}$), and Heun's slope to 0 when its last step is a trapezoid too, with $\epsilon = 0$
+# at $\sigma = 0$ (the exact model's `eps_at(x, 1.0)`). Heun's slope to 0 need not equal the first: at small $S$ the
+# last step's error and the error Heun carries to $\tau_1$ partly cancel, so to see the last step's share alone, start
+# that step from the exact solution at $\tau_1$.
 
 # %% nbgrader={"grade": false, "grade_id": "ode_orders", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ode_orders(step, model, x_T, schedule, Ss, t_mid):

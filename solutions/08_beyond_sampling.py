@@ -40,7 +40,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `replace_known` 1, `progressive_rate` 1, `inpaint_step` 1, `repaint_jump` 2, `bits_left_when_sharp` 3.
+# Points: `replace_known` 1, `progressive_rate` 1, `inpaint_step` 1, `repaint_jump` 2, `bits_left_when_sharp` 2.
 
 # %%
 import torch
@@ -193,5 +193,5 @@ def bits_left_when_sharp(model, x0, noise, terms, schedule, level):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_bits_left_when_sharp", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_bits_left_when_sharp", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("bits_left_when_sharp", bits_left_when_sharp)

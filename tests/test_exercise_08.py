@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_questions_are_registered_with_the_solution_notebooks_points():
     assert grading.questions(ROOT / "solutions" / "08_beyond_sampling.py") == [
         ("replace_known", 1), ("progressive_rate", 1), ("inpaint_step", 1), ("repaint_jump", 2),
-        ("bits_left_when_sharp", 3)]
+        ("bits_left_when_sharp", 2)]
 
 
 # -- repaint_jump ---------------------------------------------------------------------------------------------

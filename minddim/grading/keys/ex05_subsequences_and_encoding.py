@@ -74,7 +74,7 @@ def _encode_with(eval_at="prev", from_zero=True):
 
 register(
     "encode",
-    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_{tau_S} that decodes to it",
+    hints=("DDIM's deterministic sampler run backwards: x_0 to the x_{tau_S} that decodes back to it (approximately; exactly as S grows)",
            'notebook 05, section 3 (Encoding data into x_T and back); DDIM sec. 4.3 and eq. 13'),
     cases=_encode_cases,
     reference=lambda model, x0, schedule, timesteps: sampling.encode(model, x0, schedule, timesteps),

@@ -198,8 +198,8 @@ def _jump_cases():
     t = torch.randint(0, 800, (5,), generator=g)
     return [case("random t < t_up, jumps of 2 to 200 steps, batch 5", LONG, t,
                  t + torch.tensor([2, 10, 50, 120, 200]), (5, 2), torch.float32),
-            case("RePaint's jumps on a subsequence of 25 steps (t_up - t = 40)", LONG, torch.tensor([40, 360, 680]),
-                 torch.tensor([80, 400, 720]), (3, 2), torch.float32),
+            case("RePaint's jumps between neighbours of md.timesteps(1000, 25) (t_up - t = 40)", LONG,
+                 torch.tensor([41, 361, 681]), torch.tensor([81, 401, 721]), (3, 2), torch.float32),
             case("from t = 0 (x_t is the data) up to 10, 300, 1000", LONG, torch.zeros(3, dtype=torch.long),
                  torch.tensor([10, 300, 1000]), (3, 2), torch.float32),
             case("up to t_up = T, batch size 1", LONG, torch.tensor([900]), torch.tensor([1000]), (1, 2),
