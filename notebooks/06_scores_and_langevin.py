@@ -336,8 +336,8 @@ plt.show()
 #           = \frac{x_t + \beta_t\, s_\theta(x_t, t)}{\sqrt{\alpha_t}} + \sigma_t z :$$
 #
 # a step of size $\beta_t$ along the score, a slight rescaling, and fresh noise, like Langevin with
-# $\delta/2 = \beta_t$. It is not a Langevin chain at one level, though: the score changes level at every step. To first
-# order in $\beta_t/(1-\bar\alpha_t)$ it is two moves: the deterministic step (DDIM's $\eta = 0$, section 6), then one Langevin step of
+# $\delta/2 = \beta_t$. It is not a Langevin chain at one level, though: the score changes level at every step. Up to a
+# remainder that shrinks with $\beta_t/(1-\bar\alpha_t)$ it is two moves: the deterministic step (DDIM's $\eta = 0$, section 6), then one Langevin step of
 # size $\delta = \beta_t$ at level $t$, $+\tfrac{\beta_t}{2}s_\theta + \sqrt{\beta_t}\,z$ (the reverse-time SDE of Song
 # et al. 2021 written, as Karras et al. 2022 do in sec. 4, eq. 6, as the probability-flow ODE plus a Langevin
 # diffusion). Inline against `md.ddim_step` with
@@ -369,8 +369,9 @@ print(md.table(rows, ["median", "max", "median beta_t / (1 - ab_t)"], header="re
 # **DDPM's sampler is, step by step, the deterministic sampler plus a Langevin correction at the current noise
 # level**: the rewritten step is `ddim_step` with $\eta = 1$ to better than $10^{-12}$, and the split leaves a
 # remainder of median 0.001 of the step's length for $t > 100$ (at most 0.014). It grows towards $t = 0$ (median
-# 0.131 for $t \le 10$), together with $\beta_t/(1-\bar\alpha_t)$ (last column): the split is exact only to first
-# order in that ratio (its noise $\sqrt{\beta_t}\,z$, for one, stands where the DDPM step has
+# 0.131 for $t \le 10$), together with $\beta_t/(1-\bar\alpha_t)$ (last column): the remainder is of the order of that
+# ratio itself (about half of it for $t \le 100$: 0.131 against 0.222, 0.017 against 0.034), so the split holds only
+# where the ratio is small (its noise $\sqrt{\beta_t}\,z$, for one, stands where the DDPM step has
 # $\sigma_t z = \sqrt{\tilde\beta_t}\,z$, and $\tilde\beta_t/\beta_t = 1 - \bar\alpha_{t-1}\beta_t/(1-\bar\alpha_t)$); no run
 # separates the remainder's parts. This is the sense in which Algorithm 2
 # "resembles Langevin dynamics".
@@ -476,7 +477,8 @@ plt.show()
 # and second order (Heun's $2S-1$ evaluations grow like $S$, so its order shows in this slope too). To $t = 0$ DDIM
 # keeps its order ($-0.96$) and Heun does not: $-1.30$ over all $S$, $-1.15$ over $S = 200 \dots 1000$. The column
 # "Heun to tau_1" points to the cause: before its last (Euler) step Heun is 0.0156 from the reference at $S = 1000$,
-# after it 0.3325 (both $\times 10^{-3}$). That last step's error is of the order of $\sigma(\tau_1)^2$: their ratio
+# after it 0.3325 (both $\times 10^{-3}$). Heun's error to $t = 0$, which at $S = 1000$ is almost all the last step's, is of the
+# order of $\sigma(\tau_1)^2$: the ratio (last column)
 # lies between 2.00 and 3.32 from $S = 20$ on and is still rising (3.01, 3.22, 3.32 at $S = 200, 500, 1000$), so it
 # has not settled to a constant. On the trailing grid $\tau_1 = T/S$, and $\sigma(\tau_1)^2 \approx 1-\bar\alpha_{\tau_1}$
 # approaches $\beta_1\tau_1$, which shrinks only like $1/S$, once $\tau_1$ is a step or two ($S = 1000$: $\sigma(\tau_1)
@@ -641,8 +643,10 @@ print(md.table(rows, ["spread", "/ exact draws'", "closed form, one mode"], head
 # distance to the nearest mode's centre is $1.042$ times that of exact draws at $\delta = 0.02$ and $1.451$ times at
 # $\delta = 0.2$. (For one Gaussian mode the variance would widen by 1.037 and 1.563; for the mixture this statistic
 # is not that variance, so neither pair is a like-for-like comparison.) Started in one
-# mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and
-# ends at the same spread as from $N(0, I)$ (0.3729 and 0.3730): it forgets where it began, not its step size. At
+# mode, the chain has to cross to the other seven ($130.88 \pm 11.72$ after 30 steps, $4.28 \pm 2.29$ after 100) and ends
+# level with the chain started from $N(0, I)$ ($5.35 \pm 3.61$ against $5.60 \pm 3.64$): it forgets where it began,
+# not its step size, whose bias the spread shows (0.3729 and 0.3730, the same from either start; this statistic does
+# not see which mode a point is in, so it measures the step size's widening, not the crossing). At
 # $t = 100$ neighbouring modes are 3.9 of their standard deviations apart, in the data 7.7; noise brings the modes
 # closer, which is part of Song & Ermon's argument (sec. 4) for sampling at several noise levels, and their Algorithm 1
 # ties the step to the level, $\alpha_i \propto \sigma_i^2$.
