@@ -34,6 +34,7 @@ _EXPORTS = {
     "score": ("annealed_langevin", "dsm_loss", "eps_from_score", "euler_step", "gaussian_flow_map",
               "gaussian_langevin_covariance", "langevin", "langevin_step", "ode_sigma", "pf_euler_step", "pf_ode_solve",
               "score_from_eps", "score_model", "tweedie"),
+    "parameterization": ("as_eps_model", "error_weight", "from_eps", "split_variance", "to_eps", "v_target"),
     "progressive": ("progressive_distortion", "progressive_rate"),
     "schedules": ("Schedule",),
     "tables": ("mean_spread", "table"),

@@ -29,9 +29,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
 class MLP(nn.Module):
     """eps_theta for low-dimensional data: an input layer, ``depth`` residual blocks that each add a
     projection of the time embedding, and a linear read-out.  174,082 parameters at the defaults
-    (``sum(p.numel() for p in MLP().parameters())``)."""
+    (``sum(p.numel() for p in MLP().parameters())``).  ``learned_variance=True`` doubles the read-out's outputs to
+    ``2 * dim`` columns, the prediction and log sigma_theta^2 (DDPM sec. 4.2's learned diagonal Sigma;
+    :func:`minddim.parameterization.split_variance`)."""
 
-    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64):
+    def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64,
+                 learned_variance: bool = False):
         super().__init__()
         self.emb_dim = emb_dim
         self.time = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -40,7 +43,7 @@ class MLP(nn.Module):
             nn.ModuleDict({"t": nn.Linear(hidden, hidden),
                            "f": nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))})
             for _ in range(depth))
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * dim if learned_variance else dim))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time(timestep_embedding(t.to(x_t.device), self.emb_dim))

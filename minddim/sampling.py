@@ -25,9 +25,11 @@ import torch
 
 from ._validate import as_time, check_nonneg_real, check_positive_int, check_same_shape, check_tensor
 from .diffusion import _alpha_bar_pair, _noise_like, _time_pair, _x0_from_eps, q_sample
+from .parameterization import split_variance
 from .schedules import Schedule, as_schedule
 
 SIGMA_HAT = "sigma_hat"
+LEARNED = "learned"
 TIMESTEP_KINDS = ("uniform", "quadratic", "trailing")
 
 
@@ -174,14 +176,22 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
     ``sample(model, x_T, schedule, timesteps(T, T), eta=1)``. Returns x_0, or a :class:`Trajectory`
     when ``trajectory=True``. Runs under ``torch.no_grad()``.
 
+    ``eta="learned"`` is DDPM's Algorithm 2 with a learned variance (sec. 4.2's "learned diagonal Sigma"): ``model``
+    returns ``cat(eps_hat, log sigma_theta^2)`` along dimension 1 (:func:`minddim.parameterization.as_eps_model`), the
+    step keeps the eta = 1 mean (eq. 11) and adds sigma_theta z, with no noise on the last step to t = 0, as DDPM's
+    official code's ``p_sample``; over all T steps only (``timesteps(T, T)``: the learned variance is a one-step one).
+
     ``rows`` (a slice of the batch) samples only those rows of ``x_T``, for one of several processes sharing a
     batch (:func:`minddim.distributed.sample_across`): the network sees those rows only, while each step's noise
     is still drawn for the whole batch from ``generator`` and then sliced. Processes given the same ``x_T`` and
     identically seeded generators thus draw exactly what one process draws for the whole batch, and their rows
     put together are its samples (bit for bit where the network computes each row as it does in a full batch).
     """
-    eta = check_eta(eta)
+    learned = isinstance(eta, str) and eta == LEARNED
+    eta = 1.0 if learned else check_eta(eta)
     schedule, tau, walk, steps = _reverse_walk(x_T, schedule, timesteps, progress, "sampling ({S} steps)")
+    if learned and len(tau) != schedule.T:
+        raise ValueError(f"eta='learned' samples over all T steps (timesteps(T, T)); got {len(tau)} of {schedule.T}")
     if rows is not None and not isinstance(rows, slice):
         raise TypeError(f"rows must be a slice of the batch, got {type(rows).__name__}")
     x = x_T if rows is None else x_T[rows]
@@ -193,11 +203,18 @@ def sample(model, x_T: torch.Tensor, schedule: Schedule, timesteps, eta=0.0, *,
                     for k, t in enumerate(walk[:-1].tolist())}
     with torch.no_grad():
         for t, t_prev in steps:
-            eps = _model_eps(model, x, torch.full((B,), t, dtype=torch.long, device=x.device))
+            t_batch = torch.full((B,), t, dtype=torch.long, device=x.device)
+            step = coefficients[t]
+            if learned:
+                eps, log_var = split_variance(model(x, t_batch), x)
+                if t_prev > 0:
+                    step = step[:4] + ((0.5 * log_var).exp(), True)
+            else:
+                eps = _model_eps(model, x, t_batch)
             noise = None
-            if rows is not None and coefficients[t][-1]:                  # the whole batch's noise, our rows
+            if rows is not None and step[-1]:                              # the whole batch's noise, our rows
                 noise = torch.randn(x_T.shape, dtype=x.dtype, device=x.device, generator=generator)[rows]
-            x, x0_hat = _ddim_update(x, eps, coefficients[t], clip_x0, noise, generator)
+            x, x0_hat = _ddim_update(x, eps, step, clip_x0, noise, generator)
             if trajectory:
                 xs.append(x)
                 x0s.append(x0_hat)

@@ -79,7 +79,7 @@ class TrainResult(NamedTuple):
 
 def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch_size: int = 256,
           lr: float = 1e-3, ema_decay: float = 0.999, seed: int = 0, prediction: str = "eps",
-          weighting: str = "simple", progress: bool = True, loss_fn: Callable | None = None,
+          weighting: str = "simple", variance: str = "fixed", progress: bool = True, loss_fn: Callable | None = None,
           checkpoint=None, checkpoint_every: int = 0, resume: bool = False, log_csv=None,
           device: str | torch.device = "cpu", channels_last: bool | None = None,
           lr_decay: str = "constant", precision: str = "fp32", labels: torch.Tensor | None = None,
@@ -100,7 +100,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
 
     ``data`` is a tensor of examples (minibatches drawn with replacement) or a callable
     ``data(n, generator) -> tensor`` giving fresh draws.  Everything random comes from ``seed``.
-    ``loss_fn(model, x0, schedule, generator)`` replaces the objective if given.
+    ``prediction``, ``weighting`` and ``variance`` choose the objective (:func:`minddim.objective`: DDPM Table 2's
+    rows, and x_0- or v-prediction); ``loss_fn(model, x0, schedule, generator)`` replaces it if given.
 
     With ``checkpoint`` (a path), the model, its EMA, the optimizer, the step, the loss history and both
     random states are written there every ``checkpoint_every`` steps and at the end, to a temporary file
@@ -211,7 +212,8 @@ def train(model: torch.nn.Module, data, schedule: Schedule, *, steps: int, batch
                 if y is not None:
                     y = drop_labels(y, p_uncond, num_classes, g)
                     eps_model = _with_labels(net, y[rows])
-                loss = objective(eps_model, x0[rows], schedule, prediction, weighting, t=t[rows], noise=noise[rows])
+                loss = objective(eps_model, x0[rows], schedule, prediction, weighting, t=t[rows], noise=noise[rows],
+                                 variance=variance)
             else:
                 loss = loss_fn(model, x0, schedule, g)
         opt.zero_grad(set_to_none=True)
@@ -330,12 +332,13 @@ def train_toy(name: str = "eight_gaussians", steps: int = 3000, seed: int = 0, p
     Gaussians
     the EMA model then comes within about 1.3% of the exact loss floor (minddim/weights/eight_gaussians_mlp.json;
     tests/test_losses.py checks < 5%).
-    ``kwargs`` (e.g. ``prediction``, ``weighting``) go to :func:`train`."""
+    ``kwargs`` (e.g. ``prediction``, ``weighting``, ``variance``) go to :func:`train`; with
+    ``variance="learned"`` the MLP has the variance output (``MLP(learned_variance=True)``)."""
     from .data import toy_data
     from .models import MLP
 
     torch.manual_seed(seed)
-    model = MLP()
+    model = MLP(learned_variance=kwargs.get("variance", "fixed") == "learned")
     data = toy_data(name, 100_000, seed=seed + 1)
     return train(model, data, Schedule.linear(), steps=steps, batch_size=512, lr=3e-3, ema_decay=0.995, seed=seed,
                  progress=progress, **kwargs)

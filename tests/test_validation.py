@@ -56,7 +56,7 @@ eps = torch.zeros(4, 2)
     (lambda: md.sample(lambda a, b: a, x, S, [1.5, 3]), TypeError, "timesteps"),
     (lambda: md.encode(lambda a, b: a, x, S, [4, 2]), ValueError, "timesteps"),
     # losses, bound, metrics, data
-    (lambda: md.objective(lambda a, b: a, x, S, prediction="x0"), ValueError, "prediction"),
+    (lambda: md.objective(lambda a, b: a, x, S, prediction="x_start"), ValueError, "prediction"),
     (lambda: md.objective(lambda a, b: a, x, S, weighting="vlb"), ValueError, "weighting"),
     (lambda: md.epsilon_loss(lambda a, b: a[:, :1], x, S), ValueError, "model"),
     (lambda: md.vlb(lambda a, b: a, x, S, decoder="laplace"), ValueError, "decoder"),
