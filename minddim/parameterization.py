@@ -8,8 +8,9 @@ as any of five quantities; given x_t, t and the schedule each determines the oth
   :func:`minddim.predict_x0`, inverted by :func:`minddim.predict_eps`); DDPM sec. 3.2 mentions it ("we found this to
   lead to worse sample quality early in our experiments");
 - ``"v"``: v = sqrt(bar-alpha_t) eps - sqrt(1 - bar-alpha_t) x_0, the "v-prediction" of Salimans & Ho (2022,
-  "Progressive distillation for fast sampling of diffusion models"; the definition here is the course's, written
-  in DDPM's symbols: only that paper's abstract was at hand to check). With a = sqrt(bar-alpha_t),
+  "Progressive distillation for fast sampling of diffusion models"), as their official code computes it
+  (google-research, diffusion_distillation/dpm.py, ``predict_v_from_x_and_eps``: ``alpha_t * eps - sigma_t * x``,
+  their alpha_t, sigma_t being sqrt(bar-alpha_t), sqrt(1 - bar-alpha_t)). With a = sqrt(bar-alpha_t),
   s = sqrt(1 - bar-alpha_t), a^2 + s^2 = 1: eps = s x_t + a v and x_0 = a x_t - s v;
 - ``"score"``: grad log q_t(x_t) = -eps / sqrt(1 - bar-alpha_t) (:func:`minddim.score_from_eps`);
 - ``"mu"``: the reverse mean, mu = (x_t - beta_t / sqrt(1 - bar-alpha_t) eps) / sqrt(alpha_t) (DDPM eq. 11;

@@ -356,8 +356,9 @@ plt.show()
 # quality compared to fixed variances". We rerun all six cells on the eight Gaussians with section 2's network and
 # recipe (the learned variance as DDPM's official code has it; Going further), and add predicting $x_0$ (sec. 3.2: "we
 # found this to lead to worse sample quality early in our experiments") and $v = \sqrt{\bar\alpha_t}\,\epsilon -
-# \sqrt{1-\bar\alpha_t}\,x_0$ (Salimans & Ho's 2022 "v-prediction"; the formula is ours, their text was not at
-# hand), each trained on the unweighted squared error of its own output. `md.parameterization` converts between
+# \sqrt{1-\bar\alpha_t}\,x_0$ (Salimans & Ho's 2022 "v-prediction", as their official code computes it: `alpha_t * eps - sigma_t * x`
+# in google-research's `diffusion_distillation/dpm.py`, with their $\alpha_t, \sigma_t$ our
+# $\sqrt{\bar\alpha_t}, \sqrt{1-\bar\alpha_t}$), each trained on the unweighted squared error of its own output. `md.parameterization` converts between
 # $\epsilon$, $x_0$, $v$, the score and $\mu$; as a noise error, the $x_0$ loss weights $\|\epsilon - \hat\epsilon\|^2$
 # by $1/\mathrm{SNR}_t = (1-\bar\alpha_t)/\bar\alpha_t$, the $v$ loss by $1 + 1/\mathrm{SNR}_t$ (printed below).
 #
@@ -517,9 +518,9 @@ plt.show()
 # **The learned variance** follows DDPM's official code (`model_var_type='learned'`): the MLP outputs two more
 # numbers, $\log\sigma_\theta^2$ per dimension, and the loss is the bound in full, the KL between Gaussians for
 # $t > 1$ and the Gaussian decoder $-\log p_\theta(x_0\mid x_1)$ at $t = 1$; sampling adds $\sigma_\theta z$
-# (`md.sample(..., eta="learned")`). We use this, not Nichol & Dhariwal's (2021) later interpolation between
-# $\log\beta_t$ and $\log\tilde\beta_t$, because that interpolation is their remedy for the instability this row
-# reports; it would be another row.
+# (`md.sample(..., eta="learned")`). We use this because it is the paper's own parameterization; Nichol & Dhariwal's
+# (2021) later interpolation between $\log\beta_t$ and $\log\tilde\beta_t$ (`ModelVarType.LEARNED_RANGE` in their official code,
+# openai/improved-diffusion) is a different one and would be another row.
 #
 # - **A learned variance makes training unstable: one seed in three of each learned-$\Sigma$ row samples out of range.**
 #   With fixed variances no cell puts more than 0.7 $\pm$ 1.2% of its samples beyond radius 4; with a learned

@@ -30,7 +30,7 @@ def test_round_trip(schedule, prediction):
 def test_converters_give_the_closed_forms_of_the_true_quantities(schedule):
     x0, eps, t, x_t = _draws(schedule)
     ab = schedule.alpha_bars[t][:, None]
-    v = ab.sqrt() * eps - (1 - ab).sqrt() * x0                      # the course's v (Salimans & Ho 2022)
+    v = ab.sqrt() * eps - (1 - ab).sqrt() * x0                      # Salimans & Ho 2022's v (their dpm.py)
     assert torch.allclose(md.v_target(x0, eps, t, schedule), v, atol=1e-15)
     assert torch.allclose(md.from_eps(eps, x_t, t, schedule, "x0"), x0, atol=1e-9)
     assert torch.allclose(md.from_eps(eps, x_t, t, schedule, "v"), v, atol=1e-9)
