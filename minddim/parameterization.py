@@ -12,7 +12,8 @@ as any of five quantities; given x_t, t and the schedule each determines the oth
   (google-research, diffusion_distillation/dpm.py, ``predict_v_from_x_and_eps``: ``alpha_t * eps - sigma_t * x``,
   their alpha_t, sigma_t being sqrt(bar-alpha_t), sqrt(1 - bar-alpha_t)). With a = sqrt(bar-alpha_t),
   s = sqrt(1 - bar-alpha_t), a^2 + s^2 = 1: eps = s x_t + a v and x_0 = a x_t - s v;
-- ``"score"``: grad log q_t(x_t) = -eps / sqrt(1 - bar-alpha_t) (:func:`minddim.score_from_eps`);
+- ``"score"``: -eps / sqrt(1 - bar-alpha_t) (:func:`minddim.score_from_eps`), grad log q_t(x_t) when eps is
+  E[eps | x_t];
 - ``"mu"``: the reverse mean, mu = (x_t - beta_t / sqrt(1 - bar-alpha_t) eps) / sqrt(alpha_t) (DDPM eq. 11;
   :func:`minddim.p_mean`), inverted as eps = (x_t - sqrt(alpha_t) mu) sqrt(1 - bar-alpha_t) / beta_t.
 
@@ -115,8 +116,9 @@ def error_weight(t, schedule: Schedule, prediction: str) -> torch.Tensor:
 
 
 def split_variance(output: torch.Tensor, x: torch.Tensor):
-    """A network with a learned variance (DDPM sec. 4.2's "learned diagonal Sigma") outputs twice x's channels:
-    ``(prediction, log sigma^2)``, split along dimension 1 as DDPM's official code splits its 'learned' model output
+    """A network with a learned variance (DDPM Table 2's "L, learned diagonal Sigma") outputs twice x's channels:
+    ``(prediction, log sigma^2)``, split along the channel axis (dimension 1 here; ``axis=-1`` in the official NHWC
+    code) as DDPM's official code splits its 'learned' model output
     (hojonathanho/diffusion, diffusion_utils_2.py, ``p_mean_variance``: the second half is the log-variance)."""
     if not isinstance(output, torch.Tensor) or output.dim() != x.dim() or output.shape[0] != x.shape[0] \
             or output.shape[1] != 2 * x.shape[1] or output.shape[2:] != x.shape[2:]:
