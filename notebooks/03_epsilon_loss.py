@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; sections 1 and 3, the bound's terms $L_{t-1}$ and their form eq. 8); the KL divergence
 # between two Gaussians; the standard error of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read (an estimate); runs in about 140 s of CPU time on a 2-core CPU (one thread, AVX2 kernels; measured under load; README, "Running the tests"): over the 120 s limit, see section 5.
+# **Time:** about 35 min to read (an estimate); runs in about 110 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.
@@ -117,9 +117,9 @@ print(f"inline {l_simple_inline(exact, x0, t, eps).item():.6f}  package {md.epsi
 # Because $\epsilon$ is random given $x_t$, even the best model keeps some loss:
 # $\min_\theta L_\text{simple} = \mathbb E\,\|\epsilon - \mathbb E[\epsilon\mid x_t]\|^2$. For our eight-Gaussians mixture,
 # `GaussianMixtureDenoiser` computes $\mathbb E[\epsilon\mid x_t]$ exactly, so we know the floor. Training the
-# package's MLP with `md.train_toy("eight_gaussians", steps=3000, seed=0)` (Adam, batch 512, EMA; read its docstring)
+# package's MLP with `md.train_toy("eight_gaussians", steps=3000, seed=0)` (read its docstring)
 # takes about 35 s, too long for this notebook, so we load that run's shipped EMA weights and loss history
-# (`md.pretrained("eight_gaussians_mlp")`, also used by notebooks 04 to 06). We evaluate both models on the same
+# (`md.pretrained("eight_gaussians_mlp")`). We evaluate both models on the same
 # 20,000 draws of $(x_0, t, \epsilon)$, so the gap is measured on paired draws (its standard error is printed).
 
 # %%
@@ -205,9 +205,8 @@ print(f"largest excess of the MLP over the floor in any bin: {mlp_by_t[k] - floo
 #
 # Its expectation is exactly MMD$^2$, so for perfect samples it is **zero on average and scatters on both sides**: a
 # negative value is sampling noise, not better than perfect. Keeping the pairs $i = j$ (the biased estimate, never
-# negative) would add $(k(a, a) - \bar k_x)/n$ for the samples and the same for the reference, where $k(a, a) = 5$ and
-# $\bar k_x$ is the mean kernel value between distinct points: a positive offset that fresh data scores too (printed
-# below for one fresh draw). Tables print MMD$^2$ times 1000.
+# negative) adds $(k(a, a) - \bar k_x)/n$ per set ($k(a, a) = 5$, $\bar k_x$ the mean kernel between distinct
+# points), an offset fresh data scores too (printed below). Tables print MMD$^2$ times 1000.
 #
 # **The perfect-sample band.** Neither number is zero for perfect samples, so each table sets a score beside those of
 # fresh data of the same size: `md.reference_spread(draw, reference, metric, repeats=5)` scores five fresh data sets
@@ -284,9 +283,7 @@ plt.show()
 # already lifts MMD$^2$ to $7.8 \pm 4.6$, above the band's upper limit (1.727), while SW ($0.162 \pm 0.041$) sits at
 # its upper limit (0.162). Widening the modes is the harder test: MMD$^2$ leaves its band at $\delta = 0.2$ ($6.3 \pm
 # 3.6$), while SW is still inside its band at $\delta = 0.3$ ($0.152 \pm 0.017$), where MMD$^2$ is at $22.1 \pm 4.2$, more
-# than five band standard deviations above the band's mean. A shift moves every sorted projection by
-# $\delta\cos\theta_k$; widening the modes plausibly moves its quantiles less than SW's own noise at 500 points
-# (not measured here), while the kernel's smallest bandwidths compare neighbourhoods of a mode's size. Read SW as a check on where the
+# than five band standard deviations above the band's mean. Read SW as a check on where the
 # mass is, MMD$^2$ as the finer test, and either only against its band.
 #
 # ## 4. Ancestral sampling
@@ -295,8 +292,7 @@ plt.show()
 # The paper tries $\sigma_t^2 = \tilde\beta_t$ and $\sigma_t^2 = \beta_t$ and reports similar results for both. In this
 # package $\tilde\beta_t$ is the DDIM step of notebook 04 at `eta=1`, and $\beta_t$ is `eta="sigma_hat"`, the same
 # mean with the larger variance (DDIM's $\hat\sigma$, notebook 05 section 2).
-# We sample 500 points with each, for the trained MLP and for the exact model, and score them against the
-# 500 reference points and the band of section 3.
+# We sample 500 points with each, from the MLP and the exact model, scored as in section 3.
 
 # %%
 x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
@@ -319,8 +315,8 @@ plt.show()
 # standard deviations of its mean; the exact model, run from the same $x_T$ and noise, scores the same, so this
 # excess is not the network's. On MMD$^2$ all four (-0.01 to 4.69) lie within 1.7 band standard deviations of its mean
 # (-2.74 $\pm$ 4.47): the MLP's two just above the upper limit (1.727), the exact model's inside; the MLP's gaps to the exact model
-# (4.06 and 4.70) are about one band standard deviation, and the two runs share $x_T$ and noise, so the band's spread
-# overstates the noise of that paired gap, which one run does not measure. $\tilde\beta_t$
+# (4.06 and 4.70; one run, the same $x_T$ and noise) are about one band standard deviation, a paired difference whose
+# own noise one run does not measure. $\tilde\beta_t$
 # against $\beta_t$ (4.25 against 4.69 for the MLP) differs by far less than the band's spread. By eye the MLP's modes
 # look a little wider than the exact model's, the change MMD$^2$ is the more sensitive to; 500 samples do not resolve it.
 #
@@ -356,13 +352,12 @@ plt.show()
 # ($\|\tilde\mu - \mu_\theta\|^2$, or $L_\text{simple}$ for $\epsilon$), and with a learned diagonal variance
 # $\Sigma_\theta$ on the true bound. Sec. 4.2: learning the variances "leads to unstable training and poorer sample
 # quality compared to fixed variances". We rerun all six cells on the eight Gaussians with section 2's network and
-# recipe (the learned variance as DDPM's official code has it; Going further), and add predicting $x_0$ (sec. 3.2: "we
+# recipe (the learned variance as in DDPM's official code), and add predicting $x_0$ (sec. 3.2: "we
 # found this to lead to worse sample quality early in our experiments") and $v = \sqrt{\bar\alpha_t}\,\epsilon -
-# \sqrt{1-\bar\alpha_t}\,x_0$ (Salimans & Ho's 2022 "v-prediction", as their official code computes it: `alpha_t * eps - sigma_t * x`
-# in google-research's `diffusion_distillation/dpm.py`, with their $\alpha_t, \sigma_t$ our
-# $\sqrt{\bar\alpha_t}, \sqrt{1-\bar\alpha_t}$), each trained on the unweighted squared error of its own output. `md.parameterization` converts between
-# $\epsilon$, $x_0$, $v$, the score and $\mu$; as a noise error, the $x_0$ loss weights $\|\epsilon - \hat\epsilon\|^2$
-# by $1/\mathrm{SNR}_t = (1-\bar\alpha_t)/\bar\alpha_t$, the $v$ loss by $1 + 1/\mathrm{SNR}_t$ (printed below).
+# \sqrt{1-\bar\alpha_t}\,x_0$ (Salimans & Ho 2022; source in Going further), each trained on the unweighted squared
+# error of its own output. `md.parameterization` converts between $\epsilon$, $x_0$, $v$, the score and $\mu$; as a
+# noise error, the $x_0$ loss weights $\|\epsilon - \hat\epsilon\|^2$ by $1/\mathrm{SNR}_t$, the $v$ loss by
+# $1 + 1/\mathrm{SNR}_t$ (printed below).
 #
 # **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** (to keep
 # the notebook within its time budget), and each network scored by
@@ -375,8 +370,7 @@ plt.show()
 #
 # We score the **raw network**, not its EMA: after 150 steps at decay 0.995 the EMA still gives the initial weights
 # a share of $0.995^{150}$ (printed below; Going further shows what that does). Beside the cells: the exact model
-# through the same sampler (3 seeds), fresh data (5 draws), and the paper's CIFAR-10 FID for the same cell (blank
-# where the paper's entry is blank, "unstable to train").
+# through the same sampler (3 seeds), fresh data (5 draws) and the paper's CIFAR-10 FID (blank where the paper's is).
 
 # %%
 from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would be an output)
@@ -482,18 +476,17 @@ plt.show()
 #   ($\epsilon$, MSE), 1.192 $\pm$ 0.014 ($\epsilon$, bound), 1.756 $\pm$ 0.100 ($\mu$, MSE) and 3.015 $\pm$ 0.313 ($\mu$,
 #   bound), each step at least four times the larger spread; the true bound orders them the same way. Even on the
 #   bound, $\epsilon$ trained with $L_\text{simple}$ (1.120 $\pm$ 0.005) is ahead of $\epsilon$ trained on the bound
-#   (1.155 $\pm$ 0.017), by about twice the larger spread.
+#   (1.155 $\pm$ 0.017), by about twice the larger spread: after 150 steps, the opposite of DDPM sec. 4.1, where
+#   training on the true bound "yields better codelengths".
 # - **The samples keep that order, more loosely.** MMD$^2$ runs from 58.4 $\pm$ 13.3 ($\epsilon$, MSE) and 69.0 $\pm$ 5.0
 #   ($\epsilon$, bound), a difference smaller than the spread (noise), to 177.1 $\pm$ 73.1 and 398.3 $\pm$ 163.7 for
-#   the $\mu$ cells. On SW, $\mu$ with the true bound is last (0.812 $\pm$ 0.285, beyond $\mu$ with the MSE at
-#   0.389 $\pm$ 0.121), and $\epsilon$ with $L_\text{simple}$ is ahead of $\mu$ with the MSE (0.233 $\pm$ 0.047); the
-#   other neighbouring pairs (the two $\epsilon$ cells, and $\epsilon$ on the bound against $\mu$ with the MSE) differ by
-#   less than the spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
+#   the $\mu$ cells. On SW, $\mu$ with the true bound is last (0.812 $\pm$ 0.285), and $\epsilon$ with
+#   $L_\text{simple}$ (0.233 $\pm$ 0.047) is ahead of $\mu$ with the MSE (0.389 $\pm$ 0.121); the other neighbouring
+#   pairs differ by less than the spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
 #   while the exact model through the same sampler lies inside the SW band (0.219 $\pm$ 0.019) and on MMD$^2$ (6.7 $\pm$
 #   13.1) above the band's upper limit by less than its own spread: the networks, not the sampler, hold them back.
-# - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse, $v$ is level with $\epsilon$.** Seed 0 of each
-#   learned-$\Sigma$ row diverges (48.5% and 92% of samples beyond radius 4; fixed variances: at most 0.7 $\pm$ 1.2%);
-#   $x_0$ scores 3.693 $\pm$ 0.184 against $\epsilon$'s 1.117 $\pm$ 0.002; $v$ is within the spread of $\epsilon$
+# - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse, $v$ is level with $\epsilon$.** A learned $\Sigma$
+#   sends samples out of range in one seed of three for $\epsilon$ and two of three for $\mu$ (Going further); $x_0$ scores 3.693 $\pm$ 0.184 against $\epsilon$'s 1.117 $\pm$ 0.002; $v$ is within the spread of $\epsilon$
 #   on every column (noise). Details in Going further.
 #
 # **Against DDPM's Table 2** (FIDs, last column; only orderings compare): $\epsilon$ with $L_\text{simple}$ is best
@@ -525,7 +518,9 @@ plt.show()
 # discretized for 8-bit images; on 2-D points ours is a Gaussian density); sampling adds $\sigma_\theta z$
 # (`md.sample(..., eta="learned")`). We use this because it is the paper's own parameterization; Nichol & Dhariwal's
 # (2021) later interpolation between $\log\beta_t$ and $\log\tilde\beta_t$ (`ModelVarType.LEARNED_RANGE` in their official code,
-# openai/improved-diffusion) is a different one and would be another row.
+# openai/improved-diffusion) is a different one and would be another row. **The $v$ target** is Salimans & Ho's (2022)
+# as their official code computes it: `alpha_t * eps - sigma_t * x` in google-research's
+# `diffusion_distillation/dpm.py`, their $\alpha_t, \sigma_t$ being our $\sqrt{\bar\alpha_t}, \sqrt{1-\bar\alpha_t}$.
 #
 # - **A learned variance makes training unstable: it sends samples out of range in one seed of three for $\epsilon$
 #   and two of three for $\mu$.** With fixed variances no cell puts more than 0.7 $\pm$ 1.2% of its samples beyond
