@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 
 from ... import diffusion
-from ...schedules import Schedule
 from ..spec import Case, register
 from ._cases import COSINE, LONG, SHORT, _per, _randn, _time_cases
 

@@ -140,7 +140,7 @@ def _middle_cases():
     beta = [Case(label, make(s, torch.tensor(t), shape, dtype, g)) for label, s, t, shape, dtype in (
         ("sigma_t^2 = beta_t, t = 2, 5, 10, 20", LONG, [2, 5, 10, 20], (4, 2), torch.float64),
         ("sigma_t^2 = beta_t, a short schedule (T = 10)", SHORT, [2, 3, 10], (3, 2), torch.float64),
-        ("sigma_t^2 = beta_t, image-shaped x (batch 2, 1x4x4)", LONG, [30, 500], (2, 1, 4, 4), torch.float32))]
+        ("sigma_t^2 = beta_t, image-shaped x (batch 2, 1x4x4), float64", LONG, [30, 500], (2, 1, 4, 4), torch.float64))]
     cases = beta_tilde[:1] + beta[:1] + beta_tilde[1:] + beta[1:]
     for c in cases:          # small t in float64 (see above)
         if c.inputs["schedule"] is LONG and int(c.inputs["t"].min()) < 50 and c.inputs["x0"].dtype == torch.float32:

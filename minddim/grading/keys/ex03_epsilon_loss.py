@@ -279,8 +279,9 @@ register(
     "training_step",
     hints=("one step of DDPM's training: pick a random time and noise, noise the data to that time, and move the "
            "network toward predicting that noise",
-           "DDPM Algorithm 1 and eq. 14; notebook 03, section 1 (From the posterior mean to predicting eps); a PyTorch "
-           "training step as the loop of md.train (minddim/train.py) takes it"),
+           "DDPM Algorithm 1, lines 2-5, one statement each (x_0 from the batch, t uniform on 1..T, eps ~ N(0, I), a "
+           "gradient step on eq. 14's loss: zero the gradients, backpropagate, step the optimizer); the loss: notebook "
+           "03, section 1 (From the posterior mean to predicting eps)"),
     cases=_training_step_cases,
     reference=training_step,
     checker=_training_step_checker,

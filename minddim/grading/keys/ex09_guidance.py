@@ -18,7 +18,6 @@ import torch
 from ...analytic import GaussianMixtureDenoiser
 from ...data import toy_mixture
 from ...guidance import classifier_free
-from ...schedules import Schedule
 from ..spec import Case, register
 from ._cases import LONG, SHORT, _per, _randn
 
