@@ -56,15 +56,14 @@ test: setup site
 # -E: a fresh build each time (autodoc does not see a changed docstring otherwise); -W: a warning (a README section
 # renamed under an include, a docstring that is not valid reStructuredText) fails it.
 SITE_STAMP := $(VENV)/.minddim-site-installed
-SITE_OUT   ?= build/site
 $(SITE_STAMP): $(STAMP)
 	$(PY) -m pip install -c constraints.txt -e ".[site]"
 	touch $(SITE_STAMP)
 
 site: setup $(SITE_STAMP)
-	rm -rf $(SITE_OUT) build/site-doctrees
-	$(PY) -m sphinx -b html -E -W --keep-going -q -d build/site-doctrees site $(SITE_OUT)
-	@echo "The site is in $(SITE_OUT): python -m http.server -d $(SITE_OUT) 8000, then http://127.0.0.1:8000/"
+	rm -rf build/site build/site-doctrees
+	$(PY) -m sphinx -b html -E -W --keep-going -q -d build/site-doctrees site build/site
+	@echo "The site is in build/site: python -m http.server -d build/site 8000, then http://127.0.0.1:8000/"
 
 # the kernel capabilities torch can be told to use (torch.backends.cpu.get_cpu_capability() says which it took)
 KERNELS ?= avx2 default

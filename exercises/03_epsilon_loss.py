@@ -21,7 +21,9 @@
 # `epsilon_loss`, `p_mean` and `ancestral_step` return tensors of the dtype of their data (`x0`, `x_t`: float32 or
 # float64). A model is a callable `model(x_t, t) -> eps_hat`. The last question asks for a quantity that no cell of
 # the notebook prints: derive it. Do not call the minddim function of the same name (or a package function that
-# computes the same thing): the check refuses such an answer, with no points.
+# computes the same thing): the check refuses such an answer, with no points. For `p_mean`, DDPM eq. 11's first form,
+# the posterior mean of exercise 02 at the estimate of $x_0$ (`md.q_posterior` of `md.predict_x0`), is allowed;
+# other routes to the same mean (`md.ddim_step`, `md.q_sigma_posterior`) are refused.
 #
 # **How to work through it.** Run the first code cell (the imports), then take one question at a time: write
 # your code in place of `raise NotImplementedError(...)`, run that cell (Shift+Enter), then run the check cell
@@ -36,7 +38,7 @@
 # to regenerate it. To start an exercise afresh, delete its two files (`.ipynb` and `.py`) and run
 # `python -m minddim exercises`.
 #
-# Points: `epsilon_loss` 1, `training_step` 3, `p_mean` 1, `ancestral_step` 1, `eps_loss_floor` 3.
+# Points: `epsilon_loss` 1, `training_step` 2, `p_mean` 1, `ancestral_step` 1, `eps_loss_floor` 3.
 
 # %%
 import math
@@ -80,7 +82,7 @@ def training_step(model, optimizer, x0_batch, schedule, generator):
     raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_training_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "check_training_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 grading.check("training_step", training_step)
 
 # %% [markdown]

@@ -10,6 +10,7 @@ The generic properties (reference passes, every mistake rejected with its hint, 
 question in tests/test_grading.py."""
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,7 @@ import torch
 import minddim as md
 from minddim import grading
 from minddim.grading.keys import ex04_ddim_step as answers
-
-LONG = md.Schedule.linear()
-SHORT = md.Schedule.linear(10, 1e-3, 0.3)
+from minddim.grading.keys._cases import COSINE_100, LONG, SHORT
 
 
 def test_the_questions_are_registered_with_the_solution_notebooks_points():
@@ -107,7 +106,8 @@ def test_the_check_rejects_a_monte_carlo_answer():
         return x.var().item()
 
     v = grading.run_check("ddim_output_variance", monte_carlo)
-    assert not v.passed and "expected" in v.message
+    label = grading.CHECKS["ddim_output_variance"].cases()[v.cases].label
+    assert not v.passed and re.match(rf"on {re.escape(label)}, expected \d", v.message), v.message    # a value, not a type
 
 
 def test_calling_the_package_sampler_is_refused():
@@ -123,7 +123,7 @@ def test_calling_the_package_sampler_is_refused():
 def test_eta_one_variances_agree_on_unit_strides_and_not_on_longer_ones():
     """The follow-up cell's claims: equal to 1e-12 for t_prev = t - 1 on every schedule the check uses; with stride
     10 sigma^2 is several times tilde-beta_t (the jump's posterior variance, not one step's)."""
-    for s in (LONG, SHORT, answers.COSINE):
+    for s in (LONG, SHORT, COSINE_100):
         t = torch.arange(1, s.T + 1)
         sigma2, beta_tilde = answers.eta_one_variances(s, t, t - 1)
         assert float((sigma2 - beta_tilde).abs().max()) < 1e-12

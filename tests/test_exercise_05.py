@@ -162,4 +162,4 @@ def test_the_measurement_check_runs_in_well_under_two_seconds():
     start = time.perf_counter()
     for case in spec.cases():
         spec.reference(**_clone(case.inputs))
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 2.0

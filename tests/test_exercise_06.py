@@ -106,7 +106,7 @@ def test_the_prompt_unchecked_experiment_sigma_tau1_squared_steeper_than_one_tra
     exact_0 = md.gaussian_flow_map(x_T, md.ode_sigma(SCHEDULE, 1000).item(), 0.0, GAUSS.mean, GAUSS.cov)
     errors = []
     for S in Ss:
-        tau = [(i + 1) * 1000 // S for i in range(S)][::-1]
+        tau = md.timesteps(1000, S, "trailing").tolist()[::-1]
         x = x_T
         for t, t_prev in zip(tau[:-1], tau[1:]):
             x = key._heun_as_step(GAUSS, x, torch.full((40,), t), torch.full((40,), t_prev), SCHEDULE)

@@ -134,7 +134,7 @@ def test_calling_the_package_is_refused():
     assert not v.passed and "minddim.frechet_distance" in v.message
 
 
-def test_each_check_runs_in_well_under_a_second_on_one_thread():
+def test_each_check_runs_in_under_a_second_on_one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -83,6 +83,17 @@ def _cell_index(nb, grade_id):
     return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+def _grade_patched(tmp_path, **sources):
+    """Grade solution 01 with the cells of the given grade_ids replaced by the given sources: the report's questions
+    by name, and the report."""
+    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
+    for grade_id, source in sources.items():
+        nb.cells[_cell_index(nb, grade_id)].source = source
+    nbformat.write(nb, tmp_path / "sub.ipynb")
+    report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
+    return {q["name"]: q for q in report["questions"]}, report
+
+
 def test_grader_survives_a_hostile_notebook(tmp_path):
     nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
     nb.cells[_cell_index(nb, "q_sample")].source = (
@@ -108,32 +119,22 @@ def test_grader_survives_a_hostile_notebook(tmp_path):
 
 
 def test_nan_and_wrong_dtype_answers_score_zero_with_the_reason(tmp_path):
-    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
-    nb.cells[_cell_index(nb, "q_step")].source = (
-        "def q_step(x_prev, t, schedule, noise):\n    return x_prev * float('nan')\n")
-    nb.cells[_cell_index(nb, "q_sample")].source = (
-        "def q_sample(x0, t, schedule, noise):\n"
-        "    ab = schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))\n"
-        "    return (ab.sqrt() * x0 + (1 - ab).sqrt() * noise).half()\n")
-    nbformat.write(nb, tmp_path / "sub.ipynb")
-    report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
-    by = {q["name"]: q for q in report["questions"]}
+    by, report = _grade_patched(
+        tmp_path, q_step="def q_step(x_prev, t, schedule, noise):\n    return x_prev * float('nan')\n",
+        q_sample=("def q_sample(x0, t, schedule, noise):\n"
+                  "    ab = schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))\n"
+                  "    return (ab.sqrt() * x0 + (1 - ab).sqrt() * noise).half()\n"))
     assert by["alpha_bars"]["points"] == 1 and by["decorrelation_time"]["points"] == 3 and report["score"] == 4
     assert "NaN" in by["q_step"]["reason"] and "dtype" in by["q_sample"]["reason"]
 
 
 def test_an_answer_that_calls_the_package_scores_zero_with_the_reason(tmp_path):
-    nb = nbformat.read(ROOT / "solutions" / "01_forward_process.ipynb", as_version=4)
-    nb.cells[_cell_index(nb, "q_sample")].source = (
-        "from minddim.diffusion import q_sample as _qs\n\n"
-        "def q_sample(x0, t, schedule, noise):\n    return _qs(x0, t, schedule, noise)\n")
-    nb.cells[_cell_index(nb, "q_step")].source = (
-        "from minddim import grading as _g\n\n"
-        "def q_step(x_prev, t, schedule, noise):\n"
-        "    return _g.CHECKS['q_step'].reference(x_prev, t, schedule, noise)\n")
-    nbformat.write(nb, tmp_path / "sub.ipynb")
-    report = grading.grade_notebook(tmp_path / "sub.ipynb", timeout=30)
-    by = {q["name"]: q for q in report["questions"]}
+    by, report = _grade_patched(
+        tmp_path, q_sample=("from minddim.diffusion import q_sample as _qs\n\n"
+                            "def q_sample(x0, t, schedule, noise):\n    return _qs(x0, t, schedule, noise)\n"),
+        q_step=("from minddim import grading as _g\n\n"
+                "def q_step(x_prev, t, schedule, noise):\n"
+                "    return _g.CHECKS['q_step'].reference(x_prev, t, schedule, noise)\n"))
     assert by["q_sample"]["points"] == 0 and by["q_step"]["points"] == 0
     assert by["q_sample"]["reason"] == ("your answer calls minddim.q_sample (the package's own answer); write it "
                                         "yourself: no points")

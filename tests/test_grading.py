@@ -10,6 +10,11 @@ from minddim import grading
 MISTAKES = [(name, hint) for name, spec in grading.CHECKS.items() for hint in spec.mistakes]
 
 
+def _q_sample(x0, t, schedule, noise):  # an honest answer (the reference itself would be calling the answer key)
+    ab = schedule.alpha_bars[t].to(x0.dtype).reshape(-1, *[1] * (x0.dim() - 1))
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
 @pytest.mark.parametrize("name", sorted(grading.CHECKS))
 def test_the_reference_passes(name):
     v = grading.run_check(name, grading.CHECKS[name].reference, _watch=False)
@@ -60,17 +65,14 @@ def test_forgetting_to_broadcast_over_the_batch_gets_the_broadcast_hint():
 
 
 def test_wrong_dtype_shape_and_nan_are_reported():
-    def good(x0, t, schedule, noise):  # an honest answer (the reference itself would be calling the answer key)
-        ab = schedule.alpha_bars[t].to(x0.dtype).reshape(-1, *[1] * (x0.dim() - 1))
-        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-    v = grading.run_check("q_sample", lambda **kw: good(**kw).float())
+    v = grading.run_check("q_sample", lambda **kw: _q_sample(**kw).float())
     assert not v.passed and "float64" in v.message and "dtype" in v.message
     assert "cast what you take from them to the input's dtype" in v.message      # not "compare ... term by term"
-    v = grading.run_check("q_sample", lambda **kw: good(**kw).sum(-1))
+    v = grading.run_check("q_sample", lambda **kw: _q_sample(**kw).sum(-1))
     assert not v.passed and "shape" in v.message
-    v = grading.run_check("q_sample", lambda **kw: good(**kw) * float("nan"))
+    v = grading.run_check("q_sample", lambda **kw: _q_sample(**kw) * float("nan"))
     assert not v.passed and "NaN" in v.message
-    one = lambda **kw: good(kw["x0"], kw["t"], kw["schedule"], kw["x_t"])    # noqa: E731  (a tensor, not a pair)
+    one = lambda **kw: _q_sample(kw["x0"], kw["t"], kw["schedule"], kw["x_t"])    # noqa: E731  (a tensor, not a pair)
     v = grading.run_check("q_posterior", one)
     assert not v.passed and "expected a tuple of 2 values, got Tensor" in v.message
     v = grading.run_check("q_posterior", lambda **kw: (one(**kw),))
@@ -284,7 +286,8 @@ def test_least_weighted_t_and_eta_one_variances():
     w = answers.bound_eps_weight(schedule)
     t = answers.least_weighted_t(schedule)
     assert 1 < t < schedule.T and w[t] == w[1:].min() and w[t - 1] > w[t] < w[t + 1]
-    sigma2, beta_tilde = answers.eta_one_variances(schedule)
+    sigma2, beta_tilde = answers.eta_one_variances(schedule, torch.arange(1, schedule.T + 1),
+                                                   torch.arange(0, schedule.T))
     assert sigma2.shape == (schedule.T,) and float((sigma2 - beta_tilde).abs().max()) < 1e-12
 
 
@@ -367,6 +370,16 @@ def test_a_value_that_broadcasts_to_the_expected_shape_passes_and_another_shape_
     assert not v.passed and "item 1 of the tuple: expected shape (5, 1), got (5,)" in v.message, v.message
 
 
+def test_an_answer_whose_batch_collapsed_to_one_row_is_a_wrong_shape():
+    # equal rows (e.g. ddim_sigma at eta = 0, all zeros) must not let a one-row answer stand for the whole batch
+    from minddim.grading.runner import _compare
+
+    spec = grading.CHECKS["q_sample"]
+    assert _compare(torch.zeros(6), torch.zeros(1), spec) == "expected shape (6,), got (1,)"
+    assert _compare(torch.ones(5, 2), torch.ones(1, 2), spec) == "expected shape (5, 2), got (1, 2)"
+    assert _compare(torch.ones(5, 2), torch.ones(5, 1), spec) is None      # a per-row value broadcasts
+
+
 def test_a_generator_answer_is_read_and_graded():
     def uniform_timesteps(T, S):          # an honest generator
         for i in range(S):
@@ -376,9 +389,7 @@ def test_a_generator_answer_is_read_and_graded():
 
 
 def test_the_pass_line_lists_the_cases_separated_so_they_can_be_counted():
-    v = grading.run_check("q_sample", lambda x0, t, schedule, noise: _posterior(x0, x0, t, schedule)[0] * 0 + (
-        schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1)).sqrt() * x0
-        + (1 - schedule.alpha_bars[t].to(x0.dtype).view(-1, *[1] * (x0.dim() - 1))).sqrt() * noise))
+    v = grading.run_check("q_sample", _q_sample)
     assert v.passed
     labels = v.message[v.message.index("(") + 1:-1].split("; ")
     assert labels == [c.label for c in grading.CHECKS["q_sample"].cases()] and len(labels) == v.cases

@@ -9,6 +9,8 @@ count, and honest answers built from the package pieces the prompts offer pass.
 """
 
 import functools
+import inspect
+import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import torch
 import minddim as md
 from minddim import grading
 from minddim.diffusion import q_sample as imported_before_the_check
-from minddim.grading import runner, spec, watch
+from minddim.grading import spec, watch
 
 
 def _per(v, x):
@@ -90,6 +92,26 @@ def cfg_tilted_calls_the_key(mean_c, cov_c, mean_u, cov_u, w):
     return cfg_tilted_gaussian(mean_c, cov_c, mean_u, cov_u, w)
 
 
+def q_posterior_through_ddim_posterior(x0, x_t, t, schedule):     # DDIM eq. 7 with sigma^2 = tilde-beta_t
+    return md.q_sigma_posterior(x0, x_t, t, t - 1, _per(md.ddim_sigma(schedule, t, t - 1, 1.0), x_t), schedule)
+
+
+def p_mean_through_ddim_posterior(x_t, eps, t, schedule):
+    x0_hat = md.predict_x0(x_t, eps, t, schedule)
+    return q_posterior_through_ddim_posterior(x0_hat, x_t, t, schedule)[0]
+
+
+def ancestral_step_through_ddim_posterior(x_t, eps, t, schedule, z):
+    mean, var = q_posterior_through_ddim_posterior(md.predict_x0(x_t, eps, t, schedule), x_t, t, schedule)
+    return mean + var.sqrt() * z
+
+
+def ddim_step_through_ddim_posterior(x_t, eps, t, t_prev, schedule, eta, noise):
+    sigma = _per(md.ddim_sigma(schedule, t, t_prev, eta), x_t)
+    mean, var = md.q_sigma_posterior(md.predict_x0(x_t, eps, t, schedule), x_t, t, t_prev, sigma, schedule)
+    return mean + var.sqrt() * noise
+
+
 CHEATS = [("q_sample", q_sample_calls_the_package, "minddim.q_sample"),
           ("q_sample", q_sample_imported, "minddim.q_sample"),
           ("q_sample", q_sample_through_a_helper, "minddim.q_sample"),
@@ -102,7 +124,11 @@ CHEATS = [("q_sample", q_sample_calls_the_package, "minddim.q_sample"),
           ("epsilon_loss", epsilon_loss_through_objective, "minddim.objective"),
           ("p_mean", p_mean_through_ddim, "minddim.ddim_step"),
           ("cfg_eps", cfg_eps_calls_the_package, "minddim.classifier_free"),
-          ("cfg_tilted_gaussian", cfg_tilted_calls_the_key, "the answer key's cfg_tilted_gaussian")]
+          ("cfg_tilted_gaussian", cfg_tilted_calls_the_key, "the answer key's reference for cfg_tilted_gaussian"),
+          ("q_posterior", q_posterior_through_ddim_posterior, "minddim.q_sigma_posterior"),
+          ("p_mean", p_mean_through_ddim_posterior, "minddim.q_sigma_posterior"),
+          ("ancestral_step", ancestral_step_through_ddim_posterior, "minddim.q_sigma_posterior"),
+          ("ddim_step", ddim_step_through_ddim_posterior, "minddim.q_sigma_posterior")]
 
 
 @pytest.mark.parametrize("name, answer, what", CHEATS, ids=[f"{n}-{a.__name__}" for n, a, _ in CHEATS])
@@ -140,6 +166,10 @@ def test_honest_answers_that_use_allowed_package_pieces_pass():
         ab = _per(schedule.alpha_bars[t], x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
     assert grading.run_check("q_sample", q_sample).passed
+
+    def p_mean(x_t, eps, t, schedule):          # DDPM eq. 11's first form: the posterior mean at x_0's estimate
+        return md.q_posterior(md.predict_x0(x_t, eps, t, schedule), x_t, t, schedule)[0]
+    assert grading.run_check("p_mean", p_mean).passed
 
     def replace_known(x_prev, x0, mask, t, t_prev, schedule, noise):
         ab = _per(schedule.alpha_bars[t_prev], x0)
@@ -216,24 +246,54 @@ def test_calls_the_check_makes_itself_do_not_count_and_calls_inside_the_answer_d
     assert not v.passed and v.message.startswith("your answer calls minddim.q_posterior")
 
 
+def _call_with_nones(f):
+    """Call ``f`` as an answer would, with None for each argument it needs (it fails at once; the call is made)."""
+    needed = [p for p in inspect.signature(f).parameters.values()
+              if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    try:
+        out = f(*[None] * len(needed))
+        list(out) if inspect.isgenerator(out) else None       # a generator's body runs when it is read
+    except Exception:
+        pass
+
+
 def test_every_forbidden_function_is_watched():
+    """Each forbidden function has a code object, and an answer's call of it is caught under that function's own
+    label (no two forbidden functions share a code object under different labels)."""
     for name in grading.CHECKS:
         entries = watch.forbidden(name)
-        w = watch.CallWatch(entries)
         assert entries[-1][0] == f"the answer key's reference for {name}"
         for label, f in entries:
-            code = watch._code_of(f)
-            assert code is not None, f"{name}: {label} has no code object the watch can match"
-            assert code in w.codes, f"{name}: {label} is not watched"
+            assert watch._code_of(f) is not None, f"{name}: {label} has no code object the watch can match"
+            w = watch.CallWatch(entries)
+            with w:
+                _call_with_nones(f)
+            assert w.caught == label, (name, label, w.caught)
     assert "minddim.q_sample" in [label for label, _ in watch.forbidden("q_sample")]
     assert "minddim.ddim_step" in [label for label, _ in watch.forbidden("ancestral_step")]
 
 
 def test_the_watch_leaves_no_profile_function_behind():
-    import sys
-
-    before = sys.getprofile(), threading._profile_hook
+    before = sys.getprofile(), threading.getprofile()
     grading.run_check("q_sample", q_sample_calls_the_package)
     grading.run_check("q_sample", lambda **kw: 1 / 0)
-    assert (sys.getprofile(), threading._profile_hook) == before
-    assert runner._CALLED == "your answer calls "
+    assert (sys.getprofile(), threading.getprofile()) == before
+
+
+def test_a_thread_started_during_the_check_is_not_watched_after_it():
+    seen, go = {}, threading.Event()
+
+    def worker():
+        go.wait()
+        seen["profile"] = sys.getprofile()
+
+    def q_sample(x0, t, schedule, noise):        # an honest answer that starts a long-lived thread (a pool, a monitor)
+        if "thread" not in seen:
+            seen["thread"] = threading.Thread(target=worker, daemon=True)
+            seen["thread"].start()
+        ab = _per(schedule.alpha_bars[t], x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+    assert grading.run_check("q_sample", q_sample).passed
+    go.set()
+    seen["thread"].join()
+    assert seen["profile"] is None

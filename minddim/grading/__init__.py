@@ -10,7 +10,7 @@
 
 Notebooks call ``from minddim import grading; grading.check("q_sample", q_sample)``; after a failed check,
 ``grading.hint("q_sample")`` climbs the hint ladder (meaning, equation, the mistake the answer matched).
-Imports run one way: keys -> spec; runner -> spec, watch; this package -> all of them.
+Imports run one way: keys -> spec; runner -> spec, watch; watch -> spec; this package -> all of them.
 """
 
 from . import keys as _keys  # noqa: F401  (registers every question in CHECKS)

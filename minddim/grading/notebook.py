@@ -23,12 +23,15 @@ def questions(solution_notebook) -> list[tuple[str, int]]:
     import jupytext
 
     nb = jupytext.read(solution_notebook)
-    out = []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and str(meta.get("grade_id", "")).startswith("check_"):
-            out.append((meta["grade_id"][len("check_"):], int(meta.get("points", 1))))
-    return out
+    return [(name, int(cell.metadata["nbgrader"].get("points", 1))) for cell in nb.cells
+            if (name := _graded_question(cell)) is not None]
+
+
+def _graded_question(cell) -> str | None:
+    """The question an nbgrader graded check cell (``grade: true``, ``grade_id: check_<name>``) checks, else None."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    grade_id = str(meta.get("grade_id", ""))
+    return grade_id[len("check_"):] if meta.get("grade") and grade_id.startswith("check_") else None
 
 
 def _solution_for(nb, path: Path, solutions: Path) -> Path:
@@ -45,9 +48,9 @@ def _solution_for(nb, path: Path, solutions: Path) -> Path:
 
 
 def _is_check_cell(cell, name: str | None = None) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    if meta.get("grade") and str(meta.get("grade_id", "")).startswith("check_"):
-        return name is None or meta["grade_id"] == f"check_{name}"
+    graded = _graded_question(cell)
+    if graded is not None:
+        return name is None or graded == name
     src = cell.get("source", "")
     return "grading.check(" in src and (name is None or f'check("{name}"' in src)
 

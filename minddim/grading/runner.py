@@ -76,13 +76,13 @@ _CALLED = "your answer calls "     # how a refused answer's problem starts (the 
 
 
 # -- running a check ------------------------------------------------------------------------------
-def check(name: str, fn, raise_on_fail: bool = True) -> Verdict:
+def check(name: str, fn) -> Verdict:
     """Check the learner's ``fn`` for exercise ``name``; print one line on success, raise on failure.
 
     Returns the :class:`Verdict`, which a notebook cell ending in ``check(...)`` does not display again: the
     cell shows exactly one line, ``PASS ...`` or ``FAIL ...``."""
     verdict = run_check(name, fn)
-    if not verdict.passed and raise_on_fail:
+    if not verdict.passed:
         raise CheckFailed(verdict)
     print(verdict.line())
     verdict._printed = True      # not a field: asdict() and the grader's JSON are unchanged
@@ -104,11 +104,12 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
     spec = CHECKS[name]
     cases = spec.cases()
     watch = CallWatch(forbidden(name) if _watch else [])
-    if watch.is_forbidden(fn):        # ``q_sample = md.q_sample``: the check itself would call it
-        return _called_the_package(name, 0, cases[0].label if cases else "", watch.is_forbidden(fn))
+    if what := watch.is_forbidden(fn):        # ``q_sample = md.q_sample``: the check itself would call it
+        return _called_the_package(name, 0, cases[0].label, what)
     for k, case in enumerate(cases):
         if spec.checker is None:
             expected = spec.reference(**_clone(case.inputs))
+        error = None
         try:
             with watch:       # on while the answer runs, a generator's body included
                 if spec.checker is None:
@@ -117,20 +118,18 @@ def run_check(name: str, fn, *, _watch: bool = True) -> Verdict:
                         got = list(got)
                 else:
                     outcome = spec.checker(fn, **_clone(case.inputs))
-        except NotImplementedError:
-            if watch.caught:
-                return _called_the_package(name, k, case.label, watch.caught)
-            return _failed(name, k, case.label, "not implemented yet", None,
-                           "not implemented yet (replace the `raise NotImplementedError` with your code)")
         except Exception as e:  # the learner's code may fail in any way: report it in one line
-            if watch.caught:
-                return _called_the_package(name, k, case.label, watch.caught)
-            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            hint = BROADCAST_HINT if "size of tensor" in str(e) or "broadcast" in str(e) else "read the error and the docstring"
-            return _failed(name, k, case.label, f"your function raised {msg}", hint,
-                           f"on {case.label}, your function raised {msg}. Hint: {hint}")
+            error = e
         if watch.caught:
             return _called_the_package(name, k, case.label, watch.caught)
+        if isinstance(error, NotImplementedError):
+            return _failed(name, k, case.label, "not implemented yet", None,
+                           "not implemented yet (replace the `raise NotImplementedError` with your code)")
+        if error is not None:
+            msg = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            hint = BROADCAST_HINT if "size of tensor" in str(error) or "broadcast" in str(error) else "read the error and the docstring"
+            return _failed(name, k, case.label, f"your function raised {msg}", hint,
+                           f"on {case.label}, your function raised {msg}. Hint: {hint}")
         if spec.checker is not None:
             if outcome is None:
                 continue
@@ -261,9 +260,10 @@ def _compare(expected, got, spec: Spec) -> str | None:
         e, g = expected, got
         if e.dim() > 0 and g.shape != e.shape:
             # a value that broadcasts to the other's shape is the same value (a variance of shape (batch, 1) or at
-            # x's full shape); anything else is a wrong shape
+            # x's full shape); anything else, a batch of another size included, is a wrong shape
             shape = _broadcast_shape(g.shape, e.shape)
-            if g.numel() == e.numel() or g.dim() == 0 or shape not in (tuple(g.shape), tuple(e.shape)):
+            if (g.numel() == e.numel() or g.dim() == 0 or g.shape[0] != e.shape[0]
+                    or shape not in (tuple(g.shape), tuple(e.shape))):
                 return f"expected shape {tuple(e.shape)}, got {tuple(g.shape)}"
             e, g = e.expand(shape), g.expand(shape)
         if e.dtype.is_floating_point and g.dtype != e.dtype and e.dim() > 0:
@@ -274,7 +274,7 @@ def _compare(expected, got, spec: Spec) -> str | None:
         ok = (torch.equal(e, g) if not e.dtype.is_floating_point
               else torch.allclose(g.to(e.dtype), e, rtol=spec.rtol, atol=spec.atol, equal_nan=True))
         return None if ok else f"expected {_fmt(e)}, got {_fmt(g)}"
-    if isinstance(expected, (list, tuple)):
+    if isinstance(expected, list):
         return None if list(got) == list(expected) else f"expected {expected}, got {got}"
     if isinstance(expected, float):
         ok = isinstance(got, (int, float)) or (isinstance(got, torch.Tensor) and got.numel() == 1)

@@ -1,8 +1,9 @@
 """What a graded question is: its cases, the package's reference, the known mistakes (the answer key's data).
 
 Each answer key module in :mod:`minddim.grading.keys` (one per exercise, named after it) calls :func:`register` for
-its questions; :mod:`minddim.grading.runner` runs them.  The graded functions use the package's signatures; ``t`` is
-always an integer tensor of shape (batch,).
+its questions; :mod:`minddim.grading.runner` runs them.  A graded function that has a package counterpart uses its
+signature (``q_sample``, ``ddim_step``, ...); the others (``middle_term``, ``training_step``, ``ode_orders``, ...) take
+what their prompt names.  ``t`` is always an integer tensor of shape (batch,).
 """
 
 from __future__ import annotations

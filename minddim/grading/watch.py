@@ -10,12 +10,12 @@ case and compares what it returned (a generator's body runs there), :class:`Call
   Python's standard library and the installed libraries stands between that call and the check.  The learner's
   function is always such a frame, so **every** forbidden call made while it runs counts, whether the learner's code
   makes it or a package function it calls makes it internally; the questions therefore forbid only functions no
-  honest answer needs, directly or indirectly (tests/test_no_calling_the_package.py runs every solution under the
-  watch).  Calls the check makes itself (the reference, a custom checker's own work) have no such frame and do not
+  honest answer needs, directly or indirectly (tests/test_exercises_and_grader.py grades every solution notebook,
+  under the watch, and asks full marks).  Calls the check makes itself (the reference, a custom checker's own work) have no such frame and do not
   count.  Code compiled from a string (``<string>``, ``<ipython-input-...>``, any ``<...>`` file name but Python's
   ``<frozen ...>`` modules) counts as the learner's;
 - in any other Python thread started while the watch is on, every call of a forbidden function counts (the check
-  computes nothing in other threads).
+  computes nothing in other threads); such a thread that outlives the watch drops it at its next call.
 
 Python 3.11 has no ``sys.monitoring``: the watch is a profile function (``sys.setprofile`` and
 ``threading.setprofile``); it matches code objects, so ``from minddim.diffusion import q_sample`` made before the
@@ -27,9 +27,9 @@ watch stops the shortcut, not a learner set on cheating.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import os
+import pkgutil
 import sys
 import sysconfig
 import threading
@@ -44,19 +44,13 @@ def forbidden(name: str) -> list[tuple[str, object]]:
     import minddim
 
     spec = CHECKS[name]
-    public = getattr(minddim, "_WHERE", {})
+    public = minddim._WHERE
     out = []
     if name in public:
         out.append((f"minddim.{name}", getattr(minddim, name)))
     for path in spec.forbidden:
-        parts = path.split(".")
-        obj = importlib.import_module(f"minddim.{parts[0]}")
-        for k, part in enumerate(parts[1:], 1):
-            try:
-                obj = getattr(obj, part)
-            except AttributeError:         # a sub-package's module not imported as an attribute yet
-                obj = importlib.import_module("minddim." + ".".join(parts[:k + 1]))
-        short = parts[-1]
+        obj = pkgutil.resolve_name(f"minddim.{path}")
+        short = path.split(".")[-1]
         if path.startswith("grading."):
             label = f"the answer key's {short}"
         else:
@@ -101,6 +95,7 @@ class CallWatch:
                 self.codes.setdefault(code, label)
         self.caught = None
         self._files = {}
+        self._on = False
 
     def is_forbidden(self, fn):
         """The label of ``fn`` if it is one of the forbidden functions itself (or a functools.partial of one)."""
@@ -132,19 +127,24 @@ class CallWatch:
             f = f.f_back
 
     def _profile_other_threads(self, frame, event, arg):
+        if not self._on:            # a thread started during the check outlived it: it stops being watched
+            sys.setprofile(None)
+            return
         if event == "call" and self.caught is None and frame.f_code in self.codes:
             self.caught = self.codes[frame.f_code]
 
     def __enter__(self):
         self._stop = sys._getframe(1)          # the check's own frame: the walk back ends there
         self._previous = sys.getprofile()
-        self._previous_threads = getattr(threading, "_profile_hook", None)
+        self._previous_threads = threading.getprofile()
+        self._on = True
         if self.codes:
             sys.setprofile(self._profile)
             threading.setprofile(self._profile_other_threads)
         return self
 
     def __exit__(self, *exc):
+        self._on = False
         sys.setprofile(self._previous)
         threading.setprofile(self._previous_threads)
         return False

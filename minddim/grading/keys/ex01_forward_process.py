@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 
 from ... import diffusion
-from ...schedules import Schedule
 from ..spec import Case, register
-from ._cases import LONG, SHORT, _per, _randn, _time_cases
+from ._cases import COSINE, LONG, SHORT, _per, _randn, _time_cases
 
 
 def _betas_cases():
@@ -91,7 +90,9 @@ register(
 
 
 # -- a derivation: when does x_t stop resembling x_0? -------------------------------------------------------------
-COSINE = Schedule.cosine()
+def _corr(values, var):
+    """corr(x_0, x_t) per t when ``values`` holds alpha-bar_t (the mistakes pass other values)."""
+    return (values * var / (values * var + 1 - values)).sqrt()
 
 
 def _first_below(corr, level):
@@ -104,8 +105,7 @@ def decorrelation_time(schedule, var, level):
     """The first t at which corr(x_0, x_t) < level for one coordinate of data with variance var: by DDPM eq. 4,
     Cov(x_0, x_t) = sqrt(alpha-bar_t) var and Var x_t = alpha-bar_t var + 1 - alpha-bar_t, so
     corr = sqrt(alpha-bar_t var / (alpha-bar_t var + 1 - alpha-bar_t)); None if it never falls below level."""
-    ab = schedule.alpha_bars
-    return _first_below((ab * var / (ab * var + 1 - ab)).sqrt(), level)
+    return _first_below(_corr(schedule.alpha_bars, var), level)
 
 
 def _decorrelation_with(corr_fn, shift=0):
@@ -113,10 +113,6 @@ def _decorrelation_with(corr_fn, shift=0):
         t = _first_below(corr_fn(schedule, var), level)
         return None if t is None else t - shift
     return f
-
-
-def _corr(values, var):
-    return (values * var / (values * var + 1 - values)).sqrt()
 
 
 def _decorrelation_cases():

@@ -13,7 +13,7 @@ import torch
 from ... import bound, diffusion
 from ...schedules import Schedule
 from ..spec import Case, register
-from ._cases import LONG, SHORT, _per, _randn, _time_cases
+from ._cases import COSINE, LONG, SHORT, _per, _randn, _time_cases
 
 
 def _posterior_inputs(s, t, shape, dtype, g):
@@ -34,6 +34,7 @@ def _posterior_with(ab_prev_shift=1, alpha_bar_in_xt=False, std=False):
 
 register(
     "q_posterior",
+    forbidden=("diffusion.q_sigma_posterior",),   # DDIM eq. 7 with t_prev = t - 1, sigma^2 = tilde-beta_t is this posterior
     hints=('the Gaussian over x_{t-1} once both x_t and x_0 are known: the target every reverse step is trained toward',
            'notebook 02, section 2 (The posterior); DDPM eqs. 6-7'),
     cases=lambda: _time_cases(_posterior_inputs, low=2),
@@ -139,7 +140,7 @@ def _middle_cases():
     beta = [Case(label, make(s, torch.tensor(t), shape, dtype, g)) for label, s, t, shape, dtype in (
         ("sigma_t^2 = beta_t, t = 2, 5, 10, 20", LONG, [2, 5, 10, 20], (4, 2), torch.float64),
         ("sigma_t^2 = beta_t, a short schedule (T = 10)", SHORT, [2, 3, 10], (3, 2), torch.float64),
-        ("sigma_t^2 = beta_t, image-shaped x (batch 2, 1x4x4)", LONG, [30, 500], (2, 1, 4, 4), torch.float32))]
+        ("sigma_t^2 = beta_t, image-shaped x (batch 2, 1x4x4), float64", LONG, [30, 500], (2, 1, 4, 4), torch.float64))]
     cases = beta_tilde[:1] + beta[:1] + beta_tilde[1:] + beta[1:]
     for c in cases:          # small t in float64 (see above)
         if c.inputs["schedule"] is LONG and int(c.inputs["t"].min()) < 50 and c.inputs["x0"].dtype == torch.float32:
@@ -316,7 +317,7 @@ def _tie_with(**kw):
 
 def _tie_cases():
     return [Case("DDPM's linear schedule (T = 1000)", {"schedule": LONG}),
-            Case("the cosine schedule (T = 1000)", {"schedule": Schedule.cosine()}),
+            Case("the cosine schedule (T = 1000)", {"schedule": COSINE}),
             Case("a short schedule (T = 10)", {"schedule": SHORT}),
             Case("T = 3, betas 0.1, 0.2, 0.3", {"schedule": Schedule.from_betas([0.1, 0.2, 0.3])})]
 

@@ -17,11 +17,11 @@ from ...analytic import GaussianMixtureDenoiser
 from ...data import toy_mixture
 from ...losses import epsilon_loss
 from ..spec import Case, register
-from ._cases import LONG, SHORT, _per, _randn, _time_cases
+from ._cases import COSINE_100, LONG, SHORT, _per, _randn, _rows, _time_cases
 
 
 def _linear_model(x, t):
-    return 0.3 * x + 0.001 * t.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+    return 0.3 * x + 0.001 * _rows(t, x)
 
 
 def _eps_loss_inputs(s, t, shape, dtype, g):
@@ -65,7 +65,9 @@ def _p_mean_with(alpha_fn=lambda s: s.alphas, sqrt_in_denominator=True):
 
 register(
     "p_mean",
-    forbidden=("sampling.ddim_step",),   # its eta = 1 unit step with zero noise is the same mean
+    # ddim_step's eta = 1 unit step with zero noise is the same mean, and so is DDIM eq. 7's mean at x_0's estimate;
+    # DDPM eq. 11's first form, md.q_posterior at md.predict_x0, is the learner's to write (the prompt says so)
+    forbidden=("sampling.ddim_step", "diffusion.q_sigma_posterior"),
     hints=('the mean of p_theta(x_{t-1} | x_t) when the model predicts the noise: the posterior mean with x_0 replaced by its estimate',
            'notebook 03, section 1; DDPM eq. 11'),
     cases=lambda: _time_cases(_mean_inputs),
@@ -91,7 +93,7 @@ def _ancestral_with(std=True, alpha_fn=lambda s: s.alphas):
 
 register(
     "ancestral_step",
-    forbidden=("sampling.ddim_step", "sampling.ddpm", "sampling.sample"),
+    forbidden=("sampling.ddim_step", "sampling.ddpm", "sampling.sample", "diffusion.q_sigma_posterior"),
     hints=("one reverse step of DDPM: the model's mean plus fresh noise of the posterior's spread",
            'notebook 03, section 4 (Ancestral sampling); DDPM Algorithm 2, line 4'),
     cases=lambda: _time_cases(_step_inputs),
@@ -262,7 +264,7 @@ def _training_step_with(t_low=1, target="noise", fixed_noise=False, zero_grad=Tr
             noise = cache.setdefault(tuple(x0_batch.shape), torch.randn(x0_batch.shape, generator=generator))
         else:
             noise = torch.randn(x0_batch.shape, generator=generator)
-        v = values_fn(schedule)[t].to(x0_batch.dtype).reshape(-1, *([1] * (x0_batch.dim() - 1)))
+        v = _per(values_fn(schedule), t, x0_batch)
         x_t = v.sqrt() * x0_batch + (1 - v).sqrt() * noise
         loss = ((model(x_t, t) - (noise if target == "noise" else x0_batch)) ** 2).mean()
         if zero_grad:
@@ -277,8 +279,9 @@ register(
     "training_step",
     hints=("one step of DDPM's training: pick a random time and noise, noise the data to that time, and move the "
            "network toward predicting that noise",
-           "DDPM Algorithm 1 and eq. 14; notebook 03, section 1 (From the posterior mean to predicting eps); a PyTorch "
-           "training step as the loop of md.train (minddim/train.py) takes it"),
+           "DDPM Algorithm 1, lines 2-5, one statement each (x_0 from the batch, t uniform on 1..T, eps ~ N(0, I), a "
+           "gradient step on eq. 14's loss: zero the gradients, backpropagate, step the optimizer); the loss: notebook "
+           "03, section 1 (From the posterior mean to predicting eps)"),
     cases=_training_step_cases,
     reference=training_step,
     checker=_training_step_checker,
@@ -299,8 +302,6 @@ def _floor_cases():
     a = torch.randn(3, 3, generator=g, dtype=torch.float64)
     cov3 = a @ a.T + 0.1 * torch.eye(3, dtype=torch.float64)
     toy = torch.tensor([[1.0, 0.8], [0.8, 1.0]], dtype=torch.float64)      # toy_mixture("gaussian"): eigenvalues 0.2, 1.8
-    from ...schedules import Schedule
-    cosine = Schedule.cosine(100)
     return [Case("a correlated 2-D covariance (eigenvalues 0.2 and 1.8), random t",
                  {"t": torch.randint(1, LONG.T + 1, (6,), generator=g), "schedule": LONG, "cov": toy}),
             Case("a random 3-D covariance, t = 1, 10, 100, 300, 1000",
@@ -308,7 +309,7 @@ def _floor_cases():
             Case("a short schedule (T = 10), every t, 3-D covariance",
                  {"t": torch.arange(1, SHORT.T + 1), "schedule": SHORT, "cov": cov3}),
             Case("a cosine schedule (T = 100), a diagonal covariance diag(4, 0.25)",
-                 {"t": torch.tensor([1, 25, 50, 99, 100]), "schedule": cosine,
+                 {"t": torch.tensor([1, 25, 50, 99, 100]), "schedule": COSINE_100,
                   "cov": torch.diag(torch.tensor([4.0, 0.25], dtype=torch.float64))}),
             Case("1-D data of variance 1 (then the floor is alpha-bar_t), batch 1",
                  {"t": torch.tensor([400]), "schedule": LONG, "cov": torch.ones(1, 1, dtype=torch.float64)})]

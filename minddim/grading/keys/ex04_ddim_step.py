@@ -13,7 +13,7 @@ import torch
 from ... import sampling
 from ...schedules import Schedule
 from ..spec import Case, register
-from ._cases import LONG, SHORT, _gaussian_model, _per, _randn, _time_cases
+from ._cases import COSINE_100, LONG, SHORT, _gaussian_model, _per, _randn, _rows, _time_cases
 
 
 def _sigma_cases():
@@ -58,7 +58,7 @@ def _ddim_step_inputs(s, t, shape, dtype, g):
 def _ddim_step_with(eta_used=True, sigma_in_direction=True, std=True):
     def f(x_t, eps, t, t_prev, schedule, eta, noise):
         ab, abp = _per(schedule.alpha_bars, t, x_t), _per(schedule.alpha_bars, t_prev, x_t)
-        sigma = _per(sampling.ddim_sigma(schedule, t, t_prev, eta if eta_used else 0.0), torch.arange(len(t)), x_t)
+        sigma = _rows(sampling.ddim_sigma(schedule, t, t_prev, eta if eta_used else 0.0), x_t)
         x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
         direction = (1 - abp - (sigma**2 if sigma_in_direction else 0)).sqrt() * eps
         return abp.sqrt() * x0 + direction + (sigma if std else sigma**2) * noise
@@ -67,6 +67,7 @@ def _ddim_step_with(eta_used=True, sigma_in_direction=True, std=True):
 
 register(
     "ddim_step",
+    forbidden=("diffusion.q_sigma_posterior",),   # DDIM eq. 7 at x_0's estimate, plus sigma * noise, is the step
     hints=("DDIM's reverse step: predict x_0, point back toward x_t with the rest of the noise budget, add sigma-scaled noise",
            'notebook 04, section 3; DDIM eq. 12'),
     cases=lambda: _time_cases(_ddim_step_inputs),
@@ -119,13 +120,12 @@ register(
 
 
 # derivations answered as functions and numbers (notebook 04, section 4 and DDPM eq. 12)
-COSINE = Schedule.cosine(100)
 
 
 def _schedule_cases():
     return [Case("the DDPM linear schedule (T = 1000)", {"schedule": LONG}),
             Case("a short schedule (T = 10)", {"schedule": SHORT}),
-            Case("a cosine schedule (T = 100)", {"schedule": COSINE})]
+            Case("a cosine schedule (T = 100)", {"schedule": COSINE_100})]
 
 
 class _WithoutBetaTildes(Schedule):
@@ -141,26 +141,23 @@ def _eta_one_cases():
     g = torch.Generator().manual_seed(2036)
     out = []
     for label, s in (("the DDPM linear schedule (T = 1000)", LONG), ("a short schedule (T = 10)", SHORT),
-                     ("a cosine schedule (T = 100)", COSINE)):
+                     ("a cosine schedule (T = 100)", COSINE_100)):
         t = torch.arange(1, s.T + 1)
         out.append(Case(f"unit strides t = 1..T, {label}", {"schedule": _WithoutBetaTildes(s.betas), "t": t,
                                                               "t_prev": t - 1}))
     t = torch.arange(10, LONG.T + 1, 10)
     out.append(Case("stride 10 (t = 10, 20, ..., 1000, t_prev = t - 10), the linear schedule",
                     {"schedule": _WithoutBetaTildes(LONG.betas), "t": t, "t_prev": t - 10}))
-    t = torch.randint(2, COSINE.T + 1, (8,), generator=g)
+    t = torch.randint(2, COSINE_100.T + 1, (8,), generator=g)
     out.append(Case("random t_prev < t, the cosine schedule (T = 100)",
-                    {"schedule": _WithoutBetaTildes(COSINE.betas), "t": t,
+                    {"schedule": _WithoutBetaTildes(COSINE_100.betas), "t": t,
                      "t_prev": (t * torch.rand(8, generator=g)).long()}))
     return out
 
 
-def eta_one_variances(schedule, t=None, t_prev=None):
+def eta_one_variances(schedule, t, t_prev):
     """(sigma^2 from DDIM eq. 16 with eta = 1 for the steps t -> t_prev, tilde-beta_t from DDPM eq. 7), shape
-    (batch,) each; without t, the unit strides t = 1..T.  The two agree exactly when t_prev = t - 1."""
-    if t is None:
-        t = torch.arange(1, schedule.T + 1)
-        t_prev = t - 1
+    (batch,) each.  The two agree exactly when t_prev = t - 1."""
     return sampling.ddim_sigma(schedule, t, t_prev, 1.0) ** 2, Schedule.beta_tildes.fget(schedule)[t]
 
 
@@ -177,7 +174,7 @@ def _eta_one_with(square=True, eta=1.0, off_by_one=False, sigma_unit=False, tild
 register(
     "eta_one_variances",
     hints=("with eta = 1 and unit strides, DDIM's noise variance sigma_t^2 should be exactly DDPM's posterior "
-           "variance tilde-beta_t: the generative process is DDPM's; over longer strides sigma is the variance of a "
+           "variance tilde-beta_t: the generative process is DDPM's; over longer strides sigma^2 is the variance of a "
            "jump t -> t_prev, not of one step",
            "notebook 04, sections 1 and 3 (the family q_sigma; eta); DDIM eq. 16 against DDPM eq. 7"),
     cases=_eta_one_cases,
@@ -200,7 +197,7 @@ def _gamma_cases():
                              ("eta = 1 (DDPM's posterior variance)", LONG, 1.0, torch.tensor([2, 10, 300, 1000])),
                              ("t = 2 and t = T, eta = 0.2", LONG, 0.2, torch.tensor([2, LONG.T])),
                              ("a short schedule (T = 10), eta = 0.8", SHORT, 0.8, torch.arange(2, 11)),
-                             ("a cosine schedule (T = 100), eta = 0.6", COSINE, 0.6, torch.tensor([2, 50, 99]))):
+                             ("a cosine schedule (T = 100), eta = 0.6", COSINE_100, 0.6, torch.tensor([2, 50, 99]))):
         out.append(Case(label, {"t": t, "schedule": s, "sigma": sampling.ddim_sigma(s, t, t - 1, eta)}))
     return out
 

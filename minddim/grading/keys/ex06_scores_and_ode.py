@@ -155,15 +155,15 @@ def _heun_cases():
 
 
 def _heun_with(at_euler_point=True, at_t_prev=True, average=0.5, first_slope=True, restart_at_x_t=True,
-               correct=True):
+               correct=True, euler=euler_step):
     def f(model, x_t, t, t_prev, schedule):
         eps = model(x_t, t)
-        x_euler = euler_step(x_t, eps, t, t_prev, schedule)
+        x_euler = euler(x_t, eps, t, t_prev, schedule)
         if not correct:
             return x_euler
         eps_prime = model(x_euler if at_euler_point else x_t, t_prev if at_t_prev else t)
         slope = average * ((eps if first_slope else 0 * eps) + eps_prime)
-        return euler_step(x_t if restart_at_x_t else x_euler, slope, t, t_prev, schedule)
+        return euler(x_t if restart_at_x_t else x_euler, slope, t, t_prev, schedule)
     return f
 
 
@@ -253,9 +253,7 @@ register(
 
 
 # -- the order of a sampler, measured (a measurement) ----------------------------------------------------------------
-def _fast_euler(x_t, eps, t, t_prev, schedule):
-    ab, abp = _per(schedule.alpha_bars, t, x_t), _per(schedule.alpha_bars, t_prev, x_t)
-    return (x_t / ab.sqrt() + (((1 - abp) / abp).sqrt() - ((1 - ab) / ab).sqrt()) * eps) * abp.sqrt()
+_fast_euler = _euler_with()        # DDIM's (Euler's) step in x-bar form, without the package's input checks
 
 
 def _euler_as_step(model, x_t, t, t_prev, schedule):
@@ -263,11 +261,7 @@ def _euler_as_step(model, x_t, t, t_prev, schedule):
     return _fast_euler(x_t, model(x_t, t), t, t_prev, schedule)
 
 
-def _heun_as_step(model, x_t, t, t_prev, schedule):
-    """Heun's step (the package's heun_step for t_prev >= 1), written without the package's input checks."""
-    eps = model(x_t, t)
-    x_euler = _fast_euler(x_t, eps, t, t_prev, schedule)
-    return _fast_euler(x_t, (eps + model(x_euler, t_prev)) / 2, t, t_prev, schedule)
+_heun_as_step = _heun_with(euler=_fast_euler)     # Heun's step (the package's heun_step for t_prev >= 1), unchecked
 
 
 def _order_cases():
@@ -283,13 +277,15 @@ def _order_cases():
 
 
 def _order_errors(step, model, x_T, schedule, Ss, t_mid, last_step=True, sigma_fn=None, error="rms"):
-    """RMS errors (at t_mid, at 0) of the walk on each trailing grid against the Gaussian flow map."""
+    """Errors (at t_mid, at 0) of the walk on each trailing grid against the Gaussian flow map: the RMS distance
+    (``error="rms"``, the reference's), or, for the mistakes, the mean squared distance ("mse") or the mean distance
+    ("mean"); ``sigma_fn(schedule, t)`` is the flow map's noise level (DDIM's sigma_t unless a mistake changes it)."""
     from ...score import gaussian_flow_map
-    sigma_fn = sigma_fn or (lambda t: math.sqrt((1 - schedule.alpha_bars[t].item()) / schedule.alpha_bars[t].item()))
+    sigma_fn = sigma_fn or (lambda s, t: math.sqrt((1 - s.alpha_bars[t].item()) / s.alpha_bars[t].item()))
     B, T = x_T.shape[0], schedule.T
     out = []
     for S in Ss:
-        tau = [(i + 1) * T // S for i in range(S)]            # the trailing grid: T/S, 2T/S, ..., T
+        tau = sampling.timesteps(T, S, "trailing").tolist()        # T/S, 2T/S, ..., T where S divides T
         x, at_mid = x_T, None
         for t, t_prev in zip(tau[::-1], tau[::-1][1:]):
             x = step(model, x, torch.full((B,), t), torch.full((B,), t_prev), schedule)
@@ -300,7 +296,7 @@ def _order_errors(step, model, x_T, schedule, Ss, t_mid, last_step=True, sigma_f
             x = _fast_euler(x, model(x, t1), t1, torch.zeros(B, dtype=torch.long), schedule)
         errors = []
         for x_end, t_end in ((at_mid, t_mid), (x, 0)):
-            exact = gaussian_flow_map(x_T, sigma_fn(T), sigma_fn(t_end), model.mean, model.cov)
+            exact = gaussian_flow_map(x_T, sigma_fn(schedule, T), sigma_fn(schedule, t_end), model.mean, model.cov)
             d2 = (x_end - exact).pow(2).sum(1)
             errors.append(d2.mean().sqrt().item() if error == "rms" else
                           d2.mean().item() if error == "mse" else d2.sqrt().mean().item())
@@ -308,22 +304,26 @@ def _order_errors(step, model, x_T, schedule, Ss, t_mid, last_step=True, sigma_f
     return out
 
 
-def _orders_with(against=lambda S: S, swap_axes=False, swap_outputs=False, **kw):
-    def f(step, model, x_T, schedule, Ss, t_mid):
-        import numpy as np
-        errors = np.array(_order_errors(step, model, x_T, schedule, Ss, t_mid, **kw))
-        x = np.log([against(S) for S in Ss])
-        slopes = [float(np.polyfit(np.log(errors[:, j]), x, 1)[0] if swap_axes else np.polyfit(x, np.log(errors[:, j]), 1)[0])
-                  for j in (0, 1)]
-        return tuple(slopes[::-1]) if swap_outputs else tuple(slopes)
-    return f
-
-
 def _ode_orders(step, model, x_T, schedule, Ss, t_mid):
     """The reference: least-squares slopes of log(RMS error) against log(S), at t_mid and at 0."""
+    return _slopes(_order_errors(step, model, x_T, schedule, Ss, t_mid), Ss)
+
+
+def _slopes(errors, x, swap_axes=False):
+    """(slope at t_mid, slope at 0): least-squares slopes of log(errors[:, j]) against log(x) (swapped: the other
+    way round)."""
     import numpy as np
-    errors = np.array(_order_errors(step, model, x_T, schedule, Ss, t_mid))
-    return tuple(float(np.polyfit(np.log(Ss), np.log(errors[:, j]), 1)[0]) for j in (0, 1))
+    log_e, log_x = np.log(np.array(errors)), np.log(x)
+    return tuple(float((np.polyfit(log_e[:, j], log_x, 1) if swap_axes else np.polyfit(log_x, log_e[:, j], 1))[0])
+                 for j in (0, 1))
+
+
+def _orders_with(against=lambda S: S, swap_axes=False, swap_outputs=False, **kw):
+    def f(step, model, x_T, schedule, Ss, t_mid):
+        errors = _order_errors(step, model, x_T, schedule, Ss, t_mid, **kw)
+        slopes = _slopes(errors, [against(S) for S in Ss], swap_axes)
+        return slopes[::-1] if swap_outputs else slopes
+    return f
 
 
 register(
@@ -348,7 +348,7 @@ register(
         "walk all the way to 0: after tau_1 comes one last step to t = 0, Euler's (md.heun's convention)":
             _orders_with(last_step=False),
         "the exact solution's noise level is DDIM's sigma_t = sqrt((1 - alpha-bar_t) / alpha-bar_t) (md.ode_sigma), "
-        "not sqrt(1 - alpha-bar_t)": _orders_with(sigma_fn=lambda t: math.sqrt(1 - LONG.alpha_bars[t].item())),
+        "not sqrt(1 - alpha-bar_t)": _orders_with(sigma_fn=lambda s, t: math.sqrt(1 - s.alpha_bars[t].item())),
     },
     # a measured slope is accepted within 0.01: every route to the RMS errors (float64, the flow map or a solver at
     # tight tolerances) moves the slopes by far less, each listed mistake moves one of them by 0.015 or

@@ -18,19 +18,8 @@ import torch
 from ...analytic import GaussianMixtureDenoiser
 from ...data import toy_mixture
 from ...guidance import classifier_free
-from ...schedules import Schedule
 from ..spec import Case, register
-
-LONG = Schedule.linear()
-SHORT = Schedule.linear(10, 1e-3, 0.3)
-
-
-def _randn(shape, dtype, g):
-    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
-
-
-def _per(values, t, x):
-    return values[t].to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+from ._cases import LONG, SHORT, _per, _randn
 
 
 # -- (a) the classifier-free combination --------------------------------------------------------------------
@@ -354,14 +343,13 @@ def _tilt_with(combine="precision", mean="precision_weighted", a=lambda w: 1 + w
 
 register(
     "cfg_tilted_gaussian",
-    forbidden=("grading.keys.ex09_guidance.cfg_tilted_gaussian",),
     hints=("the tilted density p(x | y)^(1 + w) p(x)^(-w) of two Gaussians is Gaussian: write its log-density, a "
            "quadratic in x, and read off the precision and the mean",
            "no cell derives it for you: notebook 09, section 3, computes this target numerically on a grid; the "
            "algebra is completing the square, as notebook 02 does for the posterior q(x_{t-1} | x_t, x_0) (log-"
            "densities add, so precisions add: (1 + w) C_c^-1 - w C_u^-1)"),
     cases=_tilt_cases,
-    reference=lambda mean_c, cov_c, mean_u, cov_u, w: cfg_tilted_gaussian(mean_c, cov_c, mean_u, cov_u, w),
+    reference=cfg_tilted_gaussian,
     mistakes={
         "exponents of Gaussian densities combine the precisions (inverse covariances), not the covariances: "
         "P = (1 + w) C_c^-1 - w C_u^-1, and the mean is P^-1 times the same combination of C^-1 m":
