@@ -368,8 +368,8 @@ print("latents of the data (exact model, S = 100): mean", latents.mean(0).numpy(
 # more slowly is not isolated here (its network on images, and a subsequence its text does not name for Table 2).
 # The round trip measures how well the encoder's and the decoder's Euler steps undo each other, not whether the model
 # is right: the MLP, whose error notebook 04 measured, reconstructs *better* than the exact model, at $S = 10$
-# ($156.7$ against $204.4$, standard errors 6.2 and 8.2) and at every $S$ but 100, where the gap (0.60) is within the
-# MLP's standard error (0.56) and so is noise. The encoded data also look like the prior: means within about one standard error of 0, standard
+# ($156.7$ against $204.4$, standard errors 6.2 and 8.2) and at every other $S$, at $S = 100$ only just beyond the
+# larger standard error (gap 0.60, standard error 0.56). The encoded data also look like the prior: means within about one standard error of 0, standard
 # deviations 0.983 within one standard error of 1 and 0.953 2.1 standard errors below it.
 #
 # ## Summary
