@@ -117,6 +117,24 @@ def test_the_distortion_is_zero_at_t_0_and_matches_predict_x0_at_t():
     assert float(d[3]) == pytest.approx(127.5 * math.sqrt(0.2), rel=0.05)
 
 
+def test_the_per_image_distortion_is_each_images_rmse_and_its_root_mean_square_is_the_batch_figure():
+    model = md.GaussianDenoiser(torch.zeros(3), torch.eye(3) * 0.2, S_LIN)
+    x0 = model.sample_data(6, torch.Generator().manual_seed(4), torch.float64)
+    ts = [0, 1, 101, 901]
+    batch = md.progressive_distortion(model, x0, S_LIN, ts, generator=torch.Generator().manual_seed(5), clip_x0=1.0)
+    each = md.progressive_distortion(model, x0, S_LIN, ts, generator=torch.Generator().manual_seed(5), clip_x0=1.0,
+                                     per_image=True)
+    assert each.shape == (4, 6) and each.dtype == torch.float64 and (each[0] == 0).all()
+    torch.testing.assert_close(each.square().mean(1).sqrt(), batch, rtol=1e-12, atol=0)
+    g = torch.Generator().manual_seed(5)
+    md.q_sample(x0, 1, S_LIN, generator=g)                        # the draw at t = 1, as the function makes it
+    x_t = md.q_sample(x0, 101, S_LIN, generator=g)
+    hat = md.predict_x0(x_t, model(x_t, 101), 101, S_LIN).clamp(-1, 1)
+    torch.testing.assert_close(each[2], ((hat - x0) * 127.5).square().mean(1).sqrt(), rtol=1e-12, atol=0)
+    with pytest.raises(TypeError, match="per_image"):
+        md.progressive_distortion(model, x0, S_LIN, ts, per_image=1)
+
+
 def test_bad_input_gets_an_error_naming_the_argument():
     x0, tau = randn(2, 3), md.timesteps(1000, 5)
     with pytest.raises(ValueError, match="mask"):
