@@ -136,7 +136,7 @@ for name, tau in taus.items():
             checked += 4
         rows[f"{name} tau, eta = {eta}: x at tau_1 = {tp}"] = [x[:, 0].mean(), ab[tp].sqrt() * 0.8, x[:, 0].var(), 1 - ab[tp]]
 print(md.table(rows, ["mean (coord 0)", "theory", "variance", "theory"], digits=[4, 4, 6, 6]))
-print(f"largest deviation over all {checked} moments (every tau_i, both coordinates): {worst:.1f} standard errors; "
+print(f"largest deviation over all {checked} moments (every tau_i below T, both coordinates): {worst:.1f} standard errors; "
       f"tolerance 4 (by chance in any of the {checked} with probability < {checked * 6.4e-5:.1%})")
 
 # %% [markdown]
