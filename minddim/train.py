@@ -325,9 +325,9 @@ def _write_csv(losses, path) -> None:
 
 
 def train_toy(name: str = "eight_gaussians", steps: int = 3000, seed: int = 0, progress: bool = True,
-              **kwargs) -> TrainResult:
+              batch_size: int = 512, **kwargs) -> TrainResult:
     """The course's recipe for a 2-D toy model: a fresh :class:`~minddim.models.MLP` (initialized from
-    ``seed``), L_simple on 100k points of ``toy_data(name)``, batch 512, Adam at 3e-3, EMA decay 0.995,
+    ``seed``), L_simple on 100k points of ``toy_data(name)``, batch ``batch_size`` (512), Adam at 3e-3, EMA decay 0.995,
     the linear schedule with T = 1000. 3000 steps took 34.8 s on one thread (eight_gaussians_mlp.json); on the eight
     Gaussians
     the EMA model then comes within about 1.3% of the exact loss floor (minddim/weights/eight_gaussians_mlp.json;
@@ -340,5 +340,5 @@ def train_toy(name: str = "eight_gaussians", steps: int = 3000, seed: int = 0, p
     torch.manual_seed(seed)
     model = MLP(learned_variance=kwargs.get("variance", "fixed") == "learned")
     data = toy_data(name, 100_000, seed=seed + 1)
-    return train(model, data, Schedule.linear(), steps=steps, batch_size=512, lr=3e-3, ema_decay=0.995, seed=seed,
-                 progress=progress, **kwargs)
+    return train(model, data, Schedule.linear(), steps=steps, batch_size=batch_size, lr=3e-3, ema_decay=0.995,
+                 seed=seed, progress=progress, **kwargs)

@@ -21,7 +21,7 @@
 # **You need first:** notebook 01 (the forward process, $\bar\alpha_t$); maths: Bayes' rule, the KL divergence
 # between two Gaussians, Jensen's inequality, and completing the square in a Gaussian exponent.
 #
-# **Time:** about 30 min to read (an estimate); runs in about 35 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 45 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # A diffusion model is a latent-variable model: the reverse chain
 # $p_\theta(x_{0:T}) = p(x_T)\prod_t p_\theta(x_{t-1}\mid x_t)$ generates data, and $x_{1:T}$ are latents

@@ -25,7 +25,7 @@
 # $q(x_{t-1}\mid x_t, x_0)$; sections 1 and 3, the bound's terms $L_{t-1}$ and their form eq. 8); the KL divergence
 # between two Gaussians; the standard error of a Monte Carlo estimate.
 #
-# **Time:** about 35 min to read (an estimate); runs in about 110 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 35 min to read (an estimate); runs in about 115 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # 1. From the posterior mean to predicting $\epsilon$: eqs. 8 to 14.
 # 2. Training, and the floor no network can beat.
@@ -359,12 +359,12 @@ plt.show()
 # noise error, the $x_0$ loss weights $\|\epsilon - \hat\epsilon\|^2$ by $1/\mathrm{SNR}_t$, the $v$ loss by
 # $1 + 1/\mathrm{SNR}_t$ (printed below).
 #
-# **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** (to keep
+# **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** at batch 256 (section 2's recipe has 512; both to keep
 # the notebook within its time budget), and each network scored by
 #
 # - $L_\text{simple}$ and the fixed-variance true bound of its mean on section 2's 20,000 evaluation draws, each
 #   divided by the exact model's value (its floor; 1 is perfect);
-# - SW and MMD$^2$ of 200 samples from 1000-step ancestral sampling ($\sigma_t^2 = \tilde\beta_t$, or the learned
+# - SW and MMD$^2$ of 100 samples from 1000-step ancestral sampling ($\sigma_t^2 = \tilde\beta_t$, or the learned
 #   $\sigma_\theta^2$; `md.as_eps_model`) against the 500 reference points, and the share of samples beyond radius 4
 #   (the modes sit at radius 2, standard deviation 0.2); a set with a sample beyond 100 has diverged (SW, MMD$^2$: `nan`).
 #
@@ -375,7 +375,7 @@ plt.show()
 # %%
 from tqdm import tqdm  # to stderr, which nbval does not compare (a widget would be an output)
 
-steps_ablation, m, seeds = 150, 200, (0, 1, 2)
+steps_ablation, batch_ablation, m, seeds = 150, 256, 100, (0, 1, 2)
 print(f"weight of the initial network in the EMA after {steps_ablation} steps: 0.995^{steps_ablation} = "
       f"{0.995 ** steps_ablation:.2f}")
 coef = (schedule.betas[1] / (schedule.alphas[1].sqrt() * (1 - schedule.alpha_bars[1]).sqrt())).item()
@@ -414,8 +414,8 @@ bar = tqdm(total=len(cells) * len(seeds), desc="ablation runs")
 for prediction, weighting, variance in cells:
     runs, learned = [], variance == "learned"
     for seed in seeds:
-        run = md.train_toy("eight_gaussians", steps=steps_ablation, seed=seed, prediction=prediction,
-                           weighting=weighting, variance=variance, progress=False)
+        run = md.train_toy("eight_gaussians", steps=steps_ablation, seed=seed, batch_size=batch_ablation,
+                           prediction=prediction, weighting=weighting, variance=variance, progress=False)
         runs.append(scores(md.as_eps_model(run.model, schedule, prediction, learned), seed, learned))
         if prediction in ("eps", "mu") and not learned:
             ema_ratio.setdefault((prediction, weighting), []).append(l_simple_ratio(md.as_eps_model(run.ema, schedule,
@@ -472,22 +472,23 @@ plt.show()
 # difference smaller than the spread is noise):
 #
 # - **After 150 steps, $\epsilon$-prediction with $L_\text{simple}$ is the closest of the four fixed-variance cells to the floor, and
-#   $\mu$-prediction with the true bound the farthest.** On $L_\text{simple}$/floor the cells stand at 1.117 $\pm$ 0.002
-#   ($\epsilon$, MSE), 1.192 $\pm$ 0.014 ($\epsilon$, bound), 1.756 $\pm$ 0.100 ($\mu$, MSE) and 3.015 $\pm$ 0.313 ($\mu$,
+#   $\mu$-prediction with the true bound the farthest.** On $L_\text{simple}$/floor the cells stand at 1.133 $\pm$ 0.014
+#   ($\epsilon$, MSE), 1.251 $\pm$ 0.028 ($\epsilon$, bound), 1.868 $\pm$ 0.120 ($\mu$, MSE) and 3.866 $\pm$ 0.321 ($\mu$,
 #   bound), each step at least four times the larger spread; the true bound orders them the same way. Even on the
-#   bound, $\epsilon$ trained with $L_\text{simple}$ (1.120 $\pm$ 0.005) is ahead of $\epsilon$ trained on the bound
-#   (1.155 $\pm$ 0.017), by about twice the larger spread: after 150 steps, the opposite of DDPM sec. 4.1, where
+#   bound, $\epsilon$ trained with $L_\text{simple}$ (1.139 $\pm$ 0.035) is ahead of $\epsilon$ trained on the bound
+#   (1.216 $\pm$ 0.034), by about twice the larger spread: after 150 steps, the opposite of DDPM sec. 4.1, where
 #   training on the true bound "yields better codelengths".
-# - **The samples keep that order, more loosely.** MMD$^2$ runs from 58.4 $\pm$ 13.3 ($\epsilon$, MSE) and 69.0 $\pm$ 5.0
-#   ($\epsilon$, bound), a difference smaller than the spread (noise), to 177.1 $\pm$ 73.1 and 398.3 $\pm$ 163.7 for
-#   the $\mu$ cells. On SW, $\mu$ with the true bound is last (0.812 $\pm$ 0.285), and $\epsilon$ with
-#   $L_\text{simple}$ (0.233 $\pm$ 0.047) is ahead of $\mu$ with the MSE (0.389 $\pm$ 0.121); the other neighbouring
-#   pairs differ by less than the spread. The best is still about eleven band standard deviations above fresh data (0.0 $\pm$ 5.1),
-#   while the exact model through the same sampler lies inside the SW band (0.219 $\pm$ 0.019) and on MMD$^2$ (6.7 $\pm$
-#   13.1) above the band's upper limit by less than its own spread: the networks, not the sampler, hold them back.
-# - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse, $v$ is level with $\epsilon$.** A learned $\Sigma$
-#   sends samples out of range in one seed of three for $\epsilon$ and two of three for $\mu$ (Going further); $x_0$ scores 3.693 $\pm$ 0.184 against $\epsilon$'s 1.117 $\pm$ 0.002; $v$ is within the spread of $\epsilon$
-#   on every column (noise). Details in Going further.
+# - **The samples keep that order, more loosely.** MMD$^2$ runs from 44.1 $\pm$ 7.8 ($\epsilon$, MSE) and 87.6 $\pm$ 46.3
+#   ($\epsilon$, bound), a difference smaller than the spread (noise), to 198.7 $\pm$ 51.3 and 457.7 $\pm$ 219.8 for
+#   the $\mu$ cells. On SW both $\epsilon$ cells (0.293 $\pm$ 0.024 and 0.322 $\pm$ 0.105) are ahead of both $\mu$ cells
+#   (0.506 $\pm$ 0.112 and 0.785 $\pm$ 0.412); within each pair the difference is smaller than the spread. The best
+#   cell is inside the SW band (0.273 $\pm$ 0.088) but 2.9 band standard deviations above fresh data on MMD$^2$
+#   (0.1 $\pm$ 15.1), while the exact model through the same sampler lies inside both bands (0.211 $\pm$ 0.072 and
+#   $-13.2 \pm 6.9$): the networks, not the sampler, hold them back.
+# - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse, $v$ is level with $\epsilon$.** Four
+#   of the six learned-$\Sigma$ runs put samples beyond radius 4, no fixed-variance run does (Going further); $x_0$ scores
+#   5.960 $\pm$ 0.762 against $\epsilon$'s 1.133 $\pm$ 0.014; $v$ is within the spread of $\epsilon$ on every column
+#   (noise). Details in Going further.
 #
 # **Against DDPM's Table 2** (FIDs, last column; only orderings compare): $\epsilon$ with $L_\text{simple}$ is best
 # here too; our $\mu$ with MSE trains (paper: blank), and both learned rows are unstable (paper: $\epsilon$ blank, $\mu$
@@ -506,9 +507,9 @@ plt.show()
 #   $\eta = 1$; notebook 05 adds $\hat\sigma$ ($\sigma_t^2 = \beta_t$).
 # - Toy Table 2 (3 seeds, 150 steps, raw networks): $\epsilon$ with $L_\text{simple}$ is the best cell, as in the
 #   paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst of
-#   its four fixed-variance cells. A learned $\Sigma$ sends samples out of range in one seed of three for $\epsilon$
-#   and two of three for $\mu$ (the paper's $\mu$ row trains, its $\epsilon$ row does not); $x_0$ is far worse, $v$
-#   level with $\epsilon$.
+#   its four fixed-variance cells. A learned $\Sigma$ puts samples beyond radius 4 in four of six runs and one $\mu$ run
+#   diverges (the paper's $\mu$ row trains, its $\epsilon$ row does not); $x_0$ is far worse, $v$ level with
+#   $\epsilon$.
 #
 # ## Going further: the learned-variance, $x_0$ and $v$ rows
 #
@@ -522,23 +523,23 @@ plt.show()
 # as their official code computes it: `alpha_t * eps - sigma_t * x` in google-research's
 # `diffusion_distillation/dpm.py`, their $\alpha_t, \sigma_t$ being our $\sqrt{\bar\alpha_t}, \sqrt{1-\bar\alpha_t}$.
 #
-# - **A learned variance makes training unstable: it sends samples out of range in one seed of three for $\epsilon$
-#   and two of three for $\mu$.** With fixed variances no cell puts more than 0.7 $\pm$ 1.2% of its samples beyond
-#   radius 4; with a learned $\Sigma_\theta$, $\epsilon$ puts 48.5%, 0% and 1% there (three seeds) and $\mu$ 92%, 0%
-#   and 100%, and seed 0 of each has a sample beyond 100 (so the rows' SW and MMD$^2$ read `nan`). The seeds that stay
-#   in range still score a worse SW than their fixed-variance rows ($\epsilon$: 0.421 and 0.893 against
-#   0.276 $\pm$ 0.050; $\mu$: 1.552 against 0.812 $\pm$ 0.285). The means of these networks are not
-#   resolved from the fixed-variance ones: $L_\text{simple}$/floor 1.581 $\pm$ 0.397 against 1.192 $\pm$ 0.014 for
-#   $\epsilon$ on the bound, 6.844 $\pm$ 3.924 against 3.015 $\pm$ 0.313 for $\mu$, each difference about one spread
-#   (noise); what the learned rows change is their spread, about 28 and 13 times the fixed rows', and the variance the sampler adds.
+# - **A learned variance makes training unstable.** No fixed-variance run puts a single sample beyond radius 4 (the
+#   modes sit at radius 2); with a learned $\Sigma_\theta$, $\epsilon$ puts 22%, 0% and 2% of its samples there (three
+#   seeds) and $\mu$ 100%, 0% and 6%, and $\mu$'s seed 0 has a sample beyond 100 (so that row's SW and MMD$^2$ read
+#   `nan`). On SW only $\epsilon$'s seed 1 (0.403) is within its fixed-variance row's spread (0.322 $\pm$ 0.105); its
+#   seeds 0 and 2 score 2.308 and 1.010, and $\mu$'s seeds 1 and 2 score 0.959 and 2.731 against 0.785 $\pm$ 0.412. The
+#   means of these networks are not resolved from the fixed-variance ones: $L_\text{simple}$/floor 1.643 $\pm$ 0.388
+#   against 1.251 $\pm$ 0.028 for $\epsilon$ on the bound, 22.524 $\pm$ 20.028 against 3.866 $\pm$ 0.321 for $\mu$, each
+#   difference about one spread (noise); what the learned rows change is their spread, about 14 and 62 times the fixed
+#   rows', and the variance the sampler adds.
 # - **Predicting $x_0$ is clearly worse, predicting $v$ is level with $\epsilon$.** With the unweighted MSE of its own
-#   output, the $x_0$-network stands at 3.693 $\pm$ 0.184 on $L_\text{simple}$/floor and 43.700 $\pm$ 3.827 on the bound
-#   (against 1.117 and 1.120 for $\epsilon$), and its samples score SW 0.555 $\pm$ 0.042 and MMD$^2$ 294.4 $\pm$ 61.1
-#   (against 0.233 $\pm$ 0.047 and 58.4 $\pm$ 13.3). Its loss weights the noise error by $1/\mathrm{SNR}_t$, 0.0001 at
+#   output, the $x_0$-network stands at 5.960 $\pm$ 0.762 on $L_\text{simple}$/floor and 83.060 $\pm$ 13.960 on the bound
+#   (against 1.133 and 1.139 for $\epsilon$), and its samples score MMD$^2$ 423.3 $\pm$ 254.3 against 44.1 $\pm$ 7.8, and
+#   SW 0.596 $\pm$ 0.288 against 0.293 $\pm$ 0.024, just beyond the spread. Its loss weights the noise error by $1/\mathrm{SNR}_t$, 0.0001 at
 #   $t = 1$ (printed above), so it barely trains the small-$t$ steps that the bound weights most; plausibly that is
 #   why its bound/floor is so large (no run here isolates it). The
-#   $v$-network differs from $\epsilon$ with $L_\text{simple}$ by less than the spread on every column (1.127 $\pm$ 0.012,
-#   1.117 $\pm$ 0.008, SW 0.264 $\pm$ 0.099, MMD$^2$ 69.9 $\pm$ 23.8): noise at this budget; its weight $1 + 1/\mathrm{SNR}_t$
+#   $v$-network differs from $\epsilon$ with $L_\text{simple}$ by less than the spread on every column (1.133 $\pm$ 0.012,
+#   1.123 $\pm$ 0.006, SW 0.307 $\pm$ 0.047, MMD$^2$ 57.5 $\pm$ 25.5): noise at this budget; its weight $1 + 1/\mathrm{SNR}_t$
 #   is 1 at $t = 1$, like $L_\text{simple}$'s.
 #
 # **Against DDPM's Table 2.** The paper's FIDs (CIFAR-10, last column; another metric and scale, so only orderings
@@ -551,9 +552,9 @@ plt.show()
 # bound). It differs twice: $\mu$ with the unweighted MSE trains without trouble and beats $\mu$ with the true bound;
 # and on the true bound $\epsilon$ is far ahead of $\mu$, not level. With a learned $\Sigma$ the paper's $\mu$ row is
 # worse than its fixed-variance row (FID 23.69 against 13.22) and its $\epsilon$ row is blank ("unstable to train and
-# generated poor samples with out-of-range scores"); here both learned rows are unstable, and if anything $\mu$ more
-# often than $\epsilon$ (two seeds of three against one), so the toy reproduces the instability but not the paper's
-# contrast between $\mu$ and $\epsilon$. Sec. 3.2's
+# generated poor samples with out-of-range scores"); here both learned rows are unstable, and if anything $\mu$ the more
+# (the one divergent run, and a spread of 20.028 on $L_\text{simple}$/floor against $\epsilon$'s 0.388), so the toy
+# reproduces the instability but not the paper's contrast between $\mu$ and $\epsilon$. Sec. 3.2's
 # remark on $x_0$ ("worse sample quality early in our experiments") holds here too. What this toy cannot settle:
 #
 # - *Budget.* 150 steps of a small MLP on 2-D points, against the paper's 35.7M-parameter U-Net trained for up to 800k
@@ -566,8 +567,8 @@ plt.show()
 # ## Going further: what the EMA does to a 150-step run
 #
 # **Scored through its EMA, a 150-step network looks much worse than it is, and a $\mu$-network looks broken.** The
-# EMA's $L_\text{simple}$/floor is 1.81 $\pm$ 0.04 and 2.17 $\pm$ 0.13 for the $\epsilon$ cells and over 6000 for the
-# $\mu$ cells, against 1.117 to 3.015 for the raw networks. At decay 0.995 the EMA still gives the initial network a
+# EMA's $L_\text{simple}$/floor is 1.83 $\pm$ 0.05 and 2.29 $\pm$ 0.11 for the $\epsilon$ cells and over 6000 for the
+# $\mu$ cells, against 1.133 to 3.866 for the raw networks. At decay 0.995 the EMA still gives the initial network a
 # weight of 0.47 after 150 steps (printed in section 5); it forgets its start only after many times $1/(1 - 0.995)
 # = 200$ steps. Both columns score the same runs, so the EMA alone makes the difference. It hits $\mu$-networks
 # hardest; read as a noise prediction (eq. 11 inverted), a $\mu$-network's error in the mean is multiplied by

@@ -22,7 +22,7 @@
 # variational bound of 02, $L_\text{simple}$ and the MLP trained in 03; notebook 03 defines SW and MMD² and the
 # perfect-sample band); maths: Gaussian marginals and conditionals, and a change of variables.
 #
-# **Time:** about 30 min to read (an estimate); runs in about 60 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 115 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDPM's training loss $L_\text{simple}$, a weighted sum of $\epsilon$-errors, depends only on the marginals
 # $q(x_t\mid x_0)$, not directly on the joint law of the chain (DDIM sec. 3). Song, Meng & Ermon (DDIM, 2021) exploit this: a whole family of forward processes

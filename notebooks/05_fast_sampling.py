@@ -23,7 +23,7 @@
 # and notebook 03 (the trained MLP; notebook 03 defines SW and MMD² and the perfect-sample band); maths: Gaussian
 # covariances, and what a first-order ODE solver's error is.
 #
-# **Time:** about 25 min to read (an estimate); runs in about 97 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 25 min to read (an estimate); runs in about 110 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDIM's forward processes can be defined on any increasing subsequence $\tau_1 < \dots < \tau_S$ of $1..T$ with the
 # same marginals (DDIM sec. 4.2; its app. C.1 writes the construction out for subsequences ending at $\tau_S = T$, the

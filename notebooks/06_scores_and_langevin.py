@@ -23,7 +23,7 @@
 # **You need first:** notebooks 03 (the $\epsilon$ loss, the trained MLP, MMD$^2$ and its perfect-sample band), 04
 # (DDIM's step, eq. 12) and 05 (`timesteps`, fast sampling); the gradient of a Gaussian log-density, Bayes' rule.
 #
-# **Time:** about 30 min to read (an estimate); runs in about 50 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 30 min to read (an estimate); runs in about 65 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # Both papers rest on a third view of the same model. DDPM sec. 3.2 says that its sampler "resembles Langevin
 # dynamics with $\epsilon_\theta$ as a learned gradient of the data density" and that its objective eq. 12 "resembles

@@ -22,7 +22,7 @@
 # step, eq. 12, and $\eta$), notebook 07 (the shipped MNIST U-Net and classifier); the mathematics: a KL divergence
 # read as a codelength, and sampling $q(x_t \mid x_0)$ in one step.
 #
-# **Time:** about 35 min to read (an estimate); runs in about 105 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
+# **Time:** about 35 min to read (an estimate); runs in about 115 s on a 2-core CPU (one thread, AVX2 kernels; README, "Running the tests").
 #
 # DDPM reads its trained model as a progressive lossy code and its sampler as progressive decoding (sec. 4.3), and
 # shows samples that share an $x_t$ (fig. 7) and interpolations through $q$ (sec. 4.4). DDPM does no inpainting:
