@@ -359,8 +359,8 @@ plt.show()
 # noise error, the $x_0$ loss weights $\|\epsilon - \hat\epsilon\|^2$ by $1/\mathrm{SNR}_t$, the $v$ loss by
 # $1 + 1/\mathrm{SNR}_t$ (printed below).
 #
-# **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** at batch 256 (`md.train_toy`'s recipe has 512; both to keep
-# the notebook within its time budget), and each network scored by
+# **3 seeds per cell** (initialization, training draws, sampling noise), each trained for only **150 steps** at batch 256 (`md.train_toy`'s 512 halved; both for
+# the time budget), and each network scored by
 #
 # - $L_\text{simple}$ and the fixed-variance true bound of its mean on section 2's 20,000 evaluation draws, each
 #   divided by the exact model's value (its floor; 1 is perfect);
@@ -488,7 +488,7 @@ plt.show()
 # - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse on the losses, $v$ is level with $\epsilon$.** Four
 #   of the six learned-$\Sigma$ runs put samples beyond radius 4, no fixed-variance run does (Going further); $x_0$ scores
 #   5.960 $\pm$ 0.762 against $\epsilon$'s 1.133 $\pm$ 0.014; $v$ is within the spread of $\epsilon$ on every column
-#   (noise). Details in Going further.
+#   (noise).
 #
 # **Against DDPM's Table 2** (FIDs, last column; only orderings compare): $\epsilon$ with $L_\text{simple}$ is best
 # here too on the losses (on samples level with $\epsilon$ on the bound); our $\mu$ with MSE trains (paper: blank), and both learned rows are unstable (paper: $\epsilon$ blank, $\mu$
@@ -505,11 +505,10 @@ plt.show()
 #   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike; MMD$^2$ puts the MLP about one band standard deviation above it in
 #   one run. Notebook 04 shows the $\tilde\beta_t$ sampler is DDIM's step at
 #   $\eta = 1$; notebook 05 adds $\hat\sigma$ ($\sigma_t^2 = \beta_t$).
-# - Toy Table 2 (3 seeds, 150 steps, raw networks): $\epsilon$ with $L_\text{simple}$ is the best cell on the losses (on samples level
-#   with $\epsilon$ on the bound, and $v$ level with it throughout), as in the paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst of
+# - Toy Table 2 (3 seeds, 150 steps): $\epsilon$ with $L_\text{simple}$ is the best cell on the losses (on samples level
+#   with $\epsilon$ on the bound; $v$ level with it throughout), as in the paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst of
 #   its four fixed-variance cells. A learned $\Sigma$ puts samples beyond radius 4 in four of six runs and one $\mu$ run
-#   diverges (the paper's $\mu$ row trains, its $\epsilon$ row does not); $x_0$ is far worse, $v$ level with
-#   $\epsilon$.
+#   diverges (the paper's $\mu$ row trains, its $\epsilon$ row does not); $x_0$ is far worse on the losses.
 #
 # ## Going further: the learned-variance, $x_0$ and $v$ rows
 #
