@@ -432,17 +432,32 @@ fresh_m = [[metric(exact.sample_data(m, torch.Generator().manual_seed(100 + s)),
 ddpm_fid = {("mu", "bound", "learned"): 23.69, ("mu", "bound", "fixed"): 13.22, ("mu", "simple", "fixed"): None,
             ("eps", "bound", "learned"): None, ("eps", "bound", "fixed"): 13.51, ("eps", "simple", "fixed"): 3.17}
 names = {("simple", "fixed"): "unweighted MSE", ("bound", "fixed"): "true bound", ("bound", "learned"): "bound, learned Sigma"}
+chaotic = ("mu", "bound", "learned")  # its numbers change with the CPU's kernels: printed in the next cell
 rows = {f"{p}, {names[(w, v)]}": [*(runs[:, k] for k in range(5)), ddpm_fid.get((p, w, v))]
-        for (p, w, v), runs in table.items()}
+        for (p, w, v), runs in table.items() if (p, w, v) != chaotic}
 rows["exact model, same sampler"] = [None, None, exact_runs[:, 2], exact_runs[:, 3], exact_runs[:, 4], None]
 rows["fresh data (5 draws)"] = [None, None, fresh_m[0], fresh_m[1], None, None]
 print(md.table(rows, columns=["L_simple/floor", "bound/floor", "SW", "MMD^2 x 1000", "% beyond 4", "DDPM FID"],
-               header="predict, objective", digits=[3, 3, 3, 1, 1, 2],
+               header="predict, objective", digits=[3, 3, 3, 0, 1, 2],
                title=f"{steps_ablation} training steps, raw network, 3 seeds per cell (mean +- std); "
                      f"{m} samples each; DDPM FID blank: '-' in Table 2 (eps, learned Sigma; mu, MSE) or no row (x0, v)"))
-for key in (("eps", "bound", "learned"), ("mu", "bound", "learned")):
+
+
+def per_seed(key):
     print(f"{key[0]}, learned Sigma, per seed: SW", np.array2string(table[key][:, 2], precision=3),
           " % beyond 4", np.array2string(table[key][:, 4], precision=1))
+
+
+per_seed(("eps", "bound", "learned"))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# The mu row with a learned Sigma, printed apart: its training is chaotic, so its numbers change with the CPU's
+# floating-point kernels (the same seeds gave other values on AVX2 and AVX-512 kernels); the tests do not compare them.
+print(md.table({"mu, bound, learned Sigma": [*(table[chaotic][:, k] for k in range(5)), ddpm_fid[chaotic]]},
+               columns=["L_simple/floor", "bound/floor", "SW", "MMD^2 x 1000", "% beyond 4", "DDPM FID"],
+               header="predict, objective", digits=[3, 3, 3, 0, 1, 2]))
+per_seed(chaotic)
 
 # %%
 fig, ax = plt.subplots(1, 2, figsize=(12, 3.4))
@@ -478,13 +493,13 @@ plt.show()
 #   bound, $\epsilon$ trained with $L_\text{simple}$ (1.139 $\pm$ 0.035) is ahead of $\epsilon$ trained on the bound
 #   (1.216 $\pm$ 0.034), by about twice the larger spread: after 150 steps, the opposite of DDPM sec. 4.1, where
 #   training on the true bound "yields better codelengths".
-# - **The samples keep that order, more loosely.** MMD$^2$ runs from 44.1 $\pm$ 7.8 ($\epsilon$, MSE) and 87.6 $\pm$ 46.3
-#   ($\epsilon$, bound), a difference smaller than the spread (noise), to 198.7 $\pm$ 51.3 and 457.7 $\pm$ 219.8 for
+# - **The samples keep that order, more loosely.** MMD$^2$ runs from 44 $\pm$ 8 ($\epsilon$, MSE) and 88 $\pm$ 46
+#   ($\epsilon$, bound), a difference smaller than the spread (noise), to 199 $\pm$ 51 and 458 $\pm$ 220 for
 #   the $\mu$ cells. On SW both $\epsilon$ cells (0.293 $\pm$ 0.024 and 0.322 $\pm$ 0.105) are ahead of both $\mu$ cells
 #   (0.506 $\pm$ 0.112 and 0.785 $\pm$ 0.412); within each pair the difference is smaller than the spread. The best
 #   cell is inside the SW band (0.273 $\pm$ 0.088) but 2.9 band standard deviations above fresh data on MMD$^2$
-#   (0.1 $\pm$ 15.1), while the exact model through the same sampler lies inside both bands (0.211 $\pm$ 0.072 and
-#   $-13.2 \pm 6.9$): the networks, not the sampler, hold them back.
+#   (0 $\pm$ 15), while the exact model through the same sampler lies inside both bands (0.211 $\pm$ 0.072 and
+#   $-13 \pm 7$): the networks, not the sampler, hold them back.
 # - **A learned $\Sigma$ is unstable, $x_0$ is clearly worse on the losses, $v$ is level with $\epsilon$.** Four
 #   of the six learned-$\Sigma$ runs put samples beyond radius 4, no fixed-variance run does (Going further); $x_0$ scores
 #   5.960 $\pm$ 0.762 against $\epsilon$'s 1.133 $\pm$ 0.014; $v$ is within the spread of $\epsilon$ on every column
@@ -524,22 +539,22 @@ plt.show()
 #
 # - **A learned variance makes training unstable.** No fixed-variance run puts a single sample beyond radius 4 (the
 #   modes sit at radius 2); with a learned $\Sigma_\theta$, $\epsilon$ puts 22%, 0% and 2% of its samples there (three
-#   seeds) and $\mu$ 100%, 0% and 6%, and $\mu$'s seed 0 has a sample beyond 100 (so that row's SW and MMD$^2$ read
-#   `nan`). On SW two seeds lie within their fixed-variance row's spread, $\epsilon$'s seed 1 (0.403 against
-#   0.322 $\pm$ 0.105) and $\mu$'s seed 1 (0.959 against 0.785 $\pm$ 0.412); $\epsilon$'s seeds 0 and 2 score 2.308 and
-#   1.010, $\mu$'s seed 2 2.731. The
-#   means of these networks are not resolved from the fixed-variance ones: $L_\text{simple}$/floor 1.643 $\pm$ 0.388
-#   against 1.251 $\pm$ 0.028 for $\epsilon$ on the bound, 22.524 $\pm$ 20.028 against 3.866 $\pm$ 0.321 for $\mu$, each
-#   difference about one spread (not resolved); what the learned rows change is their spread, about 14 and 62 times the fixed
-#   rows', and the variance the sampler adds.
+#   seeds), and $\mu$'s seed 0 diverges (all its samples beyond radius 4, one beyond 100, so its SW and MMD$^2$ read
+#   `nan`). The $\mu$ row's training is chaotic: on AVX2 and on AVX-512 kernels the same seeds gave other networks
+#   (section 5 prints that row in a cell the tests do not compare), but on both, seed 0 diverged, one other seed put samples beyond
+#   radius 4, and the row's $L_\text{simple}$/floor averaged over 20 against 3.866 $\pm$ 0.321 with a fixed variance.
+#   On SW, $\epsilon$'s seed 1 (0.403) lies within its fixed-variance row's spread (0.322 $\pm$ 0.105), its seeds 0 and
+#   2 (2.308 and 1.010) do not. $\epsilon$'s mean is not resolved from the fixed-variance one: $L_\text{simple}$/floor
+#   1.643 $\pm$ 0.388 against 1.251 $\pm$ 0.028, a difference of about one spread; what the learned variance changes is
+#   the spread, 14 times the fixed row's, and the variance the sampler adds.
 # - **Predicting $x_0$ is clearly worse on the losses, predicting $v$ is level with $\epsilon$.** With the unweighted MSE of its own
 #   output, the $x_0$-network stands at 5.960 $\pm$ 0.762 on $L_\text{simple}$/floor and 83.060 $\pm$ 13.960 on the bound
-#   (against 1.133 and 1.139 for $\epsilon$), and its samples score MMD$^2$ 423.3 $\pm$ 254.3 against 44.1 $\pm$ 7.8, and
+#   (against 1.133 and 1.139 for $\epsilon$), and its samples score MMD$^2$ 423 $\pm$ 254 against 44 $\pm$ 8, and
 #   SW 0.596 $\pm$ 0.288 against 0.293 $\pm$ 0.024, just beyond the spread. Its loss weights the noise error by $1/\mathrm{SNR}_t$, 0.0001 at
 #   $t = 1$ (printed above), so it barely trains the small-$t$ steps that the bound weights most; plausibly that is
 #   why its bound/floor is so large (no run here isolates it). The
 #   $v$-network differs from $\epsilon$ with $L_\text{simple}$ by less than the spread on every column (1.133 $\pm$ 0.012,
-#   1.123 $\pm$ 0.006, SW 0.307 $\pm$ 0.047, MMD$^2$ 57.5 $\pm$ 25.5): noise at this budget; its weight $1 + 1/\mathrm{SNR}_t$
+#   1.123 $\pm$ 0.006, SW 0.307 $\pm$ 0.047, MMD$^2$ 57 $\pm$ 26): noise at this budget; its weight $1 + 1/\mathrm{SNR}_t$
 #   is 1 at $t = 1$, like $L_\text{simple}$'s.
 #
 # **Against DDPM's Table 2.** The paper's FIDs (CIFAR-10, last column; another metric and scale, so only orderings
@@ -554,7 +569,7 @@ plt.show()
 # ahead of $\mu$, not level (on samples by 1.1 to 1.7 spreads). With a learned $\Sigma$ the paper's $\mu$ row is
 # worse than its fixed-variance row (FID 23.69 against 13.22) and its $\epsilon$ row is blank ("unstable to train and
 # generated poor samples with out-of-range scores"); here both learned rows are unstable, and if anything $\mu$ the more
-# (the one divergent run, and a spread of 20.028 on $L_\text{simple}$/floor against $\epsilon$'s 0.388), so the toy
+# (its diverging seed on both kernels we tried, against none for $\epsilon$), so the toy
 # reproduces the instability but not the paper's contrast between $\mu$ and $\epsilon$. Sec. 3.2's
 # remark on $x_0$ ("worse sample quality early in our experiments") holds here clearly on the losses and only
 # loosely on samples (1.05 spreads on SW, 1.5 on MMD$^2$). What this toy cannot settle:
