@@ -505,9 +505,9 @@ plt.show()
 #   5.960 $\pm$ 0.762 against $\epsilon$'s 1.133 $\pm$ 0.014; $v$ is within the spread of $\epsilon$ on every column
 #   (noise).
 #
-# **Against DDPM's Table 2** (FIDs, last column; only orderings compare): $\epsilon$ with $L_\text{simple}$ is best
-# here too on the losses (on samples level with $\epsilon$ on the bound); our $\mu$ with MSE trains (paper: blank), and both learned rows are unstable (paper: $\epsilon$ blank, $\mu$
-# at 23.69). Going further compares in detail.
+# **Against DDPM's Table 2** (FIDs, last column; only orderings compare): $\epsilon$ with $L_\text{simple}$ is the best
+# fixed-variance cell on the losses (on samples level with $\epsilon$ on the bound); our $\mu$ with MSE trains (paper: blank), and both learned rows are unstable (paper: $\epsilon$ blank, $\mu$
+# at 23.69). Going further details this.
 #
 # ## Summary
 #
@@ -520,8 +520,8 @@ plt.show()
 #   $\sigma_t^2=\tilde\beta_t$ or $\beta_t$ alike; MMD$^2$ puts the MLP about one band standard deviation above it in
 #   one run. Notebook 04 shows the $\tilde\beta_t$ sampler is DDIM's step at
 #   $\eta = 1$; notebook 05 adds $\hat\sigma$ ($\sigma_t^2 = \beta_t$).
-# - Toy Table 2 (3 seeds, 150 steps): $\epsilon$ with $L_\text{simple}$ is the best cell on the losses (on samples level
-#   with $\epsilon$ on the bound; $v$ level with it throughout), as in the paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst of
+# - Toy Table 2 (3 seeds, 150 steps): $\epsilon$ with $L_\text{simple}$ is the best fixed-variance cell on the losses (on
+#   samples level with $\epsilon$ on the bound; $v$ level with it throughout), as in the paper; $\mu$ with the unweighted MSE trains (the paper's cell is blank), and $\mu$ with the true bound is the worst of
 #   its four fixed-variance cells. A learned $\Sigma$ puts samples beyond radius 4 in four of six runs and one $\mu$ run
 #   diverges (the paper's $\mu$ row trains, its $\epsilon$ row does not); $x_0$ is far worse on the losses.
 #
@@ -539,9 +539,8 @@ plt.show()
 #
 # - **A learned variance makes training unstable.** No fixed-variance run puts a single sample beyond radius 4 (the
 #   modes sit at radius 2); with a learned $\Sigma_\theta$, $\epsilon$ puts 22%, 0% and 2% of its samples there (three
-#   seeds), and $\mu$'s seed 0 diverges (all its samples beyond radius 4, one beyond 100, so its SW and MMD$^2$ read
-#   `nan`). The $\mu$ row's training is chaotic: on AVX2 and on AVX-512 kernels the same seeds gave other networks
-#   (section 5 prints that row in a cell the tests do not compare), but on both, seed 0 diverged, one other seed put samples beyond
+#   seeds), and $\mu$'s seed 0 diverges (a sample at radius 100 or more, so its SW and MMD$^2$ read `nan`). The $\mu$ row's training is chaotic: on AVX2 and on AVX-512 kernels the same seeds gave other networks
+#   (section 5 prints that row in a cell the tests do not compare; README, "Running the tests", records both), but on both, seed 0 diverged, one other seed put samples beyond
 #   radius 4, and the row's $L_\text{simple}$/floor averaged over 20 against 3.866 $\pm$ 0.321 with a fixed variance.
 #   On SW, $\epsilon$'s seed 1 (0.403) lies within its fixed-variance row's spread (0.322 $\pm$ 0.105), its seeds 0 and
 #   2 (2.308 and 1.010) do not. $\epsilon$'s mean is not resolved from the fixed-variance one: $L_\text{simple}$/floor
@@ -563,7 +562,8 @@ plt.show()
 # $\tilde\mu$ "works well only when trained on the true variational bound instead of unweighted mean squared error",
 # and predicting $\epsilon$ "performs approximately as well as predicting $\tilde\mu$ when trained on the variational
 # bound with fixed variances, but much better when trained with our simplified objective". Our early snapshot agrees
-# that $\epsilon$ with $L_\text{simple}$ is the best cell (clearly on the losses; on samples level with $\epsilon$ on the
+# that $\epsilon$ with $L_\text{simple}$ is the best fixed-variance cell (clearly on the losses, with the learned-$\Sigma$
+# $\epsilon$ row about one spread behind; on samples level with $\epsilon$ on the
 # bound). It differs twice, clearly on the losses and more loosely on samples: $\mu$ with the unweighted MSE trains
 # without trouble and beats $\mu$ with the true bound (on SW within the spread); and on the true bound $\epsilon$ is far
 # ahead of $\mu$, not level (on samples by 1.1 to 1.7 spreads). With a learned $\Sigma$ the paper's $\mu$ row is
