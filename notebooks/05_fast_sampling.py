@@ -233,8 +233,8 @@ plt.show()
 # **Sampling time grows linearly with $S$, as in DDIM's Figure 4.** The line through the mean times has
 # $R^2 > 0.99$, at a cost per step of the printed milliseconds (spread over the three repeats beside it). The
 # ratios of $S = 1000$'s time to $S = 100$'s and $S = 50$'s are printed as measured and as the line gives them (a line
-# through zero would give 10 and 20; a fixed cost per run lowers both); the measured ones carry the repeats' spread,
-# tens of per cent at small $S$ on a shared machine, so they can fall on either side. The paper measures hours
+# through zero would give 10 and 20; a fixed cost per run lowers both); the measured ones carry the repeats' spread
+# (printed beside each time; on a shared machine it can be large at any $S$), so they can fall on either side. The paper measures hours
 # for 50k images on a GPU, we milliseconds for 100 points on a CPU; what carries over is the shape, not the scale.
 #
 # ## 3. What a deterministic sampler gives you
